@@ -1,0 +1,1 @@
+RT_UNIT_SUITE(common)

@@ -1,0 +1,3 @@
+build/obj/asan/shared/src/common.o: shared/src/common.c \
+ shared/include/rt/common.h
+shared/include/rt/common.h:
