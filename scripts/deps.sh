@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs what rtsync needs to build, run and test, and only what is missing:
+# Debian packages (checked with dpkg-query, so a complete machine costs no apt
+# call at all) and the npm packages of every committed package-lock.json.
+# Called by `make run`, `make test`, `make bench`; safe to run any number of times.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+	build-essential pkg-config clang curl
+	libh2o-evloop-dev libwslay-dev libnats-dev nats-server
+	libprotobuf-c-dev protobuf-c-compiler
+	libpq-dev postgresql
+	libcunit1-dev libjansson-dev libjwt-dev libssl-dev
+)
+
+say() { printf 'deps: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+installed() {
+	[[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
+}
+
+# Every Debian package we need that is not installed yet.
+missing_packages() {
+	local p
+	for p in "${PACKAGES[@]}"; do
+		installed "$p" || echo "$p"
+	done
+	# node may come from elsewhere (nodesource, nvm): only install Debian's when absent
+	if ! command -v node >/dev/null; then
+		echo nodejs
+		command -v npm >/dev/null || echo npm
+	elif ! command -v npm >/dev/null; then
+		echo npm
+	fi
+}
+
+# A distribution PostgreSQL starts a cluster on 5432 when installed; ours are
+# private clusters on their own ports, so stop system clusters and keep them off.
+quiet_system_postgres() {
+	command -v pg_lsclusters >/dev/null || return 0
+	local ver name port status
+	while read -r ver name port status _; do
+		[[ "$ver" =~ ^[0-9]+$ ]] || continue
+		local conf="/etc/postgresql/$ver/$name/start.conf"
+		if [[ -w "$conf" ]] && grep -qx auto "$conf"; then
+			sed -i 's/^auto$/manual/' "$conf"
+			say "system PostgreSQL cluster $ver/$name set to manual start"
+		fi
+		if [[ "$status" == online* ]]; then
+			say "stopping system PostgreSQL cluster $ver/$name on port $port"
+			pg_ctlcluster "$ver" "$name" stop || true
+		fi
+	done < <(pg_lsclusters --no-header 2>/dev/null || true)
+}
+
+install_debian() {
+	local missing
+	mapfile -t missing < <(missing_packages)
+	((${#missing[@]})) || return 0
+	[[ $EUID -eq 0 ]] || die "missing Debian packages (${missing[*]}); run as root or install them"
+	say "installing Debian packages: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+	# a daemon started by apt would sit on ports the stack may want
+	if [[ " ${missing[*]} " == *" nats-server "* ]] && command -v systemctl >/dev/null; then
+		systemctl disable --now nats-server >/dev/null 2>&1 || true
+	fi
+	quiet_system_postgres
+	say "Debian packages installed"
+}
+
+# npm ci in every folder with a committed package-lock.json whose node_modules
+# is missing or older than the lock file.
+install_npm() {
+	local lock dir
+	while IFS= read -r lock; do
+		dir=$(dirname "$lock")
+		if [[ -d "$dir/node_modules" && ! "$lock" -nt "$dir/node_modules" ]]; then
+			continue
+		fi
+		say "npm ci in $dir"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+		touch "$dir/node_modules"
+	done < <(find . \( -name node_modules -o -name build -o -name .run -o -name .git \) -prune \
+		-o -name package-lock.json -type f -print | sort)
+}
+
+install_debian
+install_npm
