@@ -1,0 +1,634 @@
+/*
+ * main.c: rt-loadgen, the WebSocket load generator of `make bench`.
+ *
+ * One thread, one epoll loop.  Opens N subscriber connections round-robin
+ * over a list of ws:// URLs (at most --open-concurrency handshakes in flight,
+ * so the servers' accept queues are never overrun) and subscribes each to one
+ * channel.  Then, in mode
+ *   fanout: one more connection publishes R ephemeral messages per second for
+ *           D seconds; each carries "<seq>:<send CLOCK_MONOTONIC ns>:<pad>",
+ *           so receivers measure publish-to-receive latency and detect loss,
+ *           duplicates and reordering per subscriber;
+ *   idle:   the connections are held for T seconds (or until SIGUSR1).
+ * The servers named by --pids are sampled from /proc at the start and the end
+ * of the measurement window (CPU ticks, read/write syscalls, RSS).
+ *
+ * Output: one JSON line on stdout, a human summary on stderr.
+ */
+#include "lg.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#define MAX_URLS 16
+
+typedef enum { PH_SETUP, PH_SETTLE, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE } phase_t;
+
+typedef struct opts {
+    const char *mode;
+    const char *urls;
+    const char *pub_url;
+    const char *channel;
+    const char *pids;
+    const char *ready_file;
+    const char *label;
+    long conns;
+    double rate;
+    double duration;
+    long size;
+    double drain;
+    double settle;
+    double hold;
+    long open_concurrency;
+    double setup_timeout;
+} opts_t;
+
+/* The whole state of a run; one per process. */
+static struct {
+    opts_t o;
+    bool fanout;
+    int epfd;
+    int tfd;
+    lg_url_t urls[MAX_URLS];
+    int nurls;
+    lg_url_t pub_url;
+    lg_conn_t *conns; /* subscribers, then the publisher at index o.conns */
+    lg_conn_t *pub;
+    lg_proc_t *procs;
+    int nprocs;
+    phase_t phase;
+    long opened, inflight, ready, failed, closed_late;
+    uint64_t total_msgs, sent;
+    uint64_t t_setup0, t_ready, t_phase, t_first_send, t_last_send, t_last_recv, t_end;
+    uint64_t delivered, expected_live, dups, reorders, bogus, acks, errors, other;
+    lg_hist_t hist;
+    struct rusage ru_before, ru_after;
+    rt_buf_t msg;
+} g;
+
+static volatile sig_atomic_t stop_hold, interrupted;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        stop_hold = 1;
+    else
+        interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rt-loadgen [options]\n"
+            "  --mode fanout|idle         (fanout)\n"
+            "  --urls URL[,URL...]        subscribers spread round-robin\n"
+            "                             (ws://127.0.0.1:8080/ws,ws://127.0.0.1:8081/ws)\n"
+            "  --pub-url URL              publisher's server (the first of --urls)\n"
+            "  --conns N                  subscriber connections (1000); at most ~19,980 per\n"
+            "                             process with the fd cap of 20,000: split over processes\n"
+            "  --channel NAME             (bench)\n"
+            "  --rate R                   fanout: messages per second (50)\n"
+            "  --duration D               fanout: seconds of publishing (10)\n"
+            "  --size B                   fanout: bytes of each message's data string (100)\n"
+            "  --drain S                  fanout: max seconds to wait for stragglers (3)\n"
+            "  --settle S                 seconds between setup and measurement (1)\n"
+            "  --hold T                   idle: seconds to hold the connections (10);\n"
+            "                             SIGUSR1 ends the hold early\n"
+            "  --open-concurrency K       handshakes in flight during setup (200)\n"
+            "  --setup-timeout S          (120)\n"
+            "  --pids NAME:PID,...        server processes to sample from /proc\n"
+            "  --ready-file PATH          created once every connection is subscribed\n"
+            "  --label STR                copied into the JSON line\n"
+            "Output: one JSON line on stdout, a summary on stderr.  Exit 1 if setup failed.\n");
+}
+
+static int parse_opts(int argc, char **argv, opts_t *o)
+{
+    *o = (opts_t){.mode = "fanout",
+                  .urls = "ws://127.0.0.1:8080/ws,ws://127.0.0.1:8081/ws",
+                  .channel = "bench",
+                  .label = "",
+                  .conns = 1000,
+                  .rate = 50,
+                  .duration = 10,
+                  .size = 100,
+                  .drain = 3,
+                  .settle = 1,
+                  .hold = 10,
+                  .open_concurrency = 200,
+                  .setup_timeout = 120};
+    static const struct option lo[] = {
+        {"mode", 1, 0, 'm'},     {"urls", 1, 0, 'u'},       {"pub-url", 1, 0, 'P'},
+        {"conns", 1, 0, 'n'},    {"channel", 1, 0, 'c'},    {"rate", 1, 0, 'r'},
+        {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'},       {"drain", 1, 0, 'D'},
+        {"settle", 1, 0, 'S'},   {"hold", 1, 0, 'H'},       {"open-concurrency", 1, 0, 'k'},
+        {"pids", 1, 0, 'p'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
+        {"setup-timeout", 1, 0, 'T'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'm': o->mode = optarg; break;
+        case 'u': o->urls = optarg; break;
+        case 'P': o->pub_url = optarg; break;
+        case 'n': o->conns = atol(optarg); break;
+        case 'c': o->channel = optarg; break;
+        case 'r': o->rate = atof(optarg); break;
+        case 'd': o->duration = atof(optarg); break;
+        case 's': o->size = atol(optarg); break;
+        case 'D': o->drain = atof(optarg); break;
+        case 'S': o->settle = atof(optarg); break;
+        case 'H': o->hold = atof(optarg); break;
+        case 'k': o->open_concurrency = atol(optarg); break;
+        case 'p': o->pids = optarg; break;
+        case 'R': o->ready_file = optarg; break;
+        case 'l': o->label = optarg; break;
+        case 'T': o->setup_timeout = atof(optarg); break;
+        case 'h': usage(stdout); exit(0);
+        default: return RT_EINVAL;
+        }
+    }
+    if (optind != argc || o->conns < 1 || o->open_concurrency < 1 || o->size < 40 || o->size > 60000 ||
+        (strcmp(o->mode, "fanout") != 0 && strcmp(o->mode, "idle") != 0) ||
+        (strcmp(o->mode, "fanout") == 0 && (o->rate <= 0 || o->duration <= 0)))
+        return RT_EINVAL;
+    return 0;
+}
+
+static int parse_urls(void)
+{
+    char *list = rt_xstrdup(g.o.urls), *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (g.nurls == MAX_URLS || lg_url_parse(tok, &g.urls[g.nurls]) != 0) {
+            fprintf(stderr, "rt-loadgen: bad url %s\n", tok);
+            rc = RT_EINVAL;
+            break;
+        }
+        g.nurls++;
+    }
+    free(list);
+    if (rc == 0 && g.nurls == 0)
+        rc = RT_EINVAL;
+    if (rc == 0)
+        rc = g.o.pub_url ? lg_url_parse(g.o.pub_url, &g.pub_url) : (g.pub_url = g.urls[0], 0);
+    return rc;
+}
+
+static int raise_fd_limit(long need)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if ((rlim_t)need > rl.rlim_cur) {
+        fprintf(stderr, "rt-loadgen: %ld fds needed, the limit is %llu: split the connections over processes\n",
+                need, (unsigned long long)rl.rlim_cur);
+        return RT_ETOOBIG;
+    }
+    return 0;
+}
+
+static double secs(uint64_t ns)
+{
+    return (double)ns / 1e9;
+}
+
+static void sample_procs(bool after)
+{
+    for (int i = 0; i < g.nprocs; i++) {
+        lg_proc_sample_t *s = after ? &g.procs[i].after : &g.procs[i].before;
+        if (lg_proc_sample(g.procs[i].pid, s) != 0)
+            fprintf(stderr, "rt-loadgen: cannot sample %s (pid %d)\n", g.procs[i].name, (int)g.procs[i].pid);
+    }
+    getrusage(RUSAGE_SELF, after ? &g.ru_after : &g.ru_before);
+}
+
+/* ---- the scenario's side of the connections -------------------------------- */
+
+/* Finds "key" : "value" in a frame we know the shape of (not a general JSON parser). */
+static bool json_str(const uint8_t *p, size_t n, const char *key, const uint8_t **v, size_t *vl)
+{
+    char pat[32];
+    int pl = snprintf(pat, sizeof pat, "\"%s\"", key);
+    const uint8_t *k = memmem(p, n, pat, (size_t)pl);
+    if (k == NULL)
+        return false;
+    const uint8_t *q = k + pl, *end = p + n;
+    while (q < end && (*q == ' ' || *q == ':' || *q == '\t'))
+        q++;
+    if (q >= end || *q != '"')
+        return false;
+    q++;
+    const uint8_t *quote = memchr(q, '"', (size_t)(end - q));
+    if (quote == NULL)
+        return false;
+    *v = q;
+    *vl = (size_t)(quote - q);
+    return true;
+}
+
+static bool str_is(const uint8_t *v, size_t vl, const char *s)
+{
+    return vl == strlen(s) && memcmp(v, s, vl) == 0;
+}
+
+static uint64_t parse_u64(const uint8_t **p, const uint8_t *end, bool *ok)
+{
+    uint64_t x = 0;
+    const uint8_t *q = *p;
+    while (q < end && *q >= '0' && *q <= '9')
+        x = x * 10 + (uint64_t)(*q++ - '0');
+    *ok = q > *p && q < end && *q == ':';
+    *p = q + 1;
+    return x;
+}
+
+static void on_delivery(lg_conn_t *c, const uint8_t *d, size_t dl, uint64_t now)
+{
+    const uint8_t *p = d, *end = d + dl;
+    bool ok1, ok2;
+    uint64_t seq = parse_u64(&p, end, &ok1);
+    uint64_t ts = parse_u64(&p, end, &ok2);
+    if (!ok1 || !ok2 || seq >= g.total_msgs || c->seen == NULL) {
+        g.bogus++;
+        return;
+    }
+    uint8_t bit = (uint8_t)(1u << (seq & 7));
+    if (c->seen[seq >> 3] & bit) {
+        g.dups++;
+        return;
+    }
+    c->seen[seq >> 3] |= bit;
+    if (seq + 1 < c->last_seq)
+        g.reorders++;
+    c->last_seq = seq + 1;
+    c->received++;
+    g.delivered++;
+    g.t_last_recv = now;
+    lg_hist_record(&g.hist, now > ts ? now - ts : 0);
+}
+
+void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, uint64_t now)
+{
+    const uint8_t *v;
+    size_t vl;
+    if (!json_str(data, len, "type", &v, &vl)) {
+        g.other++;
+        return;
+    }
+    if (str_is(v, vl, "message")) {
+        if (json_str(data, len, "data", &v, &vl))
+            on_delivery(c, v, vl, now);
+        else
+            g.bogus++;
+    } else if (str_is(v, vl, "subscribed")) {
+        if (c->state == LG_SUBSCRIBING) {
+            c->state = LG_READY;
+            g.ready++;
+            g.inflight--;
+        }
+    } else if (str_is(v, vl, "ack")) {
+        g.acks++;
+    } else if (str_is(v, vl, "error")) {
+        if (g.errors++ < 5)
+            fprintf(stderr, "rt-loadgen: server error: %.*s\n", (int)(len > 300 ? 300 : len), (const char *)data);
+    } else {
+        g.other++;
+    }
+}
+
+void lg_on_state(lg_conn_t *c, lg_state_t old)
+{
+    if (c->state == LG_OPEN) {
+        if (c->publisher) {
+            c->state = LG_READY;
+            return;
+        }
+        char sub[200];
+        int n = snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s\"}", g.o.channel);
+        c->state = LG_SUBSCRIBING;
+        lg_conn_send_text(c, g.epfd, sub, (size_t)n);
+    } else if (c->state == LG_CLOSED && g.phase != PH_DONE) {
+        if (c->publisher) {
+            if (g.phase != PH_SETUP)
+                fprintf(stderr, "rt-loadgen: the publisher's connection closed\n");
+        } else if (old == LG_READY) {
+            g.closed_late++;
+        } else {
+            g.failed++;
+            g.inflight--;
+        }
+    }
+}
+
+/* ---- phases ----------------------------------------------------------------- */
+
+static void open_more(void)
+{
+    while (g.opened < g.o.conns && g.inflight < g.o.open_concurrency) {
+        lg_conn_t *c = &g.conns[g.opened];
+        const lg_url_t *url = &g.urls[g.opened % g.nurls];
+        g.opened++;
+        g.inflight++;
+        if (lg_conn_open(c, g.epfd, url) != 0 && g.failed == 1)
+            perror("rt-loadgen: connect");
+    }
+}
+
+static void arm_timer(double interval_s)
+{
+    uint64_t ns = (uint64_t)(interval_s * 1e9);
+    if (ns == 0)
+        ns = 1;
+    struct itimerspec its = {.it_interval = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}};
+    its.it_value = its.it_interval;
+    timerfd_settime(g.tfd, 0, &its, NULL);
+}
+
+static void start_run(uint64_t now)
+{
+    g.total_msgs = (uint64_t)llround(g.o.rate * g.o.duration);
+    size_t bytes = (size_t)(g.total_msgs + 7) / 8;
+    for (long i = 0; i < g.o.conns; i++)
+        if (g.conns[i].state == LG_READY)
+            g.conns[i].seen = rt_xcalloc(1, bytes);
+    sample_procs(false);
+    g.phase = PH_RUN;
+    g.t_phase = now;
+    arm_timer(1.0 / g.o.rate);
+}
+
+static void publish_one(uint64_t seq)
+{
+    rt_buf_t *m = &g.msg;
+    m->len = 0;
+    uint64_t ts = rt_now_mono_ns();
+    rt_buf_printf(m, "{\"type\":\"publish\",\"channel\":\"%s\",\"ephemeral\":true,\"data\":\"%llu:%llu:", g.o.channel,
+                  (unsigned long long)seq, (unsigned long long)ts);
+    size_t prefix = strlen("{\"type\":\"publish\",\"channel\":\"\",\"ephemeral\":true,\"data\":\"") +
+                    strlen(g.o.channel);
+    size_t data_len = m->len - prefix;
+    if (data_len < (size_t)g.o.size) {
+        memset(rt_buf_reserve(m, (size_t)g.o.size - data_len), 'x', (size_t)g.o.size - data_len);
+        m->len += (size_t)g.o.size - data_len;
+    }
+    rt_buf_append_str(m, "\"}");
+    if (g.sent == 0)
+        g.t_first_send = ts;
+    g.t_last_send = ts;
+    lg_conn_send_text(g.pub, g.epfd, m->data, m->len);
+    g.sent++;
+}
+
+static void on_tick(uint64_t now)
+{
+    uint64_t exp;
+    if (read(g.tfd, &exp, sizeof exp) < 0)
+        return;
+    if (g.phase != PH_RUN)
+        return;
+    uint64_t due = (uint64_t)((double)(now - g.t_phase) * g.o.rate / 1e9) + 1;
+    if (due > g.total_msgs)
+        due = g.total_msgs;
+    while (g.sent < due)
+        publish_one(g.sent);
+    if (g.sent == g.total_msgs) {
+        g.phase = PH_DRAIN;
+        g.t_phase = now;
+        arm_timer(0.01);
+    }
+}
+
+static void finish(uint64_t now)
+{
+    g.t_end = now;
+    sample_procs(true);
+    g.phase = PH_DONE;
+}
+
+static long live_subscribers(void)
+{
+    long n = 0;
+    for (long i = 0; i < g.o.conns; i++)
+        n += g.conns[i].seen != NULL;
+    return n;
+}
+
+/* Moves the phases on; called after every loop iteration. */
+static void advance(uint64_t now)
+{
+    switch (g.phase) {
+    case PH_SETUP:
+        open_more();
+        if (g.ready + g.failed < g.o.conns)
+            break;
+        if (g.fanout && g.pub->state == LG_IDLE) {
+            g.pub->publisher = true;
+            lg_conn_open(g.pub, g.epfd, &g.pub_url);
+            break;
+        }
+        if (g.fanout && g.pub->state != LG_READY) {
+            if (g.pub->state == LG_CLOSED) {
+                fprintf(stderr, "rt-loadgen: the publisher could not connect\n");
+                finish(now);
+            }
+            break;
+        }
+        g.t_ready = now;
+        fprintf(stderr, "rt-loadgen: %ld/%ld subscribed in %.2f s (%ld failed)\n", g.ready, g.o.conns,
+                secs(now - g.t_setup0), g.failed);
+        if (g.o.ready_file) {
+            FILE *f = fopen(g.o.ready_file, "w");
+            if (f)
+                fclose(f);
+        }
+        g.phase = PH_SETTLE;
+        g.t_phase = now;
+        break;
+    case PH_SETTLE:
+        if (now - g.t_phase < (uint64_t)(g.o.settle * 1e9))
+            break;
+        if (g.fanout) {
+            start_run(now);
+        } else {
+            g.phase = PH_HOLD;
+            g.t_phase = now;
+        }
+        break;
+    case PH_RUN:
+        break;
+    case PH_DRAIN:
+        if (g.delivered >= g.total_msgs * (uint64_t)live_subscribers() ||
+            now - g.t_phase > (uint64_t)(g.o.drain * 1e9))
+            finish(now);
+        break;
+    case PH_HOLD:
+        if (stop_hold || now - g.t_phase > (uint64_t)(g.o.hold * 1e9))
+            finish(now);
+        break;
+    case PH_DONE:
+        break;
+    }
+}
+
+static void run_loop(void)
+{
+    struct epoll_event evs[1024];
+    uint64_t last_progress = rt_now_mono_ns();
+    while (g.phase != PH_DONE && !interrupted) {
+        int n = epoll_wait(g.epfd, evs, RT_ARRAY_SIZE(evs), 20);
+        uint64_t now = rt_now_mono_ns();
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL)
+                on_tick(now);
+            else
+                lg_conn_on_event(evs[i].data.ptr, g.epfd, evs[i].events);
+        }
+        advance(now);
+        if (g.phase == PH_SETUP) {
+            if (now - g.t_setup0 > (uint64_t)(g.o.setup_timeout * 1e9)) {
+                fprintf(stderr, "rt-loadgen: setup timed out: %ld ready, %ld failed, %ld in flight\n", g.ready,
+                        g.failed, g.inflight);
+                finish(now);
+            } else if (now - last_progress > 2000000000u) {
+                last_progress = now;
+                fprintf(stderr, "rt-loadgen: setup: %ld ready, %ld failed of %ld\n", g.ready, g.failed, g.o.conns);
+            }
+        }
+    }
+    if (g.phase != PH_DONE)
+        finish(rt_now_mono_ns());
+}
+
+/* ---- report ------------------------------------------------------------------ */
+
+static double rusage_s(const struct rusage *r)
+{
+    return (double)r->ru_utime.tv_sec + (double)r->ru_utime.tv_usec / 1e6 + (double)r->ru_stime.tv_sec +
+           (double)r->ru_stime.tv_usec / 1e6;
+}
+
+static void report(void)
+{
+    double tck = lg_clk_tck(), cpu = 0;
+    uint64_t syscw = 0, syscr = 0, rss = 0, rss_before = 0;
+    rt_buf_t j = {0}, procs = {0};
+    for (int i = 0; i < g.nprocs; i++) {
+        const lg_proc_t *p = &g.procs[i];
+        double c = (double)(p->after.cpu_ticks - p->before.cpu_ticks) / tck;
+        cpu += c;
+        syscw += p->after.syscw - p->before.syscw;
+        syscr += p->after.syscr - p->before.syscr;
+        rss += p->after.rss_kb;
+        rss_before += p->before.rss_kb;
+        rt_buf_printf(&procs,
+                      "%s{\"name\":\"%s\",\"pid\":%d,\"cpu_s\":%.2f,\"syscw\":%llu,\"syscr\":%llu,"
+                      "\"rss_before_kb\":%llu,\"rss_kb\":%llu,\"hwm_kb\":%llu}",
+                      i ? "," : "", p->name, (int)p->pid, c, (unsigned long long)(p->after.syscw - p->before.syscw),
+                      (unsigned long long)(p->after.syscr - p->before.syscr), (unsigned long long)p->before.rss_kb,
+                      (unsigned long long)p->after.rss_kb, (unsigned long long)p->after.hwm_kb);
+    }
+    rt_buf_append_byte(&procs, 0);
+    double gen_cpu = rusage_s(&g.ru_after) - rusage_s(&g.ru_before);
+    rt_buf_printf(&j, "{\"mode\":\"%s\",\"label\":\"%s\",\"urls\":\"%s\",\"conns\":%ld,\"ready\":%ld,\"failed\":%ld,"
+                      "\"closed_during_run\":%ld,\"setup_s\":%.2f,",
+                  g.o.mode, g.o.label, g.o.urls, g.o.conns, g.ready, g.failed, g.closed_late,
+                  secs((g.t_ready ? g.t_ready : g.t_end) - g.t_setup0));
+    if (g.fanout) {
+        uint64_t expected = g.sent * (uint64_t)live_subscribers();
+        double span = g.t_last_recv > g.t_first_send ? secs(g.t_last_recv - g.t_first_send) : 0;
+        double dps = span > 0 ? (double)g.delivered / span : 0;
+        rt_buf_printf(&j,
+                      "\"rate\":%.1f,\"duration_s\":%.1f,\"size\":%ld,\"sent\":%llu,\"expected\":%llu,"
+                      "\"delivered\":%llu,\"lost\":%llu,\"dups\":%llu,\"reorders\":%llu,\"bogus\":%llu,"
+                      "\"errors\":%llu,\"acks\":%llu,\"other_frames\":%llu,\"deliveries_per_s\":%.0f,"
+                      "\"lat_p50_us\":%.1f,\"lat_p90_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_p999_us\":%.1f,"
+                      "\"lat_max_us\":%.1f,\"lat_mean_us\":%.1f,",
+                      g.o.rate, g.o.duration, g.o.size, (unsigned long long)g.sent, (unsigned long long)expected,
+                      (unsigned long long)g.delivered, (unsigned long long)(expected - g.delivered),
+                      (unsigned long long)g.dups, (unsigned long long)g.reorders, (unsigned long long)g.bogus,
+                      (unsigned long long)g.errors, (unsigned long long)g.acks, (unsigned long long)g.other, dps,
+                      lg_hist_quantile(&g.hist, 0.5) / 1e3, lg_hist_quantile(&g.hist, 0.9) / 1e3,
+                      lg_hist_quantile(&g.hist, 0.99) / 1e3, lg_hist_quantile(&g.hist, 0.999) / 1e3,
+                      g.hist.max / 1e3, g.hist.n ? (double)g.hist.sum / (double)g.hist.n / 1e3 : 0.0);
+        rt_buf_printf(&j, "\"deliveries_per_server_cpu_s\":%.0f,\"syscw_per_delivery\":%.3f,\"syscr_per_delivery\":%.3f,",
+                      cpu > 0 ? (double)g.delivered / cpu : 0, g.delivered ? (double)syscw / (double)g.delivered : 0,
+                      g.delivered ? (double)syscr / (double)g.delivered : 0);
+        fprintf(stderr,
+                "rt-loadgen fanout %s: %ld subs x %.0f msg/s x %.0f s: sent %llu, delivered %llu of %llu (lost %llu, "
+                "dups %llu, reorders %llu)\n  %.0f deliveries/s; latency p50 %.0f us p99 %.0f us max %.0f us\n"
+                "  server CPU %.2f s -> %.0f deliveries per CPU-s; write syscalls/delivery %.3f; generator CPU %.2f s\n",
+                g.o.label, g.ready, g.o.rate, g.o.duration, (unsigned long long)g.sent, (unsigned long long)g.delivered,
+                (unsigned long long)expected, (unsigned long long)(expected - g.delivered), (unsigned long long)g.dups,
+                (unsigned long long)g.reorders, dps, lg_hist_quantile(&g.hist, 0.5) / 1e3,
+                lg_hist_quantile(&g.hist, 0.99) / 1e3, g.hist.max / 1e3, cpu, cpu > 0 ? (double)g.delivered / cpu : 0,
+                g.delivered ? (double)syscw / (double)g.delivered : 0, gen_cpu);
+    } else {
+        double per_conn = g.ready ? ((double)rss - (double)rss_before) * 1024.0 / (double)g.ready : 0;
+        rt_buf_printf(&j, "\"hold_s\":%.1f,\"rss_per_conn_bytes\":%.0f,", secs(g.t_end - g.t_phase), per_conn);
+        fprintf(stderr, "rt-loadgen idle %s: %ld of %ld connections held (%ld failed, %ld closed while held); "
+                        "server RSS %llu -> %llu KiB = %.0f bytes per connection\n",
+                g.o.label, g.ready - g.closed_late, g.o.conns, g.failed, g.closed_late, (unsigned long long)rss_before,
+                (unsigned long long)rss, per_conn);
+    }
+    rt_buf_printf(&j, "\"server_cpu_s\":%.2f,\"server_rss_kb\":%llu,\"generator_cpu_s\":%.2f,\"procs\":[%s]}\n", cpu,
+                  (unsigned long long)rss, gen_cpu, (const char *)procs.data);
+    fwrite(j.data, 1, j.len, stdout);
+    fflush(stdout);
+    rt_buf_dispose(&j);
+    rt_buf_dispose(&procs);
+}
+
+int main(int argc, char **argv)
+{
+    if (parse_opts(argc, argv, &g.o) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    g.fanout = strcmp(g.o.mode, "fanout") == 0;
+    if (parse_urls() != 0 || (g.o.pids && (g.nprocs = lg_procs_parse(g.o.pids, &g.procs)) < 0)) {
+        fprintf(stderr, "rt-loadgen: bad --urls, --pub-url or --pids\n");
+        return 2;
+    }
+    if (raise_fd_limit(g.o.conns + 16) != 0)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    g.epfd = epoll_create1(EPOLL_CLOEXEC);
+    g.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    epoll_ctl(g.epfd, EPOLL_CTL_ADD, g.tfd, &ev);
+    g.conns = rt_xcalloc((size_t)g.o.conns + 1, sizeof *g.conns);
+    g.pub = &g.conns[g.o.conns];
+    g.t_setup0 = rt_now_mono_ns();
+    if (!g.fanout)
+        sample_procs(false);
+    run_loop();
+    report();
+    bool ok = g.ready > 0 && g.failed == 0 && !interrupted;
+    for (long i = 0; i <= g.o.conns; i++) {
+        lg_conn_close(&g.conns[i], g.epfd);
+        free(g.conns[i].seen);
+    }
+    free(g.conns);
+    free(g.procs);
+    rt_buf_dispose(&g.msg);
+    close(g.tfd);
+    close(g.epfd);
+    return ok ? 0 : 1;
+}
