@@ -1,0 +1,102 @@
+// harness.mjs: runs `ydoc session` over generated sessions and compares every
+// output with what Yjs produced.  Used by differential.test.js and repro.mjs.
+
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { spawn } from 'node:child_process'
+import { isDeepStrictEqual } from 'node:util'
+import { ROOT } from './trace.mjs'
+import { normalizeJson } from './sessions.mjs'
+
+export const YDOC = path.join(ROOT, 'build/bin/ydoc')
+
+// Output fields by check group; a group can be left out of the default run.
+export const CHECKS = {
+  core: ['events', 'sv', 'state', 'state_mid', 'json'],
+  merge: ['merge', 'merge_sv', 'diff_mid'],
+  v2: ['v2_to_v1', 'updates_v2_to_v1', 'v2_apply_state', 'events_v2']
+}
+
+export function tmpDir () {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'rtsync-yjs-'))
+}
+
+/** Writes each session (without its expected outputs) to dir; returns the paths. */
+export function writeSessions (dir, sessions) {
+  return sessions.map((s, i) => {
+    const file = path.join(dir, `${String(i).padStart(5, '0')}-${s.name}.json`)
+    const { expect, ...input } = s
+    fs.writeFileSync(file, JSON.stringify(input))
+    return file
+  })
+}
+
+function runYdoc (files) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(YDOC, ['session', ...files], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const out = []
+    let err = ''
+    p.stdout.on('data', d => out.push(d))
+    p.stderr.on('data', d => { err += d })
+    p.on('error', reject)
+    p.on('close', (code, signal) => {
+      const lines = Buffer.concat(out).toString('utf8').split('\n').filter(Boolean)
+      if (signal || lines.length !== files.length) {
+        reject(new Error(`ydoc session exited with ${signal || code} after ${lines.length}/${files.length} sessions: ${err.slice(0, 2000)}`))
+      } else {
+        resolve(lines.map(l => JSON.parse(l)))
+      }
+    })
+  })
+}
+
+/** Runs ydoc over the files in batches, `jobs` processes at a time. */
+export async function runSessions (files, { batch = 100, jobs = Math.max(1, os.cpus().length) } = {}) {
+  const batches = []
+  for (let i = 0; i < files.length; i += batch) batches.push(files.slice(i, i + batch))
+  const results = new Array(batches.length)
+  let next = 0
+  const worker = async () => {
+    while (next < batches.length) {
+      const i = next++
+      results[i] = await runYdoc(batches[i])
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(jobs, batches.length) }, worker))
+  return results.flat()
+}
+
+function firstDiff (exp, act) {
+  if (Array.isArray(exp) && Array.isArray(act)) {
+    for (let i = 0; i < Math.max(exp.length, act.length); i++) {
+      if (!isDeepStrictEqual(exp[i], act[i])) return { index: i, expected: exp[i], actual: act[i] }
+    }
+  }
+  return { expected: exp, actual: act }
+}
+
+/** Compares one session; returns a list of {session, field, ...diff}. */
+export function compare (session, result, checks) {
+  const out = []
+  if (result.errors && Object.keys(result.errors).length > 0) {
+    out.push({ session: session.name, field: 'errors', expected: {}, actual: result.errors })
+  }
+  for (const group of checks) {
+    for (const field of CHECKS[group]) {
+      const exp = field === 'json' ? normalizeJson(session.expect.json) : session.expect[field]
+      const act = field === 'json' ? normalizeJson(result.json) : result[field]
+      if (!isDeepStrictEqual(exp, act)) out.push({ session: session.name, field, ...firstDiff(exp, act) })
+    }
+  }
+  return out
+}
+
+export function describeMismatch (m) {
+  const at = m.index !== undefined ? `[${m.index}]` : ''
+  const show = v => {
+    const s = typeof v === 'string' ? v : JSON.stringify(v)
+    return s === undefined ? 'undefined' : s.length > 300 ? s.slice(0, 300) + '...' : s
+  }
+  return `${m.session} ${m.field}${at}: expected ${show(m.expected)} got ${show(m.actual)}`
+}
