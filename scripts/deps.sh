@@ -74,17 +74,20 @@ install_debian() {
 }
 
 # npm ci in every folder with a committed package-lock.json whose node_modules
-# is missing or older than the lock file.
+# is missing or older than the lock file (npm records each install in
+# node_modules/.package-lock.json).
 install_npm() {
-	local lock dir
+	local lock dir stamp
 	while IFS= read -r lock; do
 		dir=$(dirname "$lock")
-		if [[ -d "$dir/node_modules" && ! "$lock" -nt "$dir/node_modules" ]]; then
+		stamp=$dir/node_modules/.package-lock.json
+		if [[ -f "$stamp" && ! "$lock" -nt "$stamp" ]]; then
 			continue
 		fi
+		command -v npm >/dev/null || die "npm not found"
 		say "npm ci in $dir"
 		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
-		touch "$dir/node_modules"
+		touch "$stamp"
 	done < <(find . \( -name node_modules -o -name build -o -name .run -o -name .git \) -prune \
 		-o -name package-lock.json -type f -print | sort)
 }
