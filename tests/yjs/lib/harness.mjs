@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { ROOT } from './trace.mjs'
 import { normalizeJson } from './sessions.mjs'
 
-export const YDOC = path.join(ROOT, 'build/bin/ydoc')
+export const YDOC = process.env.YDOC || path.join(ROOT, 'build/bin/ydoc') // YDOC= to test another build
 
 // Output fields by check group; a group can be left out of the default run.
 export const CHECKS = {

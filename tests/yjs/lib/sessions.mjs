@@ -118,6 +118,8 @@ function editArray (rng, yarr, kind, depth = 0) {
     else t.insert(0, 'nested text')
   } else if (kind === 'nested' && len > 0 && r < 7) {
     editNestedAt(rng, yarr.get(rng.int(len)), kind, depth + 1)
+  } else if (kind === 'anyedge' && r === 9) {
+    yarr.insert(rng.int(len + 1), [subdoc(rng)])
   } else {
     const items = Array.from({ length: rng.range(1, 4) }, () => anyValue(rng, 0, kind === 'anyedge'))
     const r2 = rng.int(3)
@@ -142,11 +144,22 @@ function editMap (rng, ymap, kind, depth = 0) {
     const keys = [...ymap.keys()]
     if (keys.length > 0) editNestedAt(rng, ymap.get(rng.pick(keys)), kind, depth + 1)
     else ymap.set(key, anyValue(rng))
+  } else if (kind === 'anyedge' && r === 8) {
+    ymap.set(key, subdoc(rng))
   } else if (kind === 'anyedge' && r === 9) {
     ymap.set(key, rng.pick([undefined, 2n ** 63n - 1n, -0]))
   } else {
     ymap.set(key, anyValue(rng, 0, kind === 'anyedge'))
   }
+}
+
+// a subdocument (ContentDoc): guid from the seed so sessions stay reproducible
+function subdoc (rng) {
+  const opts = { guid: `guid-${rng.int(1e6)}` }
+  if (rng.bool()) opts.autoLoad = true
+  if (rng.bool()) opts.meta = { title: rng.pick(WORDS) }
+  if (rng.bool(0.3)) opts.gc = false
+  return new Y.Doc(opts)
 }
 
 function editNestedAt (rng, v, kind, depth) {
@@ -276,7 +289,8 @@ function deliver (rng, clients, all) {
 export const hex = u => Buffer.from(u).toString('hex')
 
 // The JSON content of a document as rtsync renders it: roots by their kind,
-// Uint8Array as an array of bytes, undefined as null, bigint as a number.
+// Uint8Array as an array of bytes, undefined as null, bigint as a number,
+// NaN and infinities as null, a subdocument as {} (Doc.toJSON of an unloaded doc).
 export function docJson (doc, roots) {
   const out = {}
   for (const [name, type] of Object.entries(roots)) {
@@ -295,6 +309,7 @@ export function normalizeJson (v) {
   if (typeof v === 'bigint') return Number(v)
   if (typeof v === 'number') return Number.isFinite(v) ? v : null
   if (v instanceof Uint8Array) return Array.from(v)
+  if (v instanceof Y.Doc) return normalizeJson(v.toJSON()) // a subdocument: as JSON.stringify shows it
   if (Array.isArray(v)) return v.map(normalizeJson)
   if (v !== null && typeof v === 'object') {
     const o = {}
