@@ -124,6 +124,12 @@ pg_start() {
 		{ tail -n 20 "$LOGS/postgres.log" >&2; die "PostgreSQL did not start"; }
 }
 
+pg_running() {
+	local dir
+	dir=$(readlink -m "$RUN_DIR/pg")
+	[[ -e "$dir/postmaster.pid" ]] && as_pg "$(pg_bin)/pg_ctl" -D "$dir" status >/dev/null 2>&1
+}
+
 pg_stop() {
 	local dir
 	dir=$(readlink -m "$RUN_DIR/pg")
@@ -256,6 +262,7 @@ cmd_up() {
 	for name in $(recorded edge) $(recorded service) $(recorded nats); do
 		! alive "$name" || die "the stack in $RUN_DIR is already running ($name); stop it with: make down"
 	done
+	! pg_running || die "PostgreSQL of $RUN_DIR is already running; stop it with: make down"
 	rm -f "$PIDS"/*
 	[[ -x "$BIN_DIR/edge" ]] || die "$BIN_DIR/edge not built (run make)"
 
@@ -272,7 +279,7 @@ cmd_up() {
 
 	local common=("RT_NATS_URL=nats://127.0.0.1:$NATS_PORT"
 		"RT_DATABASE_URL=postgresql://rtsync@127.0.0.1:$PG_PORT/rtsync")
-	local svc
+	local svc started=()
 	for svc in $SERVICES; do
 		if [[ ! -x "$BIN_DIR/$svc" ]]; then
 			say "$svc not built; skipping it"
@@ -280,6 +287,7 @@ cmd_up() {
 		fi
 		for ((i = 1; i <= REPLICAS; i++)); do
 			start "$svc-$i" "${common[@]}" "RT_INSTANCE_ID=$svc-$i" -- "$BIN_DIR/$svc"
+			started+=("$svc-$i")
 		done
 	done
 	for ((i = 1; i <= EDGES; i++)); do
@@ -287,6 +295,28 @@ cmd_up() {
 			"RT_EDGE_ID=edge-$i" -- "$BIN_DIR/edge"
 	done
 	wait_ready
+	wait_services "${started[@]}"
+}
+
+# Back-end services name their NATS connection after RT_INSTANCE_ID; give
+# them a moment to appear on the NATS monitor, and say so if one does not.
+wait_services() {
+	((NATS_MON_PORT != 0 && $# > 0)) || return 0
+	local deadline=$((SECONDS + 15)) name pending connz
+	while :; do
+		connz=$(curl -fs --max-time 2 "http://127.0.0.1:$NATS_MON_PORT/connz?limit=1024" || true)
+		pending=()
+		for name in "$@"; do
+			alive "$name" || fail_up "$name exited"
+			[[ "$connz" =~ \"name\":\ *\"$name\" ]] || pending+=("$name")
+		done
+		((${#pending[@]})) || return 0
+		if ((SECONDS >= deadline)); then
+			say "warning: no NATS connection named ${pending[*]} yet (see $LOGS/)"
+			return 0
+		fi
+		sleep 0.2
+	done
 }
 
 print_urls() {
@@ -313,8 +343,8 @@ cmd_status() {
 			echo "$name: dead"
 		fi
 	done
-	if [[ -e "$RUN_DIR/pg/postmaster.pid" ]]; then
-		echo "postgres: running (pid $(head -n 1 "$RUN_DIR/pg/postmaster.pid"))"
+	if pg_running; then
+		echo "postgres: running (pid $(head -n 1 "$RUN_DIR/pg/postmaster.pid"), port $(sed -n 4p "$RUN_DIR/pg/postmaster.pid"))"
 		any=1
 	fi
 	((any)) || echo "not running"

@@ -102,6 +102,20 @@ test('edges start, report ready, drain on SIGTERM and restart on their port', { 
   assert.equal((await httpGet(`${stack.edges[1].http}/healthz`)).status, 200);
 });
 
+const builtServices = ['presence', 'chat-history', 'crdt-merge'].filter((s) =>
+  fs.existsSync(path.join(process.env.TEST_BIN_DIR || path.join(ROOT, 'build/bin'), s)),
+);
+
+test('back-end services start, connect to NATS and stop on SIGTERM', { skip: !builtServices.length && 'no service built' }, async () => {
+  const stack = await startStack({ services: builtServices.map((name) => ({ name, replicas: 2 })), edges: 0 });
+  after(() => stack.stop());
+  const names = (await stack.natsConnections()).map((c) => c.name);
+  for (const s of builtServices) assert.equal(stack.isRunning(`${s}-2`), true);
+  assert.ok(names.length >= builtServices.length * 2, `NATS connections: ${names}`);
+  await stack.restart(`${builtServices[0]}-1`);
+  assert.equal(stack.isRunning(`${builtServices[0]}-1`), true);
+});
+
 test('client helpers: ws queue, raw SSE, HTTP', async () => {
   const server = http.createServer((req, res) => {
     if (req.url === '/sse') {
