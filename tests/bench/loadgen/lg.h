@@ -45,13 +45,15 @@ typedef struct lg_proc_sample {
 typedef struct lg_proc {
     char name[32];
     pid_t pid;
+    bool aux; /* reported, but not counted in the server totals */
     lg_proc_sample_t before;
     lg_proc_sample_t after;
 } lg_proc_t;
 
-/* Parses "name:pid,name:pid" into a new array (owned, free()); returns the
- * count, or RT_EINVAL. */
-int lg_procs_parse(const char *spec, lg_proc_t **out);
+/* Parses "name:pid,name:pid" and appends to *procs (owned, free()), marked
+ * aux or not; returns the new count, or RT_EINVAL (*procs then unchanged in
+ * content but possibly reallocated). */
+int lg_procs_parse(const char *spec, bool aux, lg_proc_t **procs, int n);
 /* Reads /proc/PID/{stat,io,status}; 0 or RT_EIO (the process is gone). */
 int lg_proc_sample(pid_t pid, lg_proc_sample_t *out);
 /* Clock ticks per second (sysconf(_SC_CLK_TCK)). */

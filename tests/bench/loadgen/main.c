@@ -39,6 +39,7 @@ typedef struct opts {
     const char *pub_url;
     const char *channel;
     const char *pids;
+    const char *aux_pids;
     const char *ready_file;
     const char *label;
     long conns;
@@ -105,7 +106,9 @@ static void usage(FILE *f)
             "                             SIGUSR1 ends the hold early\n"
             "  --open-concurrency K       handshakes in flight during setup (200)\n"
             "  --setup-timeout S          (120)\n"
-            "  --pids NAME:PID,...        server processes to sample from /proc\n"
+            "  --pids NAME:PID,...        server processes to sample from /proc (their CPU,\n"
+            "                             syscalls and RSS are summed into the server totals)\n"
+            "  --aux-pids NAME:PID,...    more processes to sample, reported but not summed\n"
             "  --ready-file PATH          created once every connection is subscribed\n"
             "  --label STR                copied into the JSON line\n"
             "Output: one JSON line on stdout, a summary on stderr.  Exit 1 if setup failed.\n");
@@ -131,7 +134,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"conns", 1, 0, 'n'},    {"channel", 1, 0, 'c'},    {"rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'},       {"drain", 1, 0, 'D'},
         {"settle", 1, 0, 'S'},   {"hold", 1, 0, 'H'},       {"open-concurrency", 1, 0, 'k'},
-        {"pids", 1, 0, 'p'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
+        {"pids", 1, 0, 'p'},     {"aux-pids", 1, 0, 'a'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
         {"setup-timeout", 1, 0, 'T'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -149,6 +152,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'H': o->hold = atof(optarg); break;
         case 'k': o->open_concurrency = atol(optarg); break;
         case 'p': o->pids = optarg; break;
+        case 'a': o->aux_pids = optarg; break;
         case 'R': o->ready_file = optarg; break;
         case 'l': o->label = optarg; break;
         case 'T': o->setup_timeout = atof(optarg); break;
@@ -527,15 +531,17 @@ static void report(void)
     for (int i = 0; i < g.nprocs; i++) {
         const lg_proc_t *p = &g.procs[i];
         double c = (double)(p->after.cpu_ticks - p->before.cpu_ticks) / tck;
-        cpu += c;
-        syscw += p->after.syscw - p->before.syscw;
-        syscr += p->after.syscr - p->before.syscr;
-        rss += p->after.rss_kb;
-        rss_before += p->before.rss_kb;
+        if (!p->aux) {
+            cpu += c;
+            syscw += p->after.syscw - p->before.syscw;
+            syscr += p->after.syscr - p->before.syscr;
+            rss += p->after.rss_kb;
+            rss_before += p->before.rss_kb;
+        }
         rt_buf_printf(&procs,
-                      "%s{\"name\":\"%s\",\"pid\":%d,\"cpu_s\":%.2f,\"syscw\":%llu,\"syscr\":%llu,"
+                      "%s{\"name\":\"%s\",\"aux\":%s,\"pid\":%d,\"cpu_s\":%.2f,\"syscw\":%llu,\"syscr\":%llu,"
                       "\"rss_before_kb\":%llu,\"rss_kb\":%llu,\"hwm_kb\":%llu}",
-                      i ? "," : "", p->name, (int)p->pid, c, (unsigned long long)(p->after.syscw - p->before.syscw),
+                      i ? "," : "", p->name, p->aux ? "true" : "false", (int)p->pid, c, (unsigned long long)(p->after.syscw - p->before.syscw),
                       (unsigned long long)(p->after.syscr - p->before.syscr), (unsigned long long)p->before.rss_kb,
                       (unsigned long long)p->after.rss_kb, (unsigned long long)p->after.hwm_kb);
     }
@@ -577,10 +583,11 @@ static void report(void)
     } else {
         double per_conn = g.ready ? ((double)rss - (double)rss_before) * 1024.0 / (double)g.ready : 0;
         rt_buf_printf(&j, "\"hold_s\":%.1f,\"rss_per_conn_bytes\":%.0f,", secs(g.t_end - g.t_phase), per_conn);
-        fprintf(stderr, "rt-loadgen idle %s: %ld of %ld connections held (%ld failed, %ld closed while held); "
-                        "server RSS %llu -> %llu KiB = %.0f bytes per connection\n",
-                g.o.label, g.ready - g.closed_late, g.o.conns, g.failed, g.closed_late, (unsigned long long)rss_before,
-                (unsigned long long)rss, per_conn);
+        fprintf(stderr, "rt-loadgen idle %s: %ld of %ld connections held (%ld failed, %ld closed while held)\n",
+                g.o.label, g.ready - g.closed_late, g.o.conns, g.failed, g.closed_late);
+        if (g.nprocs > 0)
+            fprintf(stderr, "  server RSS %llu -> %llu KiB = %.0f bytes per connection\n",
+                    (unsigned long long)rss_before, (unsigned long long)rss, per_conn);
     }
     rt_buf_printf(&j, "\"server_cpu_s\":%.2f,\"server_rss_kb\":%llu,\"generator_cpu_s\":%.2f,\"procs\":[%s]}\n", cpu,
                   (unsigned long long)rss, gen_cpu, (const char *)procs.data);
@@ -597,7 +604,11 @@ int main(int argc, char **argv)
         return 2;
     }
     g.fanout = strcmp(g.o.mode, "fanout") == 0;
-    if (parse_urls() != 0 || (g.o.pids && (g.nprocs = lg_procs_parse(g.o.pids, &g.procs)) < 0)) {
+    if (g.o.pids)
+        g.nprocs = lg_procs_parse(g.o.pids, false, &g.procs, 0);
+    if (g.o.aux_pids && g.nprocs >= 0)
+        g.nprocs = lg_procs_parse(g.o.aux_pids, true, &g.procs, g.nprocs);
+    if (parse_urls() != 0 || g.nprocs < 0) {
         fprintf(stderr, "rt-loadgen: bad --urls, --pub-url or --pids\n");
         return 2;
     }

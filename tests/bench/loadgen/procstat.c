@@ -16,10 +16,9 @@ double lg_clk_tck(void)
     return t > 0 ? (double)t : 100.0;
 }
 
-int lg_procs_parse(const char *spec, lg_proc_t **out)
+int lg_procs_parse(const char *spec, bool aux, lg_proc_t **out, int n)
 {
-    int n = 0;
-    lg_proc_t *procs = NULL;
+    lg_proc_t *procs = *out;
     const char *p = spec;
     while (*p) {
         const char *colon = strchr(p, ':');
@@ -33,13 +32,14 @@ int lg_procs_parse(const char *spec, lg_proc_t **out)
         memset(&procs[n], 0, sizeof procs[n]);
         memcpy(procs[n].name, p, (size_t)(colon - p));
         procs[n].pid = (pid_t)pid;
+        procs[n].aux = aux;
         n++;
         p = *end ? end + 1 : end;
     }
     *out = procs;
     return n;
 fail:
-    free(procs);
+    *out = procs;
     return RT_EINVAL;
 }
 

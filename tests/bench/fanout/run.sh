@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# tests/bench/fanout/run.sh: the fan-out benchmark.  One publisher, SUBS
+# WebSocket subscribers on one channel (split over the two edges), 100-byte
+# ephemeral messages at each rate of RATES for DURATION seconds; first
+# against rtsync (nats-server + 2 edges, RT_EDGE_THREADS=1, all pinned to the
+# server core), then against the Node `ws` reference server (one process on
+# the same core).  The generator runs on its own core.
+#
+# Per run: deliveries/s, deliveries per server CPU-second (server = edges +
+# nats-server, or the node process; utime+stime from /proc/PID/stat over the
+# publish window), p50/p99/max publish-to-receive latency, loss, CPU, RSS,
+# write syscalls per delivery (/proc/PID/io syscw: write/writev, not sendmsg);
+# then the rtsync/node ratio and the targets.
+#
+# Environment: FANOUT_SUBS (1000), FANOUT_RATES ("50 100"), FANOUT_DURATION (10),
+# FANOUT_SIZE (100), FANOUT_SERVERS ("rtsync node"), and those of ../lib.sh.
+# Results: $BENCH_OUT/fanout.jsonl (one rt-loadgen JSON line per run), fanout.txt.
+set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+SUBS=${FANOUT_SUBS:-1000}
+RATES=${FANOUT_RATES:-50 100}
+DURATION=${FANOUT_DURATION:-10}
+SIZE=${FANOUT_SIZE:-100}
+SERVERS=${FANOUT_SERVERS:-rtsync node}
+RESULTS=$BENCH_OUT/fanout.jsonl
+SUMMARY=$BENCH_OUT/fanout.txt
+
+bench_raise_fds
+trap bench_cleanup EXIT
+: >"$RESULTS"
+
+# load SERVER URLS PIDS AUX_PIDS: a warm-up, then one measured run per rate.
+load() {
+	local server=$1 urls=$2 pids=$3 aux=$4 rate
+	local extra=()
+	[[ -z $aux ]] || extra=(--aux-pids "$aux")
+	"${GEN[@]}" --mode fanout --urls "$urls" --conns "$SUBS" --rate 50 --duration 2 --size "$SIZE" \
+		--label "$server-warmup" >/dev/null 2>&1 || true
+	for rate in $RATES; do
+		bench_say "== fanout $server: $SUBS subscribers x $rate msg/s x $DURATION s"
+		"${GEN[@]}" --mode fanout --urls "$urls" --conns "$SUBS" --rate "$rate" --duration "$DURATION" \
+			--size "$SIZE" --pids "$pids" "${extra[@]}" --label "$server-$rate" >>"$RESULTS" ||
+			bench_say "fanout $server-$rate: the generator reported a failure"
+	done
+}
+
+run_rtsync() {
+	if ! rtsync_built; then
+		bench_say "fanout: build/bin/edge is not built; rtsync skipped"
+		return
+	fi
+	if ! rtsync_up; then
+		bench_say "fanout: the rtsync stack did not start (logs: $BENCH_RUN_DIR/logs/); rtsync skipped"
+		rtsync_down
+		return
+	fi
+	load rtsync "$EDGE_URLS" "$(rtsync_pids)" "$(rtsync_aux_pids)"
+	rtsync_down
+}
+
+run_node() {
+	if ! node_up; then
+		bench_say "fanout: the node ws server did not start (see $BENCH_OUT/node-ws.log)"
+		return
+	fi
+	load node "$NODE_URL" "node:$NODE_PID" ""
+	node_down
+}
+
+for s in $SERVERS; do "run_$s"; done
+
+# ---- summary -------------------------------------------------------------------
+{
+	echo "fanout: $SUBS subscribers, ${SIZE}-byte ephemeral messages, $DURATION s per run;" \
+		"servers on core $SERVER_CPU, generator on core $GEN_CPU"
+	echo "server CPU = edges + nats-server (rtsync) or the node process; writes = write/writev syscalls per delivery"
+	printf '%-12s %9s %11s %8s %8s %8s %7s %8s %8s %8s %8s %7s %7s\n' run deliv/s deliv/CPU-s \
+		p50_ms p99_ms max_ms lost srv_CPU edge_CPU nats_CPU RSS_MiB writes gen_CPU
+	jq -r '
+	  def sum(f): [.procs[] | select(.aux | not) | f] | add // 0;
+	  def of(n; f): [.procs[] | select(.name == n) | f] | add // 0;
+	  (if (.label | startswith("node")) then "node" else "edge" end) as $srv |
+	  [.label, .deliveries_per_s, .deliveries_per_server_cpu_s, .lat_p50_us / 1000, .lat_p99_us / 1000,
+	   .lat_max_us / 1000, .lost, .server_cpu_s, of("edge"; .cpu_s), of("nats"; .cpu_s),
+	   of($srv; .rss_kb) / 1024, (if .delivered > 0 then of($srv; .syscw) / .delivered else 0 end),
+	   .generator_cpu_s] | @tsv' "$RESULTS" |
+		awk -F'\t' '{printf "%-12s %9.0f %11.0f %8.2f %8.2f %8.2f %7d %8.2f %8.2f %8.2f %8.1f %7.3f %7.2f\n",
+			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13}'
+	for rate in $RATES; do
+		jq -rs --arg r "$rate" '
+		  (map(select(.label == "rtsync-" + $r)) | .[0]) as $e |
+		  (map(select(.label == "node-" + $r)) | .[0]) as $n |
+		  if $e and $n and $n.deliveries_per_server_cpu_s > 0 then
+		    "rtsync/node deliveries per server CPU-s at \($r) msg/s: \($e.deliveries_per_server_cpu_s * 100 / $n.deliveries_per_server_cpu_s | round / 100)x"
+		  else "rtsync/node at \($r) msg/s: n/a (a run is missing)" end' "$RESULTS"
+	done
+	jq -rs '
+	  (map(select(.label == "rtsync-50")) | .[0]) as $e50 | (map(select(.label == "node-50")) | .[0]) as $n50 |
+	  (map(select(.label == "rtsync-100")) | .[0]) as $e100 |
+	  (if $e50 and $n50 then "target 1000x50: >= 1.5x node deliveries per CPU-s: " +
+	     (if $e50.deliveries_per_server_cpu_s >= 1.5 * $n50.deliveries_per_server_cpu_s then "PASS" else "FAIL" end)
+	   else empty end),
+	  (if $e100 then "target 1000x100: no loss and p99 < 5 ms: " +
+	     (if $e100.lost == 0 and $e100.dups == 0 and $e100.lat_p99_us < 5000 then "PASS" else "FAIL" end) +
+	     " (lost \($e100.lost), p99 \($e100.lat_p99_us / 1000) ms)"
+	   else empty end)' "$RESULTS"
+} | tee "$SUMMARY"

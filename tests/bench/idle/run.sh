@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# tests/bench/idle/run.sh: memory per idle WebSocket connection.  Opens
+# IDLE_CONNS connections (each subscribed to one channel) and holds them;
+# bytes per connection = (server RSS with them - RSS before) / connections.
+# rtsync: 10,000 per edge over the two edges, the edges' RSS summed.  Node:
+# one process, so at most IDLE_NODE_CONNS (19,000: the fd cap is 20,000 per
+# process).  Each generator process holds at most 10,000 (the same fd cap),
+# so two run side by side on the generator's core.
+#
+# Environment: IDLE_CONNS (20000), IDLE_NODE_CONNS (19000), IDLE_SERVERS
+# ("rtsync node"), and those of ../lib.sh.
+# Results: $BENCH_OUT/idle.jsonl (one line per server), idle.txt.
+set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+CONNS=${IDLE_CONNS:-20000}
+NODE_CONNS=${IDLE_NODE_CONNS:-19000}
+SERVERS=${IDLE_SERVERS:-rtsync node}
+RESULTS=$BENCH_OUT/idle.jsonl
+SUMMARY=$BENCH_OUT/idle.txt
+GEN_PIDS=()
+
+bench_raise_fds
+stop_gens() {
+	local p
+	for p in "${GEN_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	GEN_PIDS=()
+}
+trap 'stop_gens; bench_cleanup' EXIT
+: >"$RESULTS"
+
+# hold SERVER RSS_FN TOTAL URL_A URL_B: two generators of TOTAL/2 connections
+# (to URL_A and URL_B); RSS_FN prints the server's RSS in KiB.
+hold() {
+	local server=$1 rss_fn=$2 total=$3 half=$(($3 / 2)) i before after
+	local tmp=$BENCH_OUT/idle-$server
+	rm -rf "$tmp" && mkdir -p "$tmp"
+	sleep 1
+	before=$($rss_fn)
+	bench_say "== idle $server: $total connections (2 generators), server RSS before: $before KiB"
+	for i in 1 2; do
+		local url=$4
+		((i == 1)) || url=$5
+		"${GEN[@]}" --mode idle --urls "$url" --conns $((i == 1 ? half : total - half)) --hold 600 \
+			--ready-file "$tmp/ready-$i" --label "$server-$i" >"$tmp/gen-$i.json" &
+		GEN_PIDS+=($!)
+	done
+	local deadline=$((SECONDS + 180))
+	until [[ -e $tmp/ready-1 && -e $tmp/ready-2 ]]; do
+		for i in 0 1; do
+			kill -0 "${GEN_PIDS[$i]}" 2>/dev/null || { bench_say "idle $server: a generator exited early"; break 2; }
+		done
+		((SECONDS < deadline)) || { bench_say "idle $server: setup timed out"; break; }
+		sleep 0.2
+	done
+	sleep 3 # let the servers settle (timers, lazy allocations) before sampling
+	after=$($rss_fn)
+	for i in 0 1; do kill -USR1 "${GEN_PIDS[$i]}" 2>/dev/null || true; done
+	for i in 0 1; do wait "${GEN_PIDS[$i]}" || true; done
+	GEN_PIDS=()
+	cat "$tmp"/gen-*.json | jq -c -s --arg s "$server" --argjson b "$before" --argjson a "$after" \
+		--argjson total "$total" '
+		(map(.ready - .closed_during_run) | add) as $held |
+		{server: $s, conns: $total, held: $held, failed: (map(.failed) | add),
+		 setup_s: (map(.setup_s) | max), rss_before_kb: $b, rss_after_kb: $a,
+		 bytes_per_conn: (if $held > 0 then (($a - $b) * 1024 / $held | round) else null end)}' >>"$RESULTS"
+}
+
+run_rtsync() {
+	if ! rtsync_built; then
+		bench_say "idle: build/bin/edge is not built; rtsync skipped"
+		return
+	fi
+	if ! rtsync_up; then
+		bench_say "idle: the rtsync stack did not start (logs: $BENCH_RUN_DIR/logs/); rtsync skipped"
+		rtsync_down
+		return
+	fi
+	local a=${EDGE_URLS%%,*} b=${EDGE_URLS#*,}
+	hold rtsync rtsync_edges_rss_kb "$CONNS" "$a?user=idle" "$b?user=idle"
+	rtsync_down
+}
+
+node_rss_kb() { rss_kb "$NODE_PID"; }
+
+run_node() {
+	if ! node_up; then
+		bench_say "idle: the node ws server did not start (see $BENCH_OUT/node-ws.log)"
+		return
+	fi
+	hold node node_rss_kb "$NODE_CONNS" "$NODE_URL" "$NODE_URL"
+	node_down
+}
+
+for s in $SERVERS; do "run_$s"; done
+
+{
+	echo "idle: RSS per idle WebSocket connection (each subscribed to one channel)"
+	echo "rtsync: $CONNS connections, half on each edge, RSS of both edges summed;" \
+		"node: $NODE_CONNS connections on its one process (the fd cap is 20,000 per process)"
+	printf '%-8s %7s %7s %7s %12s %12s %14s\n' server conns held failed RSS_before RSS_after bytes/conn
+	jq -r '[.server, .conns, .held, .failed, .rss_before_kb, .rss_after_kb, .bytes_per_conn] | @tsv' "$RESULTS" |
+		awk -F'\t' '{printf "%-8s %7d %7d %7d %9d KiB %9d KiB %14s\n", $1, $2, $3, $4, $5, $6, $7}'
+	jq -rs '(map(select(.server == "rtsync")) | .[0]) as $e |
+	  if $e and $e.bytes_per_conn != null then
+	    "target: at most 4096 bytes per idle connection: " + (if $e.bytes_per_conn <= 4096 then "PASS" else "FAIL" end)
+	  else empty end' "$RESULTS"
+} | tee "$SUMMARY"

@@ -1,0 +1,176 @@
+# tests/bench/lib.sh: what the benchmark scenarios share (sourced by
+# tests/bench/*/run.sh): core pinning, starting and stopping the servers
+# under test (the rtsync edges with their nats-server, or the Node `ws`
+# reference server), reading their pids and memory from /proc.
+#
+# Environment (defaults):
+#   BENCH_SERVER_CPU (0)  core of the servers under test (taskset -c)
+#   BENCH_GEN_CPU (1)     core of the load generator
+#   BENCH_STACK (direct)  how rtsync is started: direct = nats-server and the
+#                         two edges only (ephemeral fan-out needs nothing else);
+#                         stack = scripts/stack.sh up (PostgreSQL and the
+#                         back-end services too, which are sampled as aux)
+#   BENCH_RUN_DIR (.run/bench), BENCH_NATS_PORT (14222), BENCH_PG_PORT (15433),
+#   BENCH_EDGE_PORT (18080, and +1), BENCH_NODE_PORT (18090)
+#   BENCH_OUT             directory for the scenario's results (set by scripts/bench.sh)
+
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LOADGEN=$BENCH_ROOT/build/bin/rt-loadgen
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+GEN_CPU=${BENCH_GEN_CPU:-1}
+BENCH_STACK=${BENCH_STACK:-direct}
+BENCH_RUN_DIR=${BENCH_RUN_DIR:-$BENCH_ROOT/.run/bench}
+B_NATS_PORT=${BENCH_NATS_PORT:-14222}
+B_PG_PORT=${BENCH_PG_PORT:-15433}
+B_EDGE_PORT=${BENCH_EDGE_PORT:-18080}
+B_NODE_PORT=${BENCH_NODE_PORT:-18090}
+BENCH_OUT=${BENCH_OUT:-$BENCH_ROOT/bench/results/manual}
+EDGE_URLS="ws://127.0.0.1:$B_EDGE_PORT/ws,ws://127.0.0.1:$((B_EDGE_PORT + 1))/ws"
+NODE_URL="ws://127.0.0.1:$B_NODE_PORT/ws"
+NODE_PID=
+
+# Settings of the edges for a benchmark: one thread each, no rate limit on
+# the publisher, room for 10,000+ connections.
+RTSYNC_ENV=(RT_EDGE_THREADS=1 RT_RATE_LIMIT=1000000000 RT_RATE_WINDOW=1 RT_MAX_CONNS=30000
+	RT_SEND_QUEUE=4194304 RT_LOG_LEVEL=${RT_LOG_LEVEL:-warn})
+
+mkdir -p "$BENCH_OUT"
+
+bench_say() { printf '%s\n' "$*" >&2; }
+
+# The fd cap of this machine is 20,000 per process; servers and generators
+# inherit it from here.
+bench_raise_fds() { ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # PORT PID
+	local i
+	for ((i = 0; i < 200; i++)); do
+		port_open "$1" && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# The load generator, pinned to the generator's core: "${GEN[@]}" ARGS...
+# (an array, not a function, so that `... &` gives the generator's own pid).
+GEN=(taskset -c "$GEN_CPU" "$LOADGEN")
+
+# ---- rtsync ------------------------------------------------------------------
+
+rtsync_built() { [[ -x $BENCH_ROOT/build/bin/edge ]]; }
+
+# Starts one process in the background, pinned to the server core, and records its pid.
+rtsync_start() { # NAME CMD...
+	local name=$1
+	shift
+	taskset -c "$SERVER_CPU" setsid "$@" </dev/null >>"$BENCH_RUN_DIR/logs/$name.log" 2>&1 &
+	echo $! >"$BENCH_RUN_DIR/pids/$name.pid"
+}
+
+rtsync_up_direct() {
+	mkdir -p "$BENCH_RUN_DIR/pids" "$BENCH_RUN_DIR/logs"
+	rm -f "$BENCH_RUN_DIR"/pids/*.pid
+	rtsync_start nats nats-server -a 127.0.0.1 -p "$B_NATS_PORT"
+	wait_port "$B_NATS_PORT" "$(cat "$BENCH_RUN_DIR/pids/nats.pid")" || return 1
+	local i port
+	for i in 1 2; do
+		port=$((B_EDGE_PORT + i - 1))
+		rtsync_start "edge-$i" env "${RTSYNC_ENV[@]}" RT_NATS_URL="nats://127.0.0.1:$B_NATS_PORT" \
+			RT_EDGE_LISTEN="127.0.0.1:$port" RT_EDGE_ID="edge-$i" "$BENCH_ROOT/build/bin/edge"
+	done
+	for i in 1 2; do
+		port=$((B_EDGE_PORT + i - 1))
+		wait_port "$port" "$(cat "$BENCH_RUN_DIR/pids/edge-$i.pid")" || return 1
+	done
+	rtsync_wait_ready
+}
+
+rtsync_wait_ready() {
+	local i port deadline=$((SECONDS + 30))
+	for i in 1 2; do
+		port=$((B_EDGE_PORT + i - 1))
+		until curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz"; do
+			((SECONDS < deadline)) || { bench_say "edge-$i not ready on $port"; return 1; }
+			sleep 0.2
+		done
+	done
+}
+
+rtsync_stack_env() {
+	echo RUN_DIR="$BENCH_RUN_DIR" NATS_PORT="$B_NATS_PORT" NATS_MON_PORT=0 PG_PORT="$B_PG_PORT" \
+		EDGE_PORT="$B_EDGE_PORT" EDGES=2
+}
+
+# Starts nats-server and two edges (and with BENCH_STACK=stack the rest),
+# all pinned to the server core.  Logs in $BENCH_RUN_DIR/logs/.
+rtsync_up() {
+	rtsync_down
+	if [[ $BENCH_STACK == stack ]]; then
+		# shellcheck disable=SC2046
+		env $(rtsync_stack_env) "${RTSYNC_ENV[@]}" taskset -c "$SERVER_CPU" "$BENCH_ROOT/scripts/stack.sh" up >/dev/null
+	else
+		rtsync_up_direct
+	fi
+}
+
+rtsync_down() {
+	if [[ $BENCH_STACK == stack ]]; then
+		# shellcheck disable=SC2046
+		env $(rtsync_stack_env) "$BENCH_ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
+		return
+	fi
+	local f pid
+	for f in "$BENCH_RUN_DIR"/pids/edge-*.pid "$BENCH_RUN_DIR"/pids/nats.pid; do
+		[[ -e $f ]] || continue
+		pid=$(cat "$f")
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+		rm -f "$f"
+	done
+}
+
+rtsync_pid() { cat "$BENCH_RUN_DIR/pids/$1.pid"; }
+
+# NAME:PID list of the edges and nats-server, for rt-loadgen --pids.
+rtsync_pids() { echo "edge:$(rtsync_pid edge-1),edge:$(rtsync_pid edge-2),nats:$(rtsync_pid nats)"; }
+
+# NAME:PID list of the other processes scripts/stack.sh started (may be empty).
+rtsync_aux_pids() {
+	local f n out=()
+	for f in "$BENCH_RUN_DIR"/pids/*.pid; do
+		[[ -e $f ]] || continue
+		n=$(basename "$f" .pid)
+		case $n in edge-* | nats) ;; *) out+=("$n:$(cat "$f")") ;; esac
+	done
+	(IFS=,; echo "${out[*]}")
+}
+
+rtsync_edges_rss_kb() { echo $(($(rss_kb "$(rtsync_pid edge-1)") + $(rss_kb "$(rtsync_pid edge-2)"))); }
+
+# ---- Node ws reference -------------------------------------------------------
+
+node_up() {
+	node_down
+	taskset -c "$SERVER_CPU" env PORT="$B_NODE_PORT" node "$BENCH_ROOT/tests/bench/node-ws/server.mjs" \
+		>>"$BENCH_OUT/node-ws.log" 2>&1 &
+	NODE_PID=$!
+	wait_port "$B_NODE_PORT" "$NODE_PID"
+}
+
+node_down() {
+	[[ -n $NODE_PID ]] || return 0
+	kill -TERM "$NODE_PID" 2>/dev/null || true
+	wait "$NODE_PID" 2>/dev/null || true
+	NODE_PID=
+}
+
+bench_cleanup() {
+	node_down
+	if rtsync_built; then rtsync_down; fi
+}
