@@ -6,8 +6,8 @@
 #   scripts/stack.sh up           detached; returns when every edge is ready
 #   scripts/stack.sh down         stops what `up` or `run` started
 #   scripts/stack.sh status       what is running
-#   scripts/stack.sh pg-init DIR  create a PostgreSQL data dir with role and
-#                                 database rtsync (used by the test harness too)
+#   scripts/stack.sh pg-init DIR [PORT]  create a PostgreSQL data dir with role
+#                                 and database rtsync (used by the test harness too)
 #
 # Environment (defaults): RUN_DIR (.run), NATS_PORT (4222), NATS_MON_PORT
 # (NATS_PORT+4000, 0 = off), PG_PORT (5433), EDGE_PORT (8080), EDGES (2),
@@ -16,6 +16,7 @@
 # the environment (RT_JWT_SECRET, RT_LOG_LEVEL, ...) reaches every process.
 set -euo pipefail
 
+CALLER_PWD=$PWD
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
@@ -32,10 +33,14 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 STOP_TIMEOUT=${STOP_TIMEOUT:-15}
 PG_USER=postgres
 
-RUN_DIR=$(mkdir -p "$RUN_DIR" && cd "$RUN_DIR" && pwd)
-BIN_DIR=$(cd "$BIN_DIR" 2>/dev/null && pwd || echo "$ROOT/$BIN_DIR")
-PIDS=$RUN_DIR/pids
-LOGS=$RUN_DIR/logs
+
+# RUN_DIR and BIN_DIR, relative to the repository, as absolute paths
+setup_dirs() {
+	RUN_DIR=$(mkdir -p "$RUN_DIR" && cd "$RUN_DIR" && pwd)
+	BIN_DIR=$(cd "$BIN_DIR" 2>/dev/null && pwd || echo "$ROOT/$BIN_DIR")
+	PIDS=$RUN_DIR/pids
+	LOGS=$RUN_DIR/logs
+}
 
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -58,11 +63,13 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---- PostgreSQL -----------------------------------------------------------------
 
-# pg-init DIR: initdb into DIR (which must not exist), trust auth on loopback,
-# no unix socket (TCP 127.0.0.1 only, the port is given at start), a login role
-# and a database both named rtsync. Used by `up` and by tests/integration/lib/stack.js.
+# pg-init DIR [PORT]: initdb into DIR (which must not exist), trust auth on
+# loopback, no unix socket (TCP 127.0.0.1 only; the port is normally given at
+# start, PORT sets a default), a login role and a database both named rtsync.
+# Used by `up` and by tests/integration/lib/stack.js.
 cmd_pg_init() {
 	local dir=${1:?usage: stack.sh pg-init DIR}
+	[[ "$dir" == /* ]] || dir=$CALLER_PWD/$dir
 	local bin
 	bin=$(pg_bin)
 	[[ ! -e "$dir/PG_VERSION" ]] || die "$dir is already a PostgreSQL data dir"
@@ -87,6 +94,7 @@ cmd_pg_init() {
 		shared_buffers = 128MB
 		log_line_prefix = '%m [%p] %d '
 	EOF
+	[[ -z "${2:-}" ]] || echo "port = $2" | as_pg tee -a "$dir/postgresql.conf" >/dev/null
 	local sql out
 	for sql in "CREATE ROLE rtsync LOGIN CREATEDB" "CREATE DATABASE rtsync OWNER rtsync"; do
 		out=$(echo "$sql" | as_pg "$bin/postgres" --single -D "$dir" -c exit_on_error=on template1 2>&1) ||
@@ -382,10 +390,10 @@ cmd_run() {
 }
 
 case "${1:-}" in
-run) cmd_run ;;
-up) cmd_up && print_urls "stop with: make down" ;;
-down) cmd_down ;;
-status) cmd_status ;;
+run) setup_dirs && cmd_run ;;
+up) setup_dirs && cmd_up && print_urls "stop with: make down" ;;
+down) setup_dirs && cmd_down ;;
+status) setup_dirs && cmd_status ;;
 pg-init) shift; cmd_pg_init "$@" ;;
-*) die "usage: stack.sh run|up|down|status|pg-init DIR" ;;
+*) die "usage: stack.sh run|up|down|status|pg-init DIR [PORT]" ;;
 esac

@@ -175,6 +175,11 @@ function pgTemplate() {
   } catch {
     fs.rmSync(tmp, { recursive: true, force: true }); // another test file made it first
   }
+  for (const d of fs.readdirSync(scratchDir())) {
+    if (/^pg-template-[0-9a-f]+$/.test(d) && path.join(scratchDir(), d) !== tpl) {
+      fs.rmSync(path.join(scratchDir(), d), { recursive: true, force: true }); // made by an older stack.sh
+    }
+  }
   return tpl;
 }
 
