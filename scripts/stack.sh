@@ -272,12 +272,17 @@ cmd_up() {
 	done
 	! pg_running || die "PostgreSQL of $RUN_DIR is already running; stop it with: make down"
 	rm -f "$PIDS"/*
+	# keep one generation of logs: NAME.log is this run's, NAME.log.1 the last one's
+	local f
+	for f in "$LOGS"/*.log; do [[ ! -e "$f" ]] || mv -f "$f" "$f.1"; done
 	[[ -x "$BIN_DIR/edge" ]] || die "$BIN_DIR/edge not built (run make)"
 
 	local ports=("$NATS_PORT" "$PG_PORT") i
 	((NATS_MON_PORT == 0)) || ports+=("$NATS_MON_PORT")
 	for ((i = 0; i < EDGES; i++)); do ports+=($((EDGE_PORT + i))); done
 	check_ports "${ports[@]}"
+	# a failure from here on stops what was started (`run` has its own trap)
+	[[ -n "${IN_RUN:-}" ]] || trap 'say "stopping what was started"; cmd_down >/dev/null 2>&1' EXIT
 
 	local mon=()
 	((NATS_MON_PORT == 0)) || mon=(-m "$NATS_MON_PORT")
@@ -304,6 +309,7 @@ cmd_up() {
 	done
 	wait_ready
 	wait_services "${started[@]}"
+	[[ -n "${IN_RUN:-}" ]] || trap - EXIT
 }
 
 # Back-end services name their NATS connection after RT_INSTANCE_ID; give
@@ -369,6 +375,7 @@ run_stop() {
 }
 
 cmd_run() {
+	IN_RUN=1
 	trap 'run_stop; exit 0' INT TERM
 	trap 'run_stop' EXIT
 	cmd_up
