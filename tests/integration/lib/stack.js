@@ -603,11 +603,18 @@ export class Stack {
     if (this.stopping) return;
     this.stopping = true;
     const group = (kinds) => [...this.procs.values()].filter((p) => kinds(p.kind));
-    const down = (procs, sig, ms) =>
-      Promise.all(procs.map((p) => p.kill(sig, { timeoutMs: ms }).catch((e) => process.stderr.write(`[stack] ${e.message}\n`))));
+    const warn = (msg) => process.stderr.write(`[stack] ${msg}\n`);
+    const stopOne = async (p, sig, ms) => {
+      const r = await p.kill(sig, { timeoutMs: ms }).catch((e) => warn(e.message));
+      // a crash or a sanitizer report while draining shows up here
+      if (r && r.ms !== undefined && r.code !== 0 && r.signal !== sig) {
+        warn(`${p.name} ended with code ${r.code} signal ${r.signal} after ${sig} (see ${p.logFile})`);
+      }
+    };
+    const down = (procs, sig, ms) => Promise.all(procs.map((p) => stopOne(p, sig, ms)));
     await down(group((k) => k === 'edge'), 'SIGTERM', 12000);
     await down(group((k) => !['edge', 'nats', 'postgres'].includes(k)), 'SIGTERM', 12000);
-    await down(group((k) => k === 'nats'), 'SIGTERM', 5000);
+    await down(group((k) => k === 'nats'), 'SIGINT', 5000); // nats-server exits 1 on SIGTERM
     await down(group((k) => k === 'postgres'), 'SIGINT', 20000);
     if (this.tmpDir && !process.env.RT_TEST_KEEP_TMP) fs.rmSync(this.tmpDir, { recursive: true, force: true });
     if (this.unexpectedExits.length && !allowExits) {
