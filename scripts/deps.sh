@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-	build-essential pkg-config clang curl
+	build-essential pkg-config clang curl jq
 	libh2o-evloop-dev libwslay-dev libnats-dev nats-server
 	libprotobuf-c-dev protobuf-c-compiler
 	libpq-dev postgresql
