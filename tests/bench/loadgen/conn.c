@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LG_MAX_FRAME (16u << 20)
@@ -29,6 +30,7 @@
 enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
 
 static uint8_t scratch[1 << 18];
+static int64_t real_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns, taken once */
 
 /* xorshift64*: masking keys and handshake nonces need no cryptographic strength here */
 static uint64_t rng_next(void)
@@ -106,6 +108,12 @@ void lg_conn_close(lg_conn_t *c, int epfd)
 
 int lg_conn_open(lg_conn_t *c, int epfd, const lg_url_t *url)
 {
+    if (real_minus_mono == 0) {
+        struct timespec r;
+        clock_gettime(CLOCK_REALTIME, &r);
+        uint64_t m = rt_now_mono_ns();
+        real_minus_mono = (int64_t)r.tv_sec * 1000000000 + r.tv_nsec - (int64_t)m;
+    }
     c->fd = socket(url->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         c->state = LG_CLOSED;
@@ -114,6 +122,7 @@ int lg_conn_open(lg_conn_t *c, int epfd, const lg_url_t *url)
     c->url = url;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     c->state = LG_CONNECTING;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
     if ((connect(c->fd, (const struct sockaddr *)&url->addr, url->addrlen) < 0 && errno != EINPROGRESS) ||
@@ -250,20 +259,20 @@ static long parse_handshake(lg_conn_t *c, const uint8_t *p, size_t len)
     return (long)hlen;
 }
 
-static void on_message(lg_conn_t *c, uint8_t op, const uint8_t *data, size_t len, uint64_t now)
+static void on_message(lg_conn_t *c, uint8_t op, const uint8_t *data, size_t len, const lg_rx_t *rx)
 {
     if (op == OP_TEXT)
-        lg_on_text(c, data, len, now);
+        lg_on_text(c, data, len, rx);
 }
 
 static void on_frame(lg_conn_t *c, int epfd, uint8_t op, bool fin, const uint8_t *data, size_t len,
-                     uint64_t now)
+                     const lg_rx_t *rx)
 {
     switch (op) {
     case OP_TEXT:
     case OP_BINARY:
         if (fin) {
-            on_message(c, op, data, len, now);
+            on_message(c, op, data, len, rx);
         } else {
             c->frag.len = 0;
             c->frag_op = op;
@@ -273,7 +282,7 @@ static void on_frame(lg_conn_t *c, int epfd, uint8_t op, bool fin, const uint8_t
     case OP_CONT:
         rt_buf_append(&c->frag, data, len);
         if (fin) {
-            on_message(c, c->frag_op, c->frag.data, c->frag.len, now);
+            on_message(c, c->frag_op, c->frag.data, c->frag.len, rx);
             rt_buf_dispose(&c->frag);
         }
         break;
@@ -290,7 +299,7 @@ static void on_frame(lg_conn_t *c, int epfd, uint8_t op, bool fin, const uint8_t
 }
 
 /* Parses whole frames (unmasking in place if the server masked); returns the bytes used. */
-static size_t parse_frames(lg_conn_t *c, int epfd, uint8_t *p, size_t len, uint64_t now)
+static size_t parse_frames(lg_conn_t *c, int epfd, uint8_t *p, size_t len, const lg_rx_t *rx)
 {
     size_t off = 0;
     while (len - off >= 2 && c->state != LG_CLOSED) {
@@ -323,13 +332,13 @@ static size_t parse_frames(lg_conn_t *c, int epfd, uint8_t *p, size_t len, uint6
         if (masked)
             for (uint64_t i = 0; i < plen; i++)
                 f[hl + i] ^= f[hl - 4 + (i & 3)];
-        on_frame(c, epfd, f[0] & 0x0f, f[0] & 0x80, f + hl, (size_t)plen, now);
+        on_frame(c, epfd, f[0] & 0x0f, f[0] & 0x80, f + hl, (size_t)plen, rx);
         off += hl + (size_t)plen;
     }
     return off;
 }
 
-static size_t on_bytes(lg_conn_t *c, int epfd, uint8_t *p, size_t len, uint64_t now)
+static size_t on_bytes(lg_conn_t *c, int epfd, uint8_t *p, size_t len, const lg_rx_t *rx)
 {
     size_t off = 0;
     if (c->state == LG_HANDSHAKE) {
@@ -344,7 +353,33 @@ static size_t on_bytes(lg_conn_t *c, int epfd, uint8_t *p, size_t len, uint64_t 
     }
     if (c->state == LG_CLOSED)
         return 0;
-    return off + parse_frames(c, epfd, p + off, len - off, now);
+    return off + parse_frames(c, epfd, p + off, len - off, rx);
+}
+
+/* read() with the arrival time of the data: recvmsg() and its SCM_TIMESTAMPNS. */
+static ssize_t read_timed(int fd, uint8_t *buf, size_t cap, lg_rx_t *rx)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = buf, .iov_len = cap};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    ssize_t n = recvmsg(fd, &mh, 0);
+    if (n <= 0)
+        return n;
+    rx->read_ns = rt_now_mono_ns();
+    rx->arrival_ns = rx->read_ns;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+            int64_t mono = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - real_minus_mono;
+            if (mono > 0 && (uint64_t)mono <= rx->read_ns)
+                rx->arrival_ns = (uint64_t)mono;
+        }
+    }
+    return n;
 }
 
 static void on_readable(lg_conn_t *c, int epfd)
@@ -353,7 +388,8 @@ static void on_readable(lg_conn_t *c, int epfd)
         bool carry = c->in.len > 0;
         size_t cap = carry ? 65536 : sizeof scratch;
         uint8_t *buf = carry ? rt_buf_reserve(&c->in, cap) : scratch;
-        ssize_t n = read(c->fd, buf, cap);
+        lg_rx_t rx;
+        ssize_t n = read_timed(c->fd, buf, cap, &rx);
         if (n <= 0) {
             if (n < 0 && errno == EINTR)
                 continue;
@@ -361,17 +397,16 @@ static void on_readable(lg_conn_t *c, int epfd)
                 lg_conn_close(c, epfd);
             return;
         }
-        uint64_t now = rt_now_mono_ns();
         if (carry) {
             c->in.len += (size_t)n;
-            size_t used = on_bytes(c, epfd, c->in.data, c->in.len, now);
+            size_t used = on_bytes(c, epfd, c->in.data, c->in.len, &rx);
             if (c->state == LG_CLOSED)
                 return;
             rt_buf_consume(&c->in, used);
             if (c->in.len == 0)
                 rt_buf_dispose(&c->in);
         } else {
-            size_t used = on_bytes(c, epfd, scratch, (size_t)n, now);
+            size_t used = on_bytes(c, epfd, scratch, (size_t)n, &rx);
             if (c->state == LG_CLOSED)
                 return;
             if (used < (size_t)n)

@@ -95,9 +95,20 @@ typedef struct lg_conn {
     uint64_t last_seq;
 } lg_conn_t;
 
+/* When the bytes of a read arrived, on CLOCK_MONOTONIC: read_ns when the
+ * generator read them; arrival_ns when the kernel queued them on the socket
+ * (SO_TIMESTAMPNS of the read's last segment, converted from CLOCK_REALTIME),
+ * which does not depend on how long the generator took to get to this socket
+ * among the thousand that became readable at once.  Equal to read_ns when the
+ * kernel gave no timestamp. */
+typedef struct lg_rx {
+    uint64_t read_ns;
+    uint64_t arrival_ns;
+} lg_rx_t;
+
 /* What a connection hands to the scenario: the text frames it receives and
  * its state changes.  Implemented by main.c. */
-void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, uint64_t now_ns);
+void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx);
 void lg_on_state(lg_conn_t *c, lg_state_t old_state);
 
 /* Parses and resolves ws://host:port/path; 0 or RT_EINVAL. */

@@ -71,7 +71,8 @@ static struct {
     uint64_t total_msgs, sent;
     uint64_t t_setup0, t_ready, t_phase, t_first_send, t_last_send, t_last_recv, t_end;
     uint64_t delivered, expected_live, dups, reorders, bogus, acks, errors, other;
-    lg_hist_t hist;
+    lg_hist_t hist;      /* publish to arrival in the subscriber's socket */
+    lg_hist_t hist_read; /* publish to read by the generator */
     struct rusage ru_before, ru_after;
     rt_buf_t msg;
 } g;
@@ -258,7 +259,7 @@ static uint64_t parse_u64(const uint8_t **p, const uint8_t *end, bool *ok)
     return x;
 }
 
-static void on_delivery(lg_conn_t *c, const uint8_t *d, size_t dl, uint64_t now)
+static void on_delivery(lg_conn_t *c, const uint8_t *d, size_t dl, const lg_rx_t *rx)
 {
     const uint8_t *p = d, *end = d + dl;
     bool ok1, ok2;
@@ -279,11 +280,12 @@ static void on_delivery(lg_conn_t *c, const uint8_t *d, size_t dl, uint64_t now)
     c->last_seq = seq + 1;
     c->received++;
     g.delivered++;
-    g.t_last_recv = now;
-    lg_hist_record(&g.hist, now > ts ? now - ts : 0);
+    g.t_last_recv = rx->read_ns;
+    lg_hist_record(&g.hist, rx->arrival_ns > ts ? rx->arrival_ns - ts : 0);
+    lg_hist_record(&g.hist_read, rx->read_ns > ts ? rx->read_ns - ts : 0);
 }
 
-void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, uint64_t now)
+void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx)
 {
     const uint8_t *v;
     size_t vl;
@@ -293,7 +295,7 @@ void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, uint64_t now)
     }
     if (str_is(v, vl, "message")) {
         if (json_str(data, len, "data", &v, &vl))
-            on_delivery(c, v, vl, now);
+            on_delivery(c, v, vl, rx);
         else
             g.bogus++;
     } else if (str_is(v, vl, "subscribed")) {
@@ -560,25 +562,30 @@ static void report(void)
                       "\"delivered\":%llu,\"lost\":%llu,\"dups\":%llu,\"reorders\":%llu,\"bogus\":%llu,"
                       "\"errors\":%llu,\"acks\":%llu,\"other_frames\":%llu,\"deliveries_per_s\":%.0f,"
                       "\"lat_p50_us\":%.1f,\"lat_p90_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_p999_us\":%.1f,"
-                      "\"lat_max_us\":%.1f,\"lat_mean_us\":%.1f,",
+                      "\"lat_max_us\":%.1f,\"lat_mean_us\":%.1f,\"lat_read_p50_us\":%.1f,\"lat_read_p99_us\":%.1f,"
+                      "\"lat_read_max_us\":%.1f,",
                       g.o.rate, g.o.duration, g.o.size, (unsigned long long)g.sent, (unsigned long long)expected,
                       (unsigned long long)g.delivered, (unsigned long long)(expected - g.delivered),
                       (unsigned long long)g.dups, (unsigned long long)g.reorders, (unsigned long long)g.bogus,
                       (unsigned long long)g.errors, (unsigned long long)g.acks, (unsigned long long)g.other, dps,
                       lg_hist_quantile(&g.hist, 0.5) / 1e3, lg_hist_quantile(&g.hist, 0.9) / 1e3,
                       lg_hist_quantile(&g.hist, 0.99) / 1e3, lg_hist_quantile(&g.hist, 0.999) / 1e3,
-                      g.hist.max / 1e3, g.hist.n ? (double)g.hist.sum / (double)g.hist.n / 1e3 : 0.0);
+                      g.hist.max / 1e3, g.hist.n ? (double)g.hist.sum / (double)g.hist.n / 1e3 : 0.0,
+                      lg_hist_quantile(&g.hist_read, 0.5) / 1e3, lg_hist_quantile(&g.hist_read, 0.99) / 1e3,
+                      g.hist_read.max / 1e3);
         rt_buf_printf(&j, "\"deliveries_per_server_cpu_s\":%.0f,\"syscw_per_delivery\":%.3f,\"syscr_per_delivery\":%.3f,",
                       cpu > 0 ? (double)g.delivered / cpu : 0, g.delivered ? (double)syscw / (double)g.delivered : 0,
                       g.delivered ? (double)syscr / (double)g.delivered : 0);
         fprintf(stderr,
                 "rt-loadgen fanout %s: %ld subs x %.0f msg/s x %.0f s: sent %llu, delivered %llu of %llu (lost %llu, "
-                "dups %llu, reorders %llu)\n  %.0f deliveries/s; latency p50 %.0f us p99 %.0f us max %.0f us\n"
+                "dups %llu, reorders %llu)\n  %.0f deliveries/s; latency p50 %.0f us p99 %.0f us max %.0f us "
+                "(until read by the generator: p50 %.0f us p99 %.0f us)\n"
                 "  server CPU %.2f s -> %.0f deliveries per CPU-s; write syscalls/delivery %.3f; generator CPU %.2f s\n",
                 g.o.label, g.ready, g.o.rate, g.o.duration, (unsigned long long)g.sent, (unsigned long long)g.delivered,
                 (unsigned long long)expected, (unsigned long long)(expected - g.delivered), (unsigned long long)g.dups,
                 (unsigned long long)g.reorders, dps, lg_hist_quantile(&g.hist, 0.5) / 1e3,
-                lg_hist_quantile(&g.hist, 0.99) / 1e3, g.hist.max / 1e3, cpu, cpu > 0 ? (double)g.delivered / cpu : 0,
+                lg_hist_quantile(&g.hist, 0.99) / 1e3, g.hist.max / 1e3, lg_hist_quantile(&g.hist_read, 0.5) / 1e3,
+                lg_hist_quantile(&g.hist_read, 0.99) / 1e3, cpu, cpu > 0 ? (double)g.delivered / cpu : 0,
                 g.delivered ? (double)syscw / (double)g.delivered : 0, gen_cpu);
     } else {
         double per_conn = g.ready ? ((double)rss - (double)rss_before) * 1024.0 / (double)g.ready : 0;
