@@ -216,7 +216,7 @@ class Proc {
     this.logOffset = fs.fstatSync(fd).size;
     this.exit = null;
     this.expectingExit = false;
-    const child = spawn('setpriv', [...wrapper, '--', cmd, ...args], { env, stdio: ['ignore', fd, fd] });
+    const child = spawn('setpriv', [...wrapper, '--', cmd, ...args], { env, cwd: ROOT, stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     this.child = child;
     live.add(this);
