@@ -78,7 +78,7 @@ run_rtsync() {
 		return
 	fi
 	local a=${EDGE_URLS%%,*} b=${EDGE_URLS#*,}
-	hold rtsync rtsync_edges_rss_kb "$CONNS" "$a?user=idle" "$b?user=idle"
+	hold rtsync rtsync_edges_rss_kb "$CONNS" "$a" "$b"
 	rtsync_down
 }
 
