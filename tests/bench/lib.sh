@@ -31,7 +31,7 @@ NODE_PID=
 
 # Settings of the edges for a benchmark: one thread each, no rate limit on
 # the publisher, room for 10,000+ connections.
-RTSYNC_ENV=(RT_EDGE_THREADS=1 RT_RATE_LIMIT=1000000000 RT_RATE_WINDOW=1 RT_MAX_CONNS=30000
+RTSYNC_ENV=(RT_EDGE_THREADS=1 RT_RATE_LIMIT=100000 RT_RATE_WINDOW=1 RT_MAX_CONNS=30000
 	RT_SEND_QUEUE=4194304 RT_LOG_LEVEL=${RT_LOG_LEVEL:-warn})
 
 mkdir -p "$BENCH_OUT"
@@ -85,7 +85,11 @@ rtsync_up_direct() {
 	done
 	for i in 1 2; do
 		port=$((B_EDGE_PORT + i - 1))
-		wait_port "$port" "$(cat "$BENCH_RUN_DIR/pids/edge-$i.pid")" || return 1
+		if ! wait_port "$port" "$(cat "$BENCH_RUN_DIR/pids/edge-$i.pid")"; then
+			bench_say "edge-$i did not listen on $port; the end of its log:"
+			tail -n 15 "$BENCH_RUN_DIR/logs/edge-$i.log" >&2
+			return 1
+		fi
 	done
 	rtsync_wait_ready
 }
