@@ -1,0 +1,289 @@
+/*
+ * edge.h: the edge's internal types, shared by its files.
+ *
+ * Threads: RT_EDGE_THREADS event-loop threads, each with its own h2o context,
+ * SO_REUSEPORT listener, connections and channel table; nothing in an
+ * edge_thread_t is touched by another thread.  NATS messages reach a thread
+ * through its rt_loop task queue (rt_bus does the hand-off).  The main thread
+ * only waits for signals and asks the loops to drain.
+ */
+#ifndef EDGE_H
+#define EDGE_H
+
+#include "rt/bus.h"
+#include "rt/common.h"
+#include "rt/loop.h"
+#include "rt/map.h"
+
+#include <h2o.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "rtsync/v1/channel.pb-c.h"
+
+typedef struct edge_config {
+    const char *nats_url;
+    const char *listen;
+    const char *edge_id;
+    const char *log_level;
+    int64_t threads;
+    int64_t heartbeat_ms;
+    int64_t send_queue;
+    int64_t max_frame;
+    int64_t max_conns;
+    int64_t max_subscriptions;
+    int64_t drain_ms;
+    int64_t request_timeout_ms;
+} edge_config_t;
+
+typedef struct edge_server edge_server_t;
+typedef struct edge_thread edge_thread_t;
+typedef struct edge_channel edge_channel_t;
+typedef struct edge_client edge_client_t;
+typedef struct edge_sub edge_sub_t;
+
+/* ---- frames: immutable, reference-counted output bytes (one thread only) ---- */
+
+typedef struct edge_frame {
+    uint32_t refs;
+    uint32_t len;
+    uint8_t data[];
+} edge_frame_t;
+
+/* Returns an owned frame (refs 1) holding a WebSocket frame with `payload`. */
+edge_frame_t *edge_frame_ws(int opcode, const void *payload, size_t len);
+/* Returns an owned frame (refs 1) holding `len` raw bytes. */
+edge_frame_t *edge_frame_raw(const void *data, size_t len);
+/* A WebSocket close frame with `code` and a short reason. */
+edge_frame_t *edge_frame_ws_close(uint16_t code, const char *reason);
+static inline edge_frame_t *edge_frame_ref(edge_frame_t *f)
+{
+    f->refs++;
+    return f;
+}
+void edge_frame_release(edge_frame_t *f);
+
+/* A queue of frames waiting to be written, plus the ones being written. */
+typedef struct edge_outq {
+    edge_frame_t **frames;
+    uint32_t head, count, cap;
+    uint32_t inflight; /* the first `inflight` frames are in h2o's hands */
+    size_t bytes;      /* every queued byte, in flight included */
+} edge_outq_t;
+
+void edge_outq_push(edge_outq_t *q, edge_frame_t *frame); /* takes the frame */
+/* Fills up to `max` iovecs with the frames not yet in flight and marks them in flight. */
+size_t edge_outq_take(edge_outq_t *q, h2o_iovec_t *vecs, size_t max);
+/* Releases the frames that were in flight. */
+void edge_outq_written(edge_outq_t *q);
+/* Releases the frames not in flight (a connection that is closing drops them). */
+void edge_outq_drop_pending(edge_outq_t *q);
+void edge_outq_dispose(edge_outq_t *q);
+
+/* ---- channel messages, encoded once per thread for every subscriber ---- */
+
+typedef struct edge_message {
+    Rtsync__V1__ChannelMessage *pb; /* owned, unpacked */
+    edge_frame_t *ws;               /* lazily encoded WebSocket text frame */
+    edge_frame_t *sse;              /* lazily encoded SSE event */
+} edge_message_t;
+
+edge_frame_t *edge_message_ws(edge_message_t *m);
+edge_frame_t *edge_message_sse(edge_message_t *m);
+
+/* ---- clients: a WebSocket connection or an SSE stream ---- */
+
+typedef struct edge_client_ops {
+    /* Queues a channel message; the client takes a reference of what it keeps. */
+    void (*deliver)(edge_client_t *client, edge_channel_t *ch, edge_message_t *msg);
+} edge_client_ops_t;
+
+struct edge_client {
+    const edge_client_ops_t *ops;
+    edge_thread_t *thread;
+    h2o_linklist_t subs; /* edge_sub_t.client_link */
+    uint32_t nsubs;
+    char conn_id[48];
+    char *user;
+};
+
+struct edge_sub {
+    edge_client_t *client;
+    edge_channel_t *channel;
+    h2o_linklist_t channel_link;
+    h2o_linklist_t client_link;
+};
+
+struct edge_channel {
+    edge_thread_t *thread;
+    char *name;
+    h2o_linklist_t subs; /* edge_sub_t.channel_link */
+    uint32_t nsubs;
+    rt_bus_sub_t *bus_sub;
+};
+
+/* Subscribes the client to the channel (creating the channel and its NATS
+ * subscription if it is the first local subscriber); an existing subscription
+ * is returned as it is.  RT_EUNAVAIL if NATS refuses. */
+int edge_channel_subscribe(edge_thread_t *t, edge_client_t *client, const char *name, edge_sub_t **out);
+/* Unsubscribes; drops the channel (and its NATS subscription) with its last subscriber. */
+void edge_channel_unsubscribe(edge_sub_t *sub);
+edge_sub_t *edge_client_find_sub(edge_client_t *client, const char *channel);
+void edge_client_unsubscribe_all(edge_client_t *client);
+/* Returns 1 if `name` is a valid channel or document name. */
+int edge_name_is_valid(const char *name, size_t len);
+
+/* ---- metrics: per-thread counters, summed when scraped ---- */
+
+typedef struct edge_counters {
+    _Atomic uint64_t connections;      /* gauge: open WebSocket connections */
+    _Atomic uint64_t sse_streams;      /* gauge */
+    _Atomic uint64_t frames_in;
+    _Atomic uint64_t messages_in;      /* publishes accepted */
+    _Atomic uint64_t deliveries;       /* messages queued to clients */
+    _Atomic uint64_t bad_frames;
+    _Atomic uint64_t slow_closes;
+    _Atomic uint64_t bus_messages;     /* NATS messages received */
+    _Atomic uint64_t bus_bad;          /* undecodable NATS messages */
+    _Atomic uint64_t writes;           /* socket write calls */
+    _Atomic uint64_t latency_buckets[16]; /* publish-to-queue, ms: <=1,2,4,...; last = more */
+    _Atomic uint64_t latency_sum_us;
+} edge_counters_t;
+
+#define EDGE_COUNT(t, field, n) atomic_fetch_add_explicit(&(t)->counters.field, (n), memory_order_relaxed)
+
+/* ---- threads and the server ---- */
+
+struct edge_thread {
+    edge_server_t *server;
+    unsigned index;
+    pthread_t tid;
+    rt_loop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    rt_bus_requester_t *requester;
+    rt_map_t channels;          /* name -> edge_channel_t */
+    h2o_linklist_t ws_conns;    /* every open WebSocket connection */
+    h2o_linklist_t sse_streams; /* every open SSE stream */
+    h2o_linklist_t dirty;       /* WebSocket connections with frames to write */
+    h2o_timeout_t flush_timeout; /* 0 ms: runs at the end of the loop turn */
+    h2o_timeout_entry_t flush_entry;
+    h2o_timeout_t heartbeat_timeout;
+    h2o_timeout_entry_t heartbeat_entry;
+    h2o_timeout_t close_timeout; /* how long a closing connection waits for the peer */
+    edge_frame_t *ping_frame;      /* shared by every connection of the thread */
+    edge_frame_t *sse_retry_frame;
+    edge_frame_t *sse_hb_frame;
+    h2o_timeout_t drain_timeout;
+    h2o_timeout_entry_t drain_entry;
+    uint64_t next_conn;
+    int draining;
+    int stopped;
+    rt_task_t drain_task;
+    edge_counters_t counters;
+};
+
+struct edge_server {
+    edge_config_t config;
+    rt_bus_t *bus;
+    h2o_globalconf_t globalconf;
+    edge_thread_t *threads;
+    size_t nthreads;
+    _Atomic int draining;
+    _Atomic int64_t open_conns; /* WebSocket connections on every thread, for RT_MAX_CONNS */
+    int64_t started_ms;
+};
+
+/* server.c */
+int edge_server_create(const edge_config_t *config, edge_server_t **out);
+/* Runs the loop threads until a drain finishes; blocks the calling (main) thread. */
+int edge_server_run(edge_server_t *server);
+void edge_server_destroy(edge_server_t *server);
+/* Arms the end-of-turn flush. */
+void edge_thread_schedule_flush(edge_thread_t *t);
+/* Next connection id on this thread. */
+void edge_thread_conn_id(edge_thread_t *t, char *out, size_t outsize);
+/* A connection or stream closed: a draining thread stops after its last one. */
+void edge_thread_on_conn_closed(edge_thread_t *t);
+
+/* http.c: the request handler for every route. */
+int edge_http_on_req(h2o_handler_t *self, h2o_req_t *req);
+/* Sends a JSON error body {"error": {"code", "message"}} with `status`. */
+void edge_http_error(h2o_req_t *req, int status, const char *code, const char *message);
+
+/* ws.c */
+int edge_ws_is_upgrade(h2o_req_t *req);
+/* Upgrades `req` to a WebSocket connection for the JSON protocol. */
+int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user);
+/* Writes every dirty connection's queue (end of loop turn). */
+void edge_ws_flush_dirty(edge_thread_t *t);
+void edge_ws_heartbeat(edge_thread_t *t);
+void edge_ws_drain_all(edge_thread_t *t);
+
+/* sse.c */
+int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const char *user);
+void edge_sse_heartbeat(edge_thread_t *t);
+void edge_sse_drain_all(edge_thread_t *t);
+
+/* publish.c: the publish path shared by /ws and the HTTP API. */
+typedef struct edge_publish {
+    const char *channel;
+    const char *event; /* NULL: "message" */
+    const char *data;  /* JSON text */
+    size_t data_len;
+    const char *id;    /* NULL: none */
+    const char *user;
+    const char *conn_id;
+    int ephemeral;
+} edge_publish_t;
+/* Called on the thread once the publish is settled: err 0 with the offset
+ * (0 for ephemeral), or RT_EUNAVAIL / RT_ETIMEOUT / RT_EINVAL. */
+typedef void (*edge_publish_cb)(void *ctx, int err, uint64_t offset);
+/* Publishes; the callback runs exactly once, possibly before this returns. */
+void edge_publish(edge_thread_t *t, const edge_publish_t *p, edge_publish_cb cb, void *ctx);
+
+/* metrics.c */
+void edge_metrics_render(edge_server_t *server, rt_buf_t *out);
+void edge_metrics_observe_latency(edge_thread_t *t, int64_t ts_ms);
+
+/* protocol.c: parsing of client JSON frames, shared by /ws and the HTTP API. */
+typedef enum edge_frame_type {
+    EDGE_FT_SUBSCRIBE,
+    EDGE_FT_UNSUBSCRIBE,
+    EDGE_FT_PUBLISH,
+    EDGE_FT_PING,
+} edge_frame_type_t;
+
+typedef struct edge_request {
+    edge_frame_type_t type;
+    const char *channel;
+    const char *event;
+    const char *id;
+    json_t *data; /* borrowed from root */
+    int ephemeral;
+    int has_since;
+    uint64_t since;
+    int presence;
+    json_t *root; /* owned */
+} edge_request_t;
+
+typedef struct edge_proto_error {
+    const char *code;
+    char message[160];
+    const char *ref; /* borrowed from the request, may be NULL */
+} edge_proto_error_t;
+
+/* Parses one client frame.  0: *req filled (caller disposes); otherwise an
+ * error described in *err (its ref may point into the frame's parsed id, valid
+ * until edge_request_dispose of the partially filled request). */
+int edge_request_parse(const char *text, size_t len, size_t max_len, edge_request_t *req, edge_proto_error_t *err);
+/* Parses the body of POST /v1/channels/{ch}/publish into a publish request. */
+int edge_request_parse_publish_body(const char *text, size_t len, edge_request_t *req, edge_proto_error_t *err);
+void edge_request_dispose(edge_request_t *req);
+/* Appends the JSON text of an error frame. */
+void edge_proto_error_json(const edge_proto_error_t *err, rt_buf_t *out);
+
+#endif

@@ -1,0 +1,250 @@
+/* http.c: the edge's routes (PROTOCOL.md section 3): health, metrics, the
+ * WebSocket and SSE entry points, and the HTTP publish API. */
+#include "ws.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USER_MAX 128
+
+typedef struct http_publish {
+    h2o_req_t *req;
+    int ephemeral;
+} http_publish_t;
+
+void edge_http_error(h2o_req_t *req, int status, const char *code, const char *message)
+{
+    json_t *body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    h2o_iovec_t copy = h2o_strdup(&req->pool, text, strlen(text));
+    free(text);
+    req->res.status = status;
+    req->res.reason = status == 400   ? "Bad Request"
+                      : status == 404 ? "Not Found"
+                      : status == 405 ? "Method Not Allowed"
+                      : status == 413 ? "Payload Too Large"
+                      : status == 503 ? "Service Unavailable"
+                                      : "Error";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    req->res.content_length = copy.len;
+    h2o_send_inline(req, copy.base, copy.len);
+}
+
+static void send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : "Service Unavailable";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Finds query parameter `name` and writes its percent-decoded value; 0 if found. */
+static int query_param(h2o_req_t *req, const char *name, char *out, size_t outsize)
+{
+    if (req->query_at == SIZE_MAX)
+        return RT_ENOTFOUND;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nlen = strlen(name);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pend = amp ? amp : end;
+        if ((size_t)(pend - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t o = 0;
+            for (const char *v = p + nlen + 1; v < pend; v++) {
+                if (o + 1 >= outsize)
+                    return RT_ETOOBIG;
+                if (*v == '%' && pend - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+                    out[o++] = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+                    v += 2;
+                } else {
+                    out[o++] = *v == '+' ? ' ' : *v;
+                }
+            }
+            out[o] = '\0';
+            return RT_OK;
+        }
+        p = pend + 1;
+    }
+    return RT_ENOTFOUND;
+}
+
+/* The user of an unauthenticated request: ?user=NAME, else anon-<suffix>. */
+static int request_user(h2o_req_t *req, const char *anon_suffix, char *out, size_t outsize)
+{
+    int err = query_param(req, "user", out, outsize);
+    if (err == RT_ENOTFOUND) {
+        snprintf(out, outsize, "anon-%s", anon_suffix);
+        return RT_OK;
+    }
+    if (err != RT_OK || !edge_name_is_valid(out, strlen(out)))
+        return RT_EINVAL;
+    return RT_OK;
+}
+
+static int path_is(h2o_req_t *req, const char *path)
+{
+    return h2o_memis(req->path_normalized.base, req->path_normalized.len, path, strlen(path));
+}
+
+/* Matches prefix + NAME + suffix and copies NAME; 1 on a match (even if NAME is invalid). */
+static int path_name(h2o_req_t *req, const char *prefix, const char *suffix, char *name, size_t namesize)
+{
+    const char *p = req->path_normalized.base;
+    size_t len = req->path_normalized.len, plen = strlen(prefix), slen = strlen(suffix);
+    if (len < plen + slen || memcmp(p, prefix, plen) != 0 || memcmp(p + len - slen, suffix, slen) != 0)
+        return 0;
+    size_t nlen = len - plen - slen;
+    if (nlen >= namesize || memchr(p + plen, '/', nlen) != NULL) {
+        name[0] = '\0';
+        return memchr(p + plen, '/', nlen) == NULL; /* too long: still this route */
+    }
+    memcpy(name, p + plen, nlen);
+    name[nlen] = '\0';
+    return 1;
+}
+
+static int on_ws(edge_thread_t *t, h2o_req_t *req)
+{
+    if (!edge_ws_is_upgrade(req)) {
+        edge_http_error(req, 400, "bad_request", "/ws expects a WebSocket upgrade");
+        return 0;
+    }
+    if (atomic_load(&t->server->draining)) {
+        edge_http_error(req, 503, "unavailable", "the edge is draining");
+        return 0;
+    }
+    if (atomic_load(&t->server->open_conns) >= t->server->config.max_conns) {
+        edge_http_error(req, 503, "unavailable", "connection limit (RT_MAX_CONNS) reached");
+        return 0;
+    }
+    char user[USER_MAX + 1];
+    char suffix[48];
+    snprintf(suffix, sizeof(suffix), "%u-%" PRIu64, t->index, t->next_conn + 1);
+    if (request_user(req, suffix, user, sizeof(user)) != RT_OK) {
+        edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
+        return 0;
+    }
+    return edge_ws_accept(t, req, user);
+}
+
+static int on_sse(edge_thread_t *t, h2o_req_t *req, const char *channel)
+{
+    if (!edge_name_is_valid(channel, strlen(channel))) {
+        edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
+        return 0;
+    }
+    char user[USER_MAX + 1];
+    if (request_user(req, "sse", user, sizeof(user)) != RT_OK) {
+        edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
+        return 0;
+    }
+    return edge_sse_start(t, req, channel, user);
+}
+
+static void on_http_published(void *ctx, int err, uint64_t offset)
+{
+    http_publish_t *p = ctx;
+    h2o_req_t *req = p->req;
+    if (err == RT_EINVAL) {
+        edge_http_error(req, 400, "bad_request", "the message was refused");
+    } else if (err != RT_OK) {
+        edge_http_error(req, 503, "unavailable", "the channel's history service is unavailable; not published");
+    } else {
+        char body[64];
+        int n = p->ephemeral ? snprintf(body, sizeof(body), "{}")
+                             : snprintf(body, sizeof(body), "{\"offset\":%" PRIu64 "}", offset);
+        h2o_iovec_t copy = h2o_strdup(&req->pool, body, (size_t)n);
+        send_body(req, 200, "application/json", copy.base, copy.len);
+    }
+}
+
+static int on_publish(edge_thread_t *t, h2o_req_t *req, const char *channel)
+{
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        edge_http_error(req, 405, "bad_request", "use POST");
+        return 0;
+    }
+    if (!edge_name_is_valid(channel, strlen(channel))) {
+        edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
+        return 0;
+    }
+    if (req->entity.len > (size_t)t->server->config.max_frame) {
+        edge_http_error(req, 413, "too_large", "body over the RT_MAX_FRAME limit");
+        return 0;
+    }
+    char user[USER_MAX + 1];
+    if (request_user(req, "http", user, sizeof(user)) != RT_OK) {
+        edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
+        return 0;
+    }
+    edge_request_t body;
+    edge_proto_error_t err;
+    if (edge_request_parse_publish_body(req->entity.base, req->entity.len, &body, &err) != RT_OK) {
+        edge_http_error(req, 400, err.code, err.message);
+        edge_request_dispose(&body);
+        return 0;
+    }
+    char *data = json_dumps(body.data, JSON_COMPACT | JSON_ENCODE_ANY);
+    http_publish_t *p = h2o_mem_alloc_pool(&req->pool, sizeof(*p));
+    *p = (http_publish_t){req, body.ephemeral};
+    edge_publish_t pub = {
+        .channel = channel,
+        .event = body.event,
+        .data = data,
+        .data_len = strlen(data),
+        .id = body.id,
+        .user = user,
+        .ephemeral = body.ephemeral,
+    };
+    edge_publish(t, &pub, on_http_published, p);
+    free(data);
+    edge_request_dispose(&body);
+    return 0;
+}
+
+static int on_metrics(edge_thread_t *t, h2o_req_t *req)
+{
+    rt_buf_t out = {0};
+    edge_metrics_render(t->server, &out);
+    h2o_iovec_t copy = h2o_strdup(&req->pool, (const char *)out.data, out.len);
+    rt_buf_dispose(&out);
+    send_body(req, 200, "text/plain; version=0.0.4", copy.base, copy.len);
+    return 0;
+}
+
+int edge_http_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    edge_thread_t *t = RT_CONTAINER_OF(req->conn->ctx, edge_thread_t, ctx);
+    char name[130];
+    if (path_is(req, "/healthz")) {
+        send_body(req, 200, "text/plain", H2O_STRLIT("ok\n"));
+        return 0;
+    }
+    if (path_is(req, "/readyz")) {
+        int ready = rt_bus_is_connected(t->server->bus) && !atomic_load(&t->server->draining);
+        if (ready)
+            send_body(req, 200, "text/plain", H2O_STRLIT("ready\n"));
+        else
+            send_body(req, 503, "text/plain", H2O_STRLIT("not ready\n"));
+        return 0;
+    }
+    if (path_is(req, "/metrics"))
+        return on_metrics(t, req);
+    if (path_is(req, "/ws"))
+        return on_ws(t, req);
+    if (path_name(req, "/sse/", "", name, sizeof(name)))
+        return on_sse(t, req, name);
+    if (path_name(req, "/v1/channels/", "/publish", name, sizeof(name)))
+        return on_publish(t, req, name);
+    edge_http_error(req, 404, "not_found", "no such route");
+    return 0;
+}

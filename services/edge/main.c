@@ -1,0 +1,60 @@
+/* edge: the public face of rtsync (WebSocket, SSE and HTTP), PROTOCOL.md. */
+#include "edge.h"
+#include "rt/config.h"
+#include "rt/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define CFG(field) RT_CFG_AT(edge_config_t, field)
+
+static const rt_config_var_t config_vars[] = {
+    {"RT_NATS_URL", RT_CFG_STRING, "nats://127.0.0.1:4222", 0, 0, CFG(nats_url), "NATS server URL"},
+    {"RT_EDGE_LISTEN", RT_CFG_STRING, "0.0.0.0:8080", 0, 0, CFG(listen), "address:port to listen on"},
+    {"RT_EDGE_ID", RT_CFG_STRING, "", 0, 0, CFG(edge_id), "this edge's id (default: hostname-pid)"},
+    {"RT_EDGE_THREADS", RT_CFG_INT, "0", 0, 256, CFG(threads), "event-loop threads (0: one per core)"},
+    {"RT_HEARTBEAT", RT_CFG_MILLIS, "25s", 100, 3600000, CFG(heartbeat_ms),
+     "WebSocket ping and SSE heartbeat interval; silent connections close after twice that"},
+    {"RT_SEND_QUEUE", RT_CFG_BYTES, "4MiB", 1024, 1ll << 32, CFG(send_queue),
+     "bytes queued per connection before it is closed as too slow (4008)"},
+    {"RT_MAX_FRAME", RT_CFG_BYTES, "65536", 256, 64 << 20, CFG(max_frame),
+     "largest JSON frame or HTTP body (1009 / 413 beyond)"},
+    {"RT_MAX_CONNS", RT_CFG_INT, "100000", 1, 10000000, CFG(max_conns), "WebSocket connections per edge (503 beyond)"},
+    {"RT_MAX_SUBSCRIPTIONS", RT_CFG_INT, "100", 1, 100000, CFG(max_subscriptions), "subscriptions per connection"},
+    {"RT_DRAIN_TIMEOUT", RT_CFG_MILLIS, "8s", 0, 600000, CFG(drain_ms), "longest drain on SIGTERM"},
+    {"RT_REQUEST_TIMEOUT", RT_CFG_MILLIS, "5s", 10, 600000, CFG(request_timeout_ms),
+     "how long the edge waits for a back-end service"},
+    {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, CFG(log_level), "debug, info, warn or error"},
+};
+
+int main(int argc, char **argv)
+{
+    edge_config_t config = {0};
+    rt_config_load_or_exit("edge", "The rtsync edge: WebSocket, SSE and HTTP API, linked to the cluster over NATS.",
+                           config_vars, RT_ARRAY_SIZE(config_vars), &config, argc, argv, NULL);
+    rt_log_level_t level;
+    if (rt_log_parse_level(config.log_level, &level) != RT_OK) {
+        fprintf(stderr, "edge: RT_LOG_LEVEL=%s is not one of debug, info, warn, error\n", config.log_level);
+        return 2;
+    }
+    rt_log_init("edge", level);
+    char default_id[128];
+    if (*config.edge_id == '\0') {
+        char host[64] = "edge";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(default_id, sizeof(default_id), "%s-%d", host, (int)getpid());
+        config.edge_id = default_id;
+    }
+    if (config.threads == 0)
+        config.threads = sysconf(_SC_NPROCESSORS_ONLN);
+    signal(SIGPIPE, SIG_IGN);
+
+    edge_server_t *server;
+    if (edge_server_create(&config, &server) != RT_OK)
+        return 1;
+    int err = edge_server_run(server);
+    edge_server_destroy(server);
+    return err == RT_OK ? 0 : 1;
+}

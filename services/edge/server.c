@@ -1,0 +1,237 @@
+/*
+ * server.c: the edge's threads.  Each runs one h2o evloop (rt_loop) with its
+ * own SO_REUSEPORT listener, so the kernel spreads connections over threads.
+ * The main thread waits for SIGTERM/SIGINT and asks every loop to drain:
+ * stop accepting, close WebSockets with 1001, end SSE streams, then stop.
+ */
+#include "ws.h"
+#include "rt/log.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLOSE_WAIT_MS 10000
+
+static int listen_socket(const char *listen_addr, int *out)
+{
+    char host[256];
+    const char *colon = strrchr(listen_addr, ':');
+    if (colon == NULL || (size_t)(colon - listen_addr) >= sizeof(host))
+        return RT_EINVAL;
+    memcpy(host, listen_addr, (size_t)(colon - listen_addr));
+    host[colon - listen_addr] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    if (getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res) != 0)
+        return RT_EINVAL;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int on = 1;
+    int ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == 0 &&
+             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == 0 &&
+             bind(fd, res->ai_addr, res->ai_addrlen) == 0 && listen(fd, 4096) == 0;
+    freeaddrinfo(res);
+    if (!ok) {
+        RT_LOG_ERROR("listen_failed", "addr=%s error=\"%s\"", listen_addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return RT_EIO;
+    }
+    *out = fd;
+    return RT_OK;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    edge_thread_t *t = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 64; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        int on = 1;
+        setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        struct timeval now;
+        gettimeofday(&now, NULL);
+        h2o_accept(&t->accept_ctx, sock);
+    }
+}
+
+void edge_thread_schedule_flush(edge_thread_t *t)
+{
+    if (!h2o_timeout_is_linked(&t->flush_entry))
+        h2o_timeout_link(t->ctx.loop, &t->flush_timeout, &t->flush_entry);
+}
+
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    edge_ws_flush_dirty(RT_CONTAINER_OF(entry, edge_thread_t, flush_entry));
+}
+
+static void on_heartbeat(h2o_timeout_entry_t *entry)
+{
+    edge_thread_t *t = RT_CONTAINER_OF(entry, edge_thread_t, heartbeat_entry);
+    edge_ws_heartbeat(t);
+    edge_sse_heartbeat(t);
+    h2o_timeout_link(t->ctx.loop, &t->heartbeat_timeout, &t->heartbeat_entry);
+}
+
+void edge_thread_conn_id(edge_thread_t *t, char *out, size_t outsize)
+{
+    snprintf(out, outsize, "%s-%u-%" PRIu64, t->server->config.edge_id, t->index, ++t->next_conn);
+}
+
+void edge_thread_on_conn_closed(edge_thread_t *t)
+{
+    if (t->draining && h2o_linklist_is_empty(&t->ws_conns) && h2o_linklist_is_empty(&t->sse_streams))
+        t->stopped = 1;
+}
+
+static void on_drain_deadline(h2o_timeout_entry_t *entry)
+{
+    edge_thread_t *t = RT_CONTAINER_OF(entry, edge_thread_t, drain_entry);
+    RT_LOG_WARN("drain_deadline", "thread=%u", t->index);
+    t->stopped = 1;
+}
+
+static void on_drain(rt_task_t *task)
+{
+    edge_thread_t *t = RT_CONTAINER_OF(task, edge_thread_t, drain_task);
+    t->draining = 1;
+    h2o_socket_read_stop(t->listener);
+    h2o_socket_close(t->listener);
+    t->listener = NULL;
+    h2o_context_request_shutdown(&t->ctx);
+    edge_ws_drain_all(t);
+    edge_sse_drain_all(t);
+    h2o_timeout_link(t->ctx.loop, &t->drain_timeout, &t->drain_entry);
+    edge_thread_on_conn_closed(t);
+}
+
+static void *thread_main(void *arg)
+{
+    edge_thread_t *t = arg;
+    h2o_evloop_t *loop = rt_loop_evloop(t->loop);
+    h2o_context_init(&t->ctx, loop, &t->server->globalconf);
+    t->accept_ctx.ctx = &t->ctx;
+    t->accept_ctx.hosts = t->server->globalconf.hosts;
+    t->listener->data = t;
+    h2o_socket_read_start(t->listener, on_accept);
+    h2o_timeout_init(loop, &t->flush_timeout, 0);
+    h2o_timeout_init(loop, &t->heartbeat_timeout, (uint64_t)t->server->config.heartbeat_ms);
+    h2o_timeout_init(loop, &t->close_timeout, CLOSE_WAIT_MS);
+    h2o_timeout_init(loop, &t->drain_timeout, (uint64_t)t->server->config.drain_ms);
+    t->flush_entry.cb = on_flush;
+    t->heartbeat_entry.cb = on_heartbeat;
+    t->drain_entry.cb = on_drain_deadline;
+    h2o_timeout_link(loop, &t->heartbeat_timeout, &t->heartbeat_entry);
+    while (!t->stopped)
+        rt_loop_run_once(t->loop, INT32_MAX);
+    /* Flush what the last turn queued (close frames) before the process exits. */
+    edge_ws_flush_dirty(t);
+    rt_loop_run_once(t->loop, 0);
+    return NULL;
+}
+
+static void thread_init(edge_server_t *server, edge_thread_t *t, unsigned index, int fd)
+{
+    t->server = server;
+    t->index = index;
+    rt_loop_create(&t->loop);
+    h2o_evloop_t *loop = rt_loop_evloop(t->loop);
+    t->listener = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_linklist_init_anchor(&t->ws_conns);
+    h2o_linklist_init_anchor(&t->sse_streams);
+    h2o_linklist_init_anchor(&t->dirty);
+    t->drain_task.cb = on_drain;
+    t->ping_frame = edge_frame_ws(0x9, "", 0);
+    t->sse_retry_frame = edge_frame_raw(H2O_STRLIT("retry: 3000\n\n"));
+    t->sse_hb_frame = edge_frame_raw(H2O_STRLIT(": hb\n\n"));
+}
+
+int edge_server_create(const edge_config_t *config, edge_server_t **out)
+{
+    edge_server_t *server = rt_xcalloc(1, sizeof(*server));
+    server->config = *config;
+    server->nthreads = (size_t)config->threads;
+    int err = rt_bus_create(config->nats_url, config->edge_id, &server->bus);
+    if (err != RT_OK)
+        goto Error;
+    h2o_config_init(&server->globalconf);
+    server->globalconf.http1.upgrade_to_http2 = 0; /* this h2o lacks later HTTP/2 security fixes */
+    server->globalconf.max_request_entity_size = (size_t)config->max_frame * 2;
+    h2o_hostconf_t *host = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
+    handler->on_req = edge_http_on_req;
+    server->threads = rt_xcalloc(server->nthreads, sizeof(*server->threads));
+    for (size_t i = 0; i < server->nthreads; i++) {
+        int fd;
+        if ((err = listen_socket(config->listen, &fd)) != RT_OK)
+            goto Error;
+        thread_init(server, &server->threads[i], (unsigned)i, fd);
+    }
+    *out = server;
+    return RT_OK;
+Error:
+    edge_server_destroy(server);
+    return err;
+}
+
+static void on_bus_state(void *ctx, int connected)
+{
+    edge_server_t *server = ctx;
+    RT_LOG_INFO("nats_state", "connected=%d edge=%s", connected, server->config.edge_id);
+}
+
+int edge_server_run(edge_server_t *server)
+{
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by the loop threads */
+    rt_bus_set_state_cb(server->bus, on_bus_state, server);
+    for (size_t i = 0; i < server->nthreads; i++) {
+        edge_thread_t *t = &server->threads[i];
+        rt_bus_requester_create(server->bus, t->loop, (uint32_t)server->config.request_timeout_ms, &t->requester);
+        pthread_create(&t->tid, NULL, thread_main, t);
+    }
+    RT_LOG_INFO("listening", "addr=%s threads=%zu edge=%s nats=%s", server->config.listen, server->nthreads,
+                server->config.edge_id, server->config.nats_url);
+    int sig;
+    sigwait(&signals, &sig);
+    RT_LOG_INFO("draining", "signal=%d", sig);
+    atomic_store(&server->draining, 1);
+    for (size_t i = 0; i < server->nthreads; i++)
+        rt_loop_post(server->threads[i].loop, &server->threads[i].drain_task);
+    for (size_t i = 0; i < server->nthreads; i++)
+        pthread_join(server->threads[i].tid, NULL);
+    RT_LOG_INFO("stopped", "edge=%s", server->config.edge_id);
+    return RT_OK;
+}
+
+void edge_server_destroy(edge_server_t *server)
+{
+    if (server == NULL)
+        return;
+    /* The loop threads have stopped; connections still open die with the process. */
+    for (size_t i = 0; i < server->nthreads && server->threads != NULL; i++) {
+        edge_thread_t *t = &server->threads[i];
+        rt_bus_requester_destroy(t->requester);
+        edge_frame_release(t->ping_frame);
+        edge_frame_release(t->sse_retry_frame);
+        edge_frame_release(t->sse_hb_frame);
+    }
+    free(server->threads);
+    rt_bus_destroy(server->bus);
+    free(server);
+}

@@ -1,0 +1,164 @@
+/* session.c: what each JSON frame on /ws does (PROTOCOL.md section 5). */
+#include "ws.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A publish waiting for its acknowledgement; outlives its connection if need be. */
+typedef struct pending_publish {
+    h2o_linklist_t link; /* conn->pending */
+    edge_ws_conn_t *conn; /* NULL once the connection is gone */
+    int ephemeral;
+    char *channel;
+    char *id;
+} pending_publish_t;
+
+static void send_json(edge_ws_conn_t *conn, json_t *o)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    edge_ws_send_text(conn, text, strlen(text));
+    free(text);
+}
+
+static void send_error(edge_ws_conn_t *conn, const char *code, const char *message, const char *ref)
+{
+    edge_proto_error_t err = {.code = code, .ref = ref};
+    snprintf(err.message, sizeof(err.message), "%s", message);
+    rt_buf_t out = {0};
+    edge_proto_error_json(&err, &out);
+    edge_ws_send_text(conn, (const char *)out.data, out.len);
+    rt_buf_dispose(&out);
+}
+
+void edge_session_start(edge_ws_conn_t *conn)
+{
+    h2o_linklist_init_anchor(&conn->pending);
+    send_json(conn, json_pack("{s:s, s:s, s:s, s:s}", "type", "welcome", "conn", conn->client.conn_id, "user",
+                              conn->client.user, "edge", conn->client.thread->server->config.edge_id));
+}
+
+static void on_subscribe(edge_ws_conn_t *conn, const edge_request_t *req)
+{
+    edge_thread_t *t = conn->client.thread;
+    if (edge_client_find_sub(&conn->client, req->channel) == NULL &&
+        conn->client.nsubs >= (uint32_t)t->server->config.max_subscriptions) {
+        send_error(conn, "too_large", "subscription limit (RT_MAX_SUBSCRIPTIONS) reached", req->id);
+        return;
+    }
+    edge_sub_t *sub;
+    if (edge_channel_subscribe(t, &conn->client, req->channel, &sub) != RT_OK) {
+        send_error(conn, "unavailable", "the message bus is unavailable", req->id);
+        return;
+    }
+    send_json(conn, json_pack("{s:s, s:s}", "type", "subscribed", "channel", req->channel));
+}
+
+static void on_unsubscribe(edge_ws_conn_t *conn, const edge_request_t *req)
+{
+    edge_sub_t *sub = edge_client_find_sub(&conn->client, req->channel);
+    if (sub != NULL)
+        edge_channel_unsubscribe(sub);
+    send_json(conn, json_pack("{s:s, s:s}", "type", "unsubscribed", "channel", req->channel));
+}
+
+static void pending_free(pending_publish_t *p)
+{
+    if (p->conn != NULL)
+        h2o_linklist_unlink(&p->link);
+    free(p->channel);
+    free(p->id);
+    free(p);
+}
+
+static void on_published(void *ctx, int err, uint64_t offset)
+{
+    pending_publish_t *p = ctx;
+    edge_ws_conn_t *conn = p->conn;
+    if (conn == NULL) {
+        pending_free(p);
+        return;
+    }
+    if (err == RT_OK && (!p->ephemeral || p->id != NULL)) {
+        json_t *ack = json_pack("{s:s, s:s}", "type", "ack", "channel", p->channel);
+        if (p->id != NULL)
+            json_object_set_new(ack, "id", json_string(p->id));
+        if (offset != 0)
+            json_object_set_new(ack, "offset", json_integer((json_int_t)offset));
+        send_json(conn, ack);
+    } else if (err == RT_EINVAL) {
+        send_error(conn, "bad_request", "the message was refused", p->id);
+    } else if (err != RT_OK) {
+        send_error(conn, "unavailable", "the channel's history service is unavailable; not published", p->id);
+    }
+    pending_free(p);
+}
+
+static void on_publish(edge_ws_conn_t *conn, const edge_request_t *req)
+{
+    char *data = json_dumps(req->data, JSON_COMPACT | JSON_ENCODE_ANY);
+    pending_publish_t *p = rt_xcalloc(1, sizeof(*p));
+    p->conn = conn;
+    p->ephemeral = req->ephemeral;
+    p->channel = rt_xstrdup(req->channel);
+    p->id = req->id ? rt_xstrdup(req->id) : NULL;
+    h2o_linklist_insert(&conn->pending, &p->link);
+    edge_publish_t pub = {
+        .channel = req->channel,
+        .event = req->event,
+        .data = data,
+        .data_len = strlen(data),
+        .id = req->id,
+        .user = conn->client.user,
+        .conn_id = conn->client.conn_id,
+        .ephemeral = req->ephemeral,
+    };
+    edge_publish(conn->client.thread, &pub, on_published, p);
+    free(data);
+}
+
+void edge_session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
+{
+    edge_request_t req;
+    edge_proto_error_t err;
+    if (edge_request_parse(text, len, (size_t)conn->client.thread->server->config.max_frame, &req, &err) != RT_OK) {
+        EDGE_COUNT(conn->client.thread, bad_frames, 1);
+        send_error(conn, err.code, err.message, err.ref);
+        edge_request_dispose(&req);
+        return;
+    }
+    switch (req.type) {
+    case EDGE_FT_SUBSCRIBE:
+        on_subscribe(conn, &req);
+        break;
+    case EDGE_FT_UNSUBSCRIBE:
+        on_unsubscribe(conn, &req);
+        break;
+    case EDGE_FT_PUBLISH:
+        on_publish(conn, &req);
+        break;
+    case EDGE_FT_PING:
+        edge_ws_send_text(conn, H2O_STRLIT("{\"type\":\"pong\"}"));
+        break;
+    }
+    edge_request_dispose(&req);
+}
+
+void edge_session_on_binary(edge_ws_conn_t *conn, const uint8_t *data, size_t len)
+{
+    (void)data, (void)len;
+    EDGE_COUNT(conn->client.thread, bad_frames, 1);
+    send_error(conn, "bad_request", "binary frames are not accepted on /ws: send JSON text frames", NULL);
+}
+
+void edge_session_dispose(edge_ws_conn_t *conn)
+{
+    if (conn->pending.next == NULL)
+        return; /* the session never started */
+    while (!h2o_linklist_is_empty(&conn->pending)) {
+        pending_publish_t *p = RT_CONTAINER_OF(conn->pending.next, pending_publish_t, link);
+        h2o_linklist_unlink(&p->link);
+        p->conn = NULL;
+    }
+}

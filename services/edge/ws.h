@@ -1,0 +1,43 @@
+/*
+ * ws.h: a WebSocket connection speaking the JSON protocol of /ws.  ws.c owns
+ * the transport (framing, queue, heartbeat, close); session.c the protocol
+ * (what each client frame does).  Everything runs on the connection's thread.
+ */
+#ifndef EDGE_WS_H
+#define EDGE_WS_H
+
+#include "edge.h"
+
+typedef struct edge_ws_conn {
+    edge_client_t client;
+    h2o_socket_t *sock; /* NULL until the upgrade completes */
+    struct wslay_event_context *wslay; /* only while a frame or message is being received */
+    edge_outq_t outq;
+    h2o_linklist_t conn_link;  /* thread->ws_conns */
+    h2o_linklist_t dirty_link; /* thread->dirty */
+    h2o_timeout_entry_t close_entry;
+    h2o_linklist_t pending;    /* session.c: publishes awaiting their ack */
+    uint64_t last_rx;
+    size_t feed; /* bytes of complete frames wslay may still read */
+    uint16_t close_code;
+    unsigned writing : 1;
+    unsigned msg_open : 1;
+    unsigned close_queued : 1;
+    unsigned close_received : 1;
+} edge_ws_conn_t;
+
+/* Queues a frame (takes it); closes with 4008 past RT_SEND_QUEUE. */
+void edge_ws_send(edge_ws_conn_t *conn, edge_frame_t *frame);
+/* Queues a text frame with a copy of `text`. */
+void edge_ws_send_text(edge_ws_conn_t *conn, const char *text, size_t len);
+/* Starts the close handshake with `code`; nothing is sent after it. */
+void edge_ws_close(edge_ws_conn_t *conn, uint16_t code, const char *reason);
+
+/* session.c */
+void edge_session_start(edge_ws_conn_t *conn);
+void edge_session_on_text(edge_ws_conn_t *conn, const char *text, size_t len);
+void edge_session_on_binary(edge_ws_conn_t *conn, const uint8_t *data, size_t len);
+/* The connection is going away: detach what still refers to it. */
+void edge_session_dispose(edge_ws_conn_t *conn);
+
+#endif

@@ -1,0 +1,345 @@
+/* bus.c: cnats connection, subscriptions handed to loops, async requests. */
+#include "rt/bus.h"
+#include "rt/log.h"
+#include "rt/map.h"
+
+#include <inttypes.h>
+#include <nats/nats.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rt_bus {
+    natsConnection *conn;
+    rt_bus_state_cb state_cb;
+    void *state_ctx;
+};
+
+/* Shared by the owner, the cnats subscription (until its on-complete callback)
+ * and every message in flight to the loop. */
+struct rt_bus_sub {
+    natsSubscription *nsub;
+    rt_loop_t *loop;
+    rt_bus_msg_cb cb;
+    void *ctx;
+    atomic_int refs;
+    atomic_bool closed;
+};
+
+typedef struct bus_msg_task {
+    rt_task_t task;
+    rt_bus_sub_t *sub;
+    natsMsg *nmsg;
+} bus_msg_task_t;
+
+struct rt_bus_requester {
+    rt_bus_t *bus;
+    rt_loop_t *loop;
+    rt_bus_sub_t *inbox_sub;
+    char inbox[64];
+    uint64_t next_id;
+    rt_map_t pending; /* id text -> rt_bus_request_t */
+    h2o_timeout_t timeout;
+};
+
+typedef struct rt_bus_request {
+    rt_bus_requester_t *requester;
+    h2o_timeout_entry_t timer;
+    rt_bus_reply_cb cb;
+    void *ctx;
+    char id[24];
+    size_t idlen;
+} rt_bus_request_t;
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    rt_bus_t *bus = closure;
+    RT_LOG_WARN("nats_disconnected", "reconnecting=1");
+    if (bus->state_cb)
+        bus->state_cb(bus->state_ctx, 0);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    rt_bus_t *bus = closure;
+    RT_LOG_INFO("nats_connected", "reconnected=1");
+    if (bus->state_cb)
+        bus->state_cb(bus->state_ctx, 1);
+}
+
+static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc, (void)sub, (void)closure;
+    RT_LOG_WARN("nats_async_error", "error=\"%s\"", natsStatus_GetText(err));
+}
+
+int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
+{
+    static atomic_flag pool_sized = ATOMIC_FLAG_INIT;
+    if (!atomic_flag_test_and_set(&pool_sized))
+        nats_SetMessageDeliveryPoolSize(2);
+    rt_bus_t *bus = rt_xcalloc(1, sizeof(*bus));
+    natsOptions *opts = NULL;
+    natsStatus s = natsOptions_Create(&opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(opts, url);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(opts, 200);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectJitter(opts, 100, 100);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize(opts, 8 * 1024 * 1024);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(opts, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPendingMsgs(opts, 1000000);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, on_disconnected, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(opts, on_reconnected, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(opts, on_nats_error, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(opts, true, on_reconnected, bus);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&bus->conn, opts);
+        if (s == NATS_NOT_YET_CONNECTED)
+            s = NATS_OK;
+    }
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK) {
+        RT_LOG_ERROR("nats_connect_failed", "url=%s error=\"%s\"", url, natsStatus_GetText(s));
+        free(bus);
+        return RT_EINVAL;
+    }
+    *out = bus;
+    return RT_OK;
+}
+
+void rt_bus_destroy(rt_bus_t *bus)
+{
+    if (bus == NULL)
+        return;
+    natsConnection_FlushTimeout(bus->conn, 1000);
+    natsConnection_Close(bus->conn);
+    natsConnection_Destroy(bus->conn);
+    free(bus);
+}
+
+void rt_bus_set_state_cb(rt_bus_t *bus, rt_bus_state_cb cb, void *ctx)
+{
+    bus->state_ctx = ctx;
+    bus->state_cb = cb;
+}
+
+int rt_bus_is_connected(rt_bus_t *bus)
+{
+    return natsConnection_Status(bus->conn) == NATS_CONN_STATUS_CONNECTED;
+}
+
+int rt_bus_publish(rt_bus_t *bus, const char *subject, const void *data, size_t len)
+{
+    if (!rt_bus_is_connected(bus))
+        return RT_EUNAVAIL;
+    natsStatus s = natsConnection_Publish(bus->conn, subject, data, (int)len);
+    return s == NATS_OK ? RT_OK : RT_EUNAVAIL;
+}
+
+int rt_bus_flush(rt_bus_t *bus, int64_t timeout_ms)
+{
+    return natsConnection_FlushTimeout(bus->conn, timeout_ms) == NATS_OK ? RT_OK : RT_ETIMEOUT;
+}
+
+static void sub_release(rt_bus_sub_t *sub)
+{
+    if (atomic_fetch_sub(&sub->refs, 1) == 1) {
+        natsSubscription_Destroy(sub->nsub);
+        free(sub);
+    }
+}
+
+static void on_msg_task(rt_task_t *task)
+{
+    bus_msg_task_t *t = (bus_msg_task_t *)task;
+    rt_bus_sub_t *sub = t->sub;
+    if (!atomic_load(&sub->closed)) {
+        rt_bus_msg_t msg = {
+            .subject = natsMsg_GetSubject(t->nmsg),
+            .reply = natsMsg_GetReply(t->nmsg),
+            .data = {(const uint8_t *)natsMsg_GetData(t->nmsg), (size_t)natsMsg_GetDataLength(t->nmsg)},
+        };
+        sub->cb(sub->ctx, &msg);
+    }
+    natsMsg_Destroy(t->nmsg);
+    free(t);
+    sub_release(sub);
+}
+
+/* cnats thread: hand the message to the owning loop. */
+static void on_nats_msg(natsConnection *nc, natsSubscription *nsub, natsMsg *nmsg, void *closure)
+{
+    (void)nc, (void)nsub;
+    rt_bus_sub_t *sub = closure;
+    if (atomic_load(&sub->closed)) {
+        natsMsg_Destroy(nmsg);
+        return;
+    }
+    atomic_fetch_add(&sub->refs, 1);
+    bus_msg_task_t *t = rt_xmalloc(sizeof(*t));
+    t->task.cb = on_msg_task;
+    t->sub = sub;
+    t->nmsg = nmsg;
+    rt_loop_post(sub->loop, &t->task);
+}
+
+static void on_sub_complete(void *closure)
+{
+    sub_release(closure);
+}
+
+int rt_bus_subscribe(rt_bus_t *bus, rt_loop_t *loop, const char *subject, const char *queue_group, rt_bus_msg_cb cb,
+                     void *ctx, rt_bus_sub_t **out)
+{
+    rt_bus_sub_t *sub = rt_xcalloc(1, sizeof(*sub));
+    sub->loop = loop;
+    sub->cb = cb;
+    sub->ctx = ctx;
+    atomic_init(&sub->refs, 2); /* the owner and the cnats subscription */
+    atomic_init(&sub->closed, false);
+    natsStatus s = queue_group ? natsConnection_QueueSubscribe(&sub->nsub, bus->conn, subject, queue_group,
+                                                               on_nats_msg, sub)
+                               : natsConnection_Subscribe(&sub->nsub, bus->conn, subject, on_nats_msg, sub);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(sub->nsub, -1, -1);
+    if (s == NATS_OK)
+        s = natsSubscription_SetOnCompleteCB(sub->nsub, on_sub_complete, sub);
+    if (s != NATS_OK) {
+        RT_LOG_ERROR("nats_subscribe_failed", "subject=%s error=\"%s\"", subject, natsStatus_GetText(s));
+        if (sub->nsub != NULL) {
+            natsSubscription_Unsubscribe(sub->nsub);
+            natsSubscription_Destroy(sub->nsub);
+        }
+        free(sub);
+        return RT_EUNAVAIL;
+    }
+    *out = sub;
+    return RT_OK;
+}
+
+void rt_bus_unsubscribe(rt_bus_sub_t *sub)
+{
+    if (sub == NULL)
+        return;
+    atomic_store(&sub->closed, true);
+    natsSubscription_Unsubscribe(sub->nsub);
+    sub_release(sub);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static void request_finish(rt_bus_request_t *req, int err, rt_slice_t data)
+{
+    rt_bus_reply_cb cb = req->cb;
+    void *ctx = req->ctx;
+    rt_map_remove(&req->requester->pending, req->id, req->idlen);
+    h2o_timeout_unlink(&req->timer);
+    free(req);
+    cb(ctx, err, data);
+}
+
+static void on_request_timeout(h2o_timeout_entry_t *entry)
+{
+    rt_bus_request_t *req = RT_CONTAINER_OF(entry, rt_bus_request_t, timer);
+    request_finish(req, RT_ETIMEOUT, (rt_slice_t){NULL, 0});
+}
+
+static void on_reply(void *ctx, const rt_bus_msg_t *msg)
+{
+    rt_bus_requester_t *r = ctx;
+    const char *id = strrchr(msg->subject, '.');
+    if (id == NULL)
+        return;
+    id++;
+    rt_bus_request_t *req = rt_map_get(&r->pending, id, strlen(id));
+    if (req == NULL)
+        return; /* late reply to a request that timed out */
+    /* An empty reply is NATS's "no responders" status message: nothing listens. */
+    request_finish(req, msg->data.len == 0 ? RT_EUNAVAIL : RT_OK, msg->data);
+}
+
+int rt_bus_requester_create(rt_bus_t *bus, rt_loop_t *loop, uint32_t timeout_ms, rt_bus_requester_t **out)
+{
+    rt_bus_requester_t *r = rt_xcalloc(1, sizeof(*r));
+    r->bus = bus;
+    r->loop = loop;
+    natsInbox *inbox = NULL;
+    if (natsInbox_Create(&inbox) != NATS_OK) {
+        free(r);
+        return RT_EUNAVAIL;
+    }
+    snprintf(r->inbox, sizeof(r->inbox), "%s", inbox);
+    natsInbox_Destroy(inbox);
+    char wildcard[80];
+    snprintf(wildcard, sizeof(wildcard), "%s.*", r->inbox);
+    int err = rt_bus_subscribe(bus, loop, wildcard, NULL, on_reply, r, &r->inbox_sub);
+    if (err != RT_OK) {
+        free(r);
+        return err;
+    }
+    h2o_timeout_init(rt_loop_evloop(loop), &r->timeout, timeout_ms);
+    *out = r;
+    return RT_OK;
+}
+
+void rt_bus_requester_destroy(rt_bus_requester_t *r)
+{
+    if (r == NULL)
+        return;
+    rt_bus_unsubscribe(r->inbox_sub);
+    size_t pos = 0;
+    rt_map_entry_t *e;
+    while ((e = rt_map_next(&r->pending, &pos)) != NULL)
+        request_finish(e->value, RT_EUNAVAIL, (rt_slice_t){NULL, 0});
+    rt_map_dispose(&r->pending);
+    h2o_timeout_dispose(rt_loop_evloop(r->loop), &r->timeout);
+    free(r);
+}
+
+int rt_bus_request(rt_bus_requester_t *r, const char *subject, const void *data, size_t len, rt_bus_reply_cb cb,
+                   void *ctx)
+{
+    if (!rt_bus_is_connected(r->bus))
+        return RT_EUNAVAIL;
+    rt_bus_request_t *req = rt_xcalloc(1, sizeof(*req));
+    req->requester = r;
+    req->cb = cb;
+    req->ctx = ctx;
+    req->idlen = (size_t)snprintf(req->id, sizeof(req->id), "%" PRIu64, ++r->next_id);
+    char reply[96];
+    snprintf(reply, sizeof(reply), "%s.%s", r->inbox, req->id);
+    if (natsConnection_PublishRequest(r->bus->conn, subject, reply, data, (int)len) != NATS_OK) {
+        free(req);
+        return RT_EUNAVAIL;
+    }
+    rt_map_put(&r->pending, req->id, req->idlen, req);
+    req->timer.cb = on_request_timeout;
+    h2o_timeout_link(rt_loop_evloop(r->loop), &r->timeout, &req->timer);
+    return RT_OK;
+}
+
+void rt_bus_subject(char *out, size_t outsize, const char *prefix, const char *name)
+{
+    int n = snprintf(out, outsize, "%s.%s", prefix, name);
+    if (n < 0)
+        return;
+    for (char *p = out + strlen(prefix) + 1; *p; p++)
+        if (*p == '.')
+            *p = '~';
+}
