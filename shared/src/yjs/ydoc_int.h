@@ -1,0 +1,125 @@
+/*
+ * ydoc_int.h: the in-memory document model (struct store, items, types,
+ * ordered key tables) shared by ydoc.c, ystore.c and yjson.c.
+ */
+#ifndef RT_YDOC_INT_H
+#define RT_YDOC_INT_H
+
+#include "yjs_int.h"
+
+/* Types nested deeper than this are integrated as GC (recursion guard). */
+#define YDOC_MAX_TYPE_DEPTH 1000
+
+enum {
+    YF_DELETED = 1,
+    YF_KEEP = 2,
+    YF_COUNTABLE = 4,
+    YF_ORIGIN = 8,
+    YF_RORIGIN = 16,
+};
+
+struct yitem;
+struct ytype;
+
+/* An entry of an insertion-ordered table: a map key or a root name. */
+typedef struct ykey {
+    struct yitem *cur;  /* map: the rightmost item of the key (current value) */
+    struct ytype *type; /* roots: the root type */
+    uint32_t len;
+    uint32_t hash;
+    uint8_t bytes[]; /* len bytes, then NUL */
+} ykey_t;
+
+typedef struct ytable {
+    ykey_t **entries;
+    size_t n, cap;
+    uint32_t *index; /* open addressing: entry index + 1, 0 = empty */
+    size_t index_cap;
+} ytable_t;
+
+typedef struct ytype {
+    struct yitem *item; /* NULL for a root */
+    ykey_t *root;       /* root name */
+    struct yitem *start;
+    ytable_t map;
+    uint64_t length;
+    uint8_t type_ref; /* 0..6, 255 for roots */
+    uint16_t depth;
+} ytype_t;
+
+/* A struct of the store: an Item or a GC range. */
+typedef struct yitem {
+    yid_t id;
+    uint64_t len;
+    struct yitem *left, *right;
+    yid_t origin, rorigin;
+    ytype_t *parent;
+    ykey_t *psub;
+    uint8_t *data; /* content payload (see ystruct_t), owned */
+    uint32_t size, cap;
+    ytype_t *type; /* ContentType */
+    uint8_t kind;  /* YK_ITEM or YK_GC */
+    uint8_t ref;
+    uint8_t flags;
+} yitem_t;
+
+typedef struct yclient {
+    uint64_t client;
+    yitem_t **s;
+    size_t n, cap;
+    uint64_t txn_before; /* state when transaction txn_id first added to it */
+    uint64_t txn_id;
+} yclient_t;
+
+typedef struct yitem_chunk {
+    struct yitem_chunk *next;
+    yitem_t items[256];
+} yitem_chunk_t;
+
+struct rt_ydoc {
+    yclient_t **clients; /* sorted by client id */
+    size_t n_clients, cap_clients;
+    ytable_t roots;
+    bool gc;
+    uint64_t txn_counter;
+    yitem_chunk_t *chunks;
+    yitem_t *free_items;
+    size_t n_items;
+    /* pending structs (a V1 update) and the clocks they wait for */
+    rt_buf_t pending;
+    bool has_pending;
+    yid_t *missing;
+    size_t n_missing;
+    /* pending delete set */
+    yrange_t *pending_ds;
+    size_t n_pending_ds;
+};
+
+static inline bool yitem_deleted(const yitem_t *it)
+{
+    return it->kind == YK_GC || (it->flags & YF_DELETED);
+}
+
+/* ordered tables (ystore.c) */
+ykey_t *ytable_find(const ytable_t *t, const uint8_t *key, size_t len);
+ykey_t *ytable_get(ytable_t *t, const uint8_t *key, size_t len);
+void ytable_dispose(ytable_t *t);
+
+/* store (ystore.c) */
+yclient_t *ystore_client(const rt_ydoc_t *doc, uint64_t client);
+yclient_t *ystore_client_add(rt_ydoc_t *doc, uint64_t client);
+uint64_t ystore_state(const rt_ydoc_t *doc, uint64_t client);
+/* Index of the struct holding `clock`, or SIZE_MAX. */
+size_t ystore_find_index(const yclient_t *c, uint64_t clock);
+yitem_t *ystore_find(const rt_ydoc_t *doc, yid_t id);
+yitem_t *yitem_alloc(rt_ydoc_t *doc);
+void yitem_free(rt_ydoc_t *doc, yitem_t *it);
+void ystore_insert(yclient_t *c, size_t at, yitem_t *it);
+void ystore_remove(yclient_t *c, size_t at, size_t n);
+ytype_t *ytype_create(uint8_t type_ref, yitem_t *item, uint16_t depth);
+void ytype_destroy(ytype_t *t);
+/* Fills a ystruct_t view of a stored struct for the encoders. */
+void yitem_view(const yitem_t *it, ystruct_t *s);
+size_t ystore_memory(const rt_ydoc_t *doc);
+
+#endif

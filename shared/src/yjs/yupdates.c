@@ -1,0 +1,361 @@
+/*
+ * yupdates.c: the update algebra on encoded updates, as updates.js does it:
+ * mergeUpdates (a k-way merge of lazy struct readers), diffUpdate,
+ * encodeStateVectorFromUpdate, validation and V2 -> V1 conversion.
+ */
+#include "yjs_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- delete sets as readDeleteSet / writeDeleteSet see them ------------------ */
+
+typedef struct ranked {
+    yrange_t r;
+    size_t order;
+} ranked_t;
+
+static int cmp_ranked(const void *a, const void *b)
+{
+    const ranked_t *x = a, *y = b;
+    if (x->r.client != y->r.client)
+        return x->r.client > y->r.client ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+void yds_write_grouped(rt_buf_t *out, const yrange_t *r, size_t n)
+{
+    ranked_t *v = rt_xcalloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (ranked_t){r[i], i};
+    qsort(v, n, sizeof *v, cmp_ranked);
+    yrange_t *s = rt_xcalloc(n ? n : 1, sizeof *s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = v[i].r;
+    yds_write(out, s, n);
+    free(v);
+    free(s);
+}
+
+/* ---- struct readers ---------------------------------------------------------------- */
+
+/* A lazy reader over a decoded update (LazyStructReader). */
+typedef struct yreader_s {
+    const ydecoded_t *d;
+    size_t next;
+    bool filter_skips;
+    ystruct_t cur;
+    bool has;
+} ylazy_t;
+
+static void lazy_next(ylazy_t *r)
+{
+    while (r->next < r->d->n_structs) {
+        const ystruct_t *s = &r->d->structs[r->next++];
+        if (r->filter_skips && s->kind == YK_SKIP)
+            continue;
+        r->cur = *s;
+        r->has = true;
+        return;
+    }
+    r->has = false;
+}
+
+/* sliceStruct: the part of `s` from `diff` on; new payloads go to the arena. */
+static void slice_struct(ystruct_t *s, uint64_t diff, struct yarena **arena)
+{
+    if (s->kind == YK_ITEM) {
+        if (s->ref == YC_STRING) {
+            rt_buf_t l = {0}, r = {0};
+            ystring_split(s->content.data, s->content.len, diff, &l, &r);
+            uint8_t *p = yarena_alloc(arena, r.len ? r.len : 1);
+            memcpy(p, r.data, r.len);
+            s->content = (rt_slice_t){p, r.len};
+            rt_buf_dispose(&l);
+            rt_buf_dispose(&r);
+        } else if (s->ref == YC_JSON || s->ref == YC_ANY) {
+            size_t at = ypayload_skip(s->ref, s->content.data, s->content.len, diff);
+            s->content = (rt_slice_t){s->content.data + at, s->content.len - at};
+        }
+        s->has_origin = true;
+        s->origin = (yid_t){s->id.client, s->id.clock + diff - 1};
+    }
+    s->id.clock += diff;
+    s->len -= diff;
+}
+
+static bool struct_merge(ystruct_t *l, const ystruct_t *r)
+{
+    if (l->kind == YK_ITEM || l->kind != r->kind)
+        return false;
+    l->len += r->len;
+    return true;
+}
+
+static bool reader_before(const ylazy_t *a, const ylazy_t *b)
+{
+    if (a->cur.id.client != b->cur.id.client)
+        return a->cur.id.client > b->cur.id.client;
+    if (a->cur.id.clock != b->cur.id.clock)
+        return a->cur.id.clock < b->cur.id.clock;
+    return a->cur.kind != YK_SKIP && b->cur.kind == YK_SKIP;
+}
+
+/* Drops finished readers and stable-sorts the rest (insertion sort: the order
+ * changes little between steps). */
+static size_t sort_readers(ylazy_t **v, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->has)
+            v[m++] = v[i];
+    for (size_t i = 1; i < m; i++) {
+        ylazy_t *x = v[i];
+        size_t j = i;
+        while (j > 0 && reader_before(x, v[j - 1])) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+    return m;
+}
+
+typedef struct ywrite_cur {
+    ystruct_t s;
+    bool has;
+} ywrite_cur_t;
+
+static void merge_structs(ylazy_t *readers, size_t n, struct yarena **arena, ylazy_writer_t *w)
+{
+    ylazy_t **v = rt_xcalloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = &readers[i];
+    size_t live = n;
+    ywrite_cur_t cw = {0};
+    for (;;) {
+        live = sort_readers(v, live);
+        if (live == 0)
+            break;
+        ylazy_t *dec = v[0];
+        uint64_t first_client = dec->cur.id.client;
+        if (cw.has) {
+            bool iterated = false;
+            while (dec->has && dec->cur.id.clock + dec->cur.len <= cw.s.id.clock + cw.s.len &&
+                   dec->cur.id.client >= cw.s.id.client) {
+                lazy_next(dec);
+                iterated = true;
+            }
+            if (!dec->has || dec->cur.id.client != first_client ||
+                (iterated && dec->cur.id.clock > cw.s.id.clock + cw.s.len))
+                continue;
+            ystruct_t curr = dec->cur;
+            if (first_client != cw.s.id.client) {
+                ylazy_write(w, &cw.s, 0);
+                cw.s = curr;
+                lazy_next(dec);
+            } else if (cw.s.id.clock + cw.s.len < curr.id.clock) {
+                if (cw.s.kind == YK_SKIP) {
+                    cw.s.len = curr.id.clock + curr.len - cw.s.id.clock;
+                } else {
+                    ylazy_write(w, &cw.s, 0);
+                    uint64_t diff = curr.id.clock - cw.s.id.clock - cw.s.len;
+                    ystruct_t skip = {.id = {first_client, cw.s.id.clock + cw.s.len}, .len = diff,
+                                      .kind = YK_SKIP};
+                    cw.s = skip;
+                }
+            } else {
+                uint64_t diff = cw.s.id.clock + cw.s.len - curr.id.clock;
+                if (diff > 0) {
+                    if (cw.s.kind == YK_SKIP)
+                        cw.s.len -= diff;
+                    else
+                        slice_struct(&curr, diff, arena);
+                }
+                if (!struct_merge(&cw.s, &curr)) {
+                    ylazy_write(w, &cw.s, 0);
+                    cw.s = curr;
+                    lazy_next(dec);
+                }
+            }
+        } else {
+            cw.s = dec->cur;
+            cw.has = true;
+            lazy_next(dec);
+        }
+        while (dec->has && dec->cur.id.client == first_client &&
+               dec->cur.id.clock == cw.s.id.clock + cw.s.len && dec->cur.kind != YK_SKIP) {
+            ylazy_write(w, &cw.s, 0);
+            cw.s = dec->cur;
+            lazy_next(dec);
+        }
+    }
+    if (cw.has)
+        ylazy_write(w, &cw.s, 0);
+    free(v);
+}
+
+int ymerge_updates(const rt_slice_t *updates, size_t n, rt_buf_t *out)
+{
+    ydecoded_t *d = rt_xcalloc(n ? n : 1, sizeof *d);
+    ylazy_t *readers = rt_xcalloc(n ? n : 1, sizeof *readers);
+    struct yarena *arena = NULL;
+    int rc = 0;
+    size_t ok = 0;
+    for (; ok < n; ok++) {
+        if ((rc = ydecode_v1(updates[ok], &d[ok])) < 0)
+            goto out;
+    }
+    if (n == 1) {
+        rt_buf_append(out, updates[0].data, updates[0].len);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        readers[i] = (ylazy_t){.d = &d[i], .filter_skips = true};
+        lazy_next(&readers[i]);
+    }
+    ylazy_writer_t w = {0};
+    merge_structs(readers, n, &arena, &w);
+    ylazy_finish(&w, out);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += d[i].n_ds;
+    yrange_t *ds = rt_xcalloc(total ? total : 1, sizeof *ds);
+    total = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(ds + total, d[i].ds, d[i].n_ds * sizeof *ds);
+        total += d[i].n_ds;
+    }
+    yds_sort_merge(ds, &total);
+    yds_write(out, ds, total);
+    free(ds);
+out:
+    for (size_t i = 0; i < ok; i++)
+        ydecoded_dispose(&d[i]);
+    free(d);
+    free(readers);
+    yarena_free(arena);
+    return rc;
+}
+
+void ydiff_decoded(const ydecoded_t *d, const ysv_t *sv, rt_buf_t *out)
+{
+    ylazy_writer_t w = {0};
+    ylazy_t r = {.d = d};
+    lazy_next(&r);
+    while (r.has) {
+        uint64_t client = r.cur.id.client;
+        uint64_t sv_clock = ysv_get(sv, client);
+        if (r.cur.kind == YK_SKIP) {
+            lazy_next(&r);
+            continue;
+        }
+        if (r.cur.id.clock + r.cur.len > sv_clock) {
+            uint64_t off = sv_clock > r.cur.id.clock ? sv_clock - r.cur.id.clock : 0;
+            ylazy_write(&w, &r.cur, off);
+            lazy_next(&r);
+            while (r.has && r.cur.id.client == client) {
+                ylazy_write(&w, &r.cur, 0);
+                lazy_next(&r);
+            }
+        } else {
+            while (r.has && r.cur.id.client == client && r.cur.id.clock + r.cur.len <= sv_clock)
+                lazy_next(&r);
+        }
+    }
+    ylazy_finish(&w, out);
+    yds_write_grouped(out, d->ds, d->n_ds);
+}
+
+/* ---- public API --------------------------------------------------------------- */
+
+int rt_yupdate_validate(rt_slice_t update)
+{
+    ydecoded_t d;
+    if (ydecode_v1(update, &d) < 0)
+        return RT_EINVAL;
+    ydecoded_dispose(&d);
+    return 0;
+}
+
+int rt_yupdate_merge(const rt_slice_t *updates, size_t n, rt_buf_t *out)
+{
+    rt_buf_t tmp = {0};
+    int rc = ymerge_updates(updates, n, &tmp);
+    if (rc == 0)
+        rt_buf_append(out, tmp.data, tmp.len);
+    rt_buf_dispose(&tmp);
+    return rc;
+}
+
+int rt_yupdate_diff(rt_slice_t update, rt_slice_t sv, rt_buf_t *out)
+{
+    ydecoded_t d;
+    ysv_t v;
+    if (ysv_decode(sv, &v) < 0)
+        return RT_EINVAL;
+    if (ydecode_v1(update, &d) < 0) {
+        ysv_dispose(&v);
+        return RT_EINVAL;
+    }
+    ydiff_decoded(&d, &v, out);
+    ydecoded_dispose(&d);
+    ysv_dispose(&v);
+    return 0;
+}
+
+int rt_yupdate_state_vector(rt_slice_t update, rt_buf_t *out)
+{
+    ydecoded_t d;
+    if (ydecode_v1(update, &d) < 0)
+        return RT_EINVAL;
+    rt_buf_t body = {0};
+    size_t size = 0;
+    if (d.n_structs > 0) {
+        const ystruct_t *s = &d.structs[0];
+        uint64_t cur_client = s->id.client;
+        bool stop = s->id.clock != 0;
+        uint64_t cur_clock = stop ? 0 : s->id.clock + s->len;
+        for (size_t i = 0; i < d.n_structs; i++) {
+            s = &d.structs[i];
+            if (cur_client != s->id.client) {
+                if (cur_clock != 0) {
+                    size++;
+                    ywrite_varuint(&body, cur_client);
+                    ywrite_varuint(&body, cur_clock);
+                }
+                cur_client = s->id.client;
+                cur_clock = 0;
+                stop = s->id.clock != 0;
+            }
+            if (s->kind == YK_SKIP)
+                stop = true;
+            if (!stop)
+                cur_clock = s->id.clock + s->len;
+        }
+        if (cur_clock != 0) {
+            size++;
+            ywrite_varuint(&body, cur_client);
+            ywrite_varuint(&body, cur_clock);
+        }
+    }
+    ywrite_varuint(out, size);
+    rt_buf_append(out, body.data, body.len);
+    rt_buf_dispose(&body);
+    ydecoded_dispose(&d);
+    return 0;
+}
+
+int rt_yupdate_v2_to_v1(rt_slice_t update_v2, rt_buf_t *out)
+{
+    ydecoded_t d;
+    if (ydecode_v2(update_v2, &d) < 0)
+        return RT_EINVAL;
+    ylazy_writer_t w = {0};
+    for (size_t i = 0; i < d.n_structs; i++)
+        ylazy_write(&w, &d.structs[i], 0);
+    ylazy_finish(&w, out);
+    yds_write_grouped(out, d.ds, d.n_ds);
+    ydecoded_dispose(&d);
+    return 0;
+}
