@@ -114,6 +114,10 @@ test('back-end services start, connect to NATS and stop on SIGTERM', { skip: !bu
   assert.ok(names.length >= builtServices.length * 2, `NATS connections: ${names}`);
   await stack.restart(`${builtServices[0]}-1`);
   assert.equal(stack.isRunning(`${builtServices[0]}-1`), true);
+  // a graceful PostgreSQL restart does not wait for the services' connections
+  const r = await stack.kill('postgres');
+  assert.ok(r.ms < 5000, `postgres took ${r.ms} ms`);
+  await stack.startPg();
 });
 
 test('client helpers: ws queue, raw SSE, HTTP', async () => {

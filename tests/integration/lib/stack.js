@@ -57,6 +57,7 @@ export async function freePort() {
   throw new Error('no free port found');
 }
 
+const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGILL', 'SIGTRAP', 'SIGSYS']);
 const PORT_IN_USE = /address already in use|EADDRINUSE|could not bind|bind: address/i;
 
 // ---- small HTTP and wait helpers ----------------------------------------------------
@@ -198,6 +199,8 @@ class Proc {
     this.exit = null; // {code, signal} of the last exit
     this.expectingExit = false;
     this.logFile = path.join(stack.logDir, `${spec.name}.log`);
+    // graceful stop: PostgreSQL fast shutdown; nats-server exits 1 on SIGTERM
+    this.stopSignal = { postgres: 'SIGINT', nats: 'SIGINT' }[spec.kind] || 'SIGTERM';
   }
 
   get running() {
@@ -276,7 +279,7 @@ class Proc {
     process.kill(this.child.pid, sig);
   }
 
-  async kill(sig = 'SIGTERM', { timeoutMs = 15000 } = {}) {
+  async kill(sig = this.stopSignal, { timeoutMs = 15000 } = {}) {
     if (!this.running) return this.exit;
     this.expectingExit = true;
     const t0 = Date.now();
@@ -506,8 +509,11 @@ export class Stack {
 
   // ---- controls ----
 
-  /** Sends `signal` to a process and waits for it to exit → {code, signal, ms}. */
-  kill(name, signal = 'SIGTERM', opts) {
+  /**
+   * Sends `signal` (default: the graceful one, SIGTERM; SIGINT for nats and
+   * postgres) and waits for the exit → {code, signal, ms}.
+   */
+  kill(name, signal, opts) {
     return this.proc(name).kill(signal, opts);
   }
 
@@ -523,8 +529,8 @@ export class Stack {
     await p.start({ env });
   }
 
-  /** Stops (SIGTERM by default, e.g. 'SIGKILL' for a crash) and starts again. */
-  async restart(name, { signal = 'SIGTERM', env } = {}) {
+  /** Stops (gracefully by default, e.g. 'SIGKILL' for a crash) and starts again. */
+  async restart(name, { signal, env } = {}) {
     await this.kill(name, signal);
     await this.start(name, { env });
   }
@@ -597,7 +603,8 @@ export class Stack {
   /**
    * Stops everything: edges (SIGTERM), services, NATS, PostgreSQL (fast);
    * removes the scratch dir (unless RT_TEST_KEEP_TMP). Rejects when a process
-   * had exited on its own during the test (a crash must fail the test).
+   * had exited on its own during the test, or crashed (SIGSEGV, SIGABRT ...)
+   * while stopping: a crash must fail the test.
    */
   async stop({ allowExits = false } = {}) {
     if (this.stopping) return;
@@ -609,18 +616,19 @@ export class Stack {
       // a crash or a sanitizer report while draining shows up here
       if (r && r.ms !== undefined && r.code !== 0 && r.signal !== sig) {
         warn(`${p.name} ended with code ${r.code} signal ${r.signal} after ${sig} (see ${p.logFile})`);
+        if (CRASH_SIGNALS.has(r.signal)) this.unexpectedExits.push({ name: p.name, code: r.code, signal: r.signal });
       }
     };
     const down = (procs, sig, ms) => Promise.all(procs.map((p) => stopOne(p, sig, ms)));
     await down(group((k) => k === 'edge'), 'SIGTERM', 12000);
     await down(group((k) => !['edge', 'nats', 'postgres'].includes(k)), 'SIGTERM', 12000);
-    await down(group((k) => k === 'nats'), 'SIGINT', 5000); // nats-server exits 1 on SIGTERM
+    await down(group((k) => k === 'nats'), 'SIGINT', 5000);
     await down(group((k) => k === 'postgres'), 'SIGINT', 20000);
     if (this.tmpDir && !process.env.RT_TEST_KEEP_TMP) fs.rmSync(this.tmpDir, { recursive: true, force: true });
     if (this.unexpectedExits.length && !allowExits) {
       const list = this.unexpectedExits.map((x) => `${x.name} (code ${x.code}, signal ${x.signal})`).join(', ');
       this.printLogs({ names: [...new Set(this.unexpectedExits.map((x) => x.name))] });
-      throw new Error(`processes exited on their own during the test: ${list}`);
+      throw new Error(`processes crashed or exited on their own during the test: ${list}`);
     }
   }
 }
