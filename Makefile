@@ -39,6 +39,8 @@ LIB_SRC := $(sort $(wildcard shared/src/*.c shared/src/*/*.c))
 SERVICES := $(notdir $(wildcard services/*))
 TOOLS := $(notdir $(wildcard tools/*))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+# unit tests also link every service's code but its main.c (services' names are prefixed, so they coexist)
+UNIT_SVC_SRC := $(filter-out %/main.c,$(sort $(wildcard services/*/*.c)))
 UNIT_SUITES := $(patsubst tests/unit/test_%.c,%,$(filter tests/unit/test_%.c,$(UNIT_SRC)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 LOADGEN_SRC := $(wildcard tests/bench/loadgen/*.c)
@@ -74,7 +76,8 @@ $(BUILD)/flags-%: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(CC) $(BASE_CFLAGS) $(WARN) $(MODE_CFLAGS_$*)' | cmp -s - $@ || echo '$(CC) $(BASE_CFLAGS) $(WARN) $(MODE_CFLAGS_$*)' > $@
 FORCE:
-.SECONDARY:
+.PHONY: FORCE
+.SECONDARY: $(BUILD)/flags-release $(BUILD)/flags-debug $(BUILD)/flags-asan
 
 # ---- binaries -----------------------------------------------------------------
 define program
@@ -95,8 +98,8 @@ $(GEN)/unit_suites.h: FORCE
 	@mkdir -p $(GEN)
 	@printf '%s\n' $(foreach s,$(UNIT_SUITES),'RT_UNIT_SUITE($(s))') | cmp -s - $@ || \
 		printf '%s\n' $(foreach s,$(UNIT_SUITES),'RT_UNIT_SUITE($(s))') > $@
-$(call obj,asan,tests/unit/main.c): $(GEN)/unit_suites.h
-$(BIN)/unit-tests: $(call obj,asan,$(UNIT_SRC)) $(BUILD)/lib/asan/librt.a
+$(call obj,asan,$(UNIT_SRC)): $(GEN)/unit_suites.h
+$(BIN)/unit-tests: $(call obj,asan,$(UNIT_SRC) $(UNIT_SVC_SRC)) $(BUILD)/lib/asan/librt.a
 	@mkdir -p $(@D)
 	$(CC) $(MODE_LDFLAGS_asan) -o $@ $^ $(SYS_LIBS) -lcunit
 

@@ -147,9 +147,7 @@ void edge_ws_flush_dirty(edge_thread_t *t)
 
 /* ---- input -------------------------------------------------------------------- */
 
-/* Length of the leading complete frames in buf.  A frame that declares more
- * than `max` bytes counts as complete, so that wslay sees it and refuses it. */
-static size_t complete_frames_len(const uint8_t *p, size_t len, uint64_t max)
+size_t edge_ws_complete_frames_len(const uint8_t *p, size_t len, uint64_t max)
 {
     size_t off = 0;
     while (len - off >= 2) {
@@ -244,7 +242,7 @@ static int feed_wslay(edge_ws_conn_t *conn)
 {
     edge_thread_t *t = conn->client.thread;
     size_t max = (size_t)t->server->config.max_frame;
-    conn->feed = complete_frames_len((const uint8_t *)conn->sock->input->bytes, conn->sock->input->size, max);
+    conn->feed = edge_ws_complete_frames_len((const uint8_t *)conn->sock->input->bytes, conn->sock->input->size, max);
     if (conn->feed == 0)
         return 0;
     if (conn->wslay == NULL) {

@@ -33,6 +33,10 @@ void edge_ws_send_text(edge_ws_conn_t *conn, const char *text, size_t len);
 /* Starts the close handshake with `code`; nothing is sent after it. */
 void edge_ws_close(edge_ws_conn_t *conn, uint16_t code, const char *reason);
 
+/* Length of the leading complete frames in buf.  A frame that declares more
+ * than `max` bytes counts as complete, so that wslay sees it and refuses it. */
+size_t edge_ws_complete_frames_len(const uint8_t *buf, size_t len, uint64_t max);
+
 /* session.c */
 void edge_session_start(edge_ws_conn_t *conn);
 void edge_session_on_text(edge_ws_conn_t *conn, const char *text, size_t len);
