@@ -1,0 +1,260 @@
+/*
+ * api.c: the NATS face of chat-history, and the service's lifetime.
+ *
+ * Everything here runs on the loop thread (the main thread): rt_bus callbacks
+ * for rt.hist.publish and rt.hist.query (queue group "hist"), and the tasks the
+ * workers post back, which send the replies and, after a commit, publish each
+ * new message with its offset on rt.ch.<channel>.  Garbage on either subject
+ * is counted, answered with CODE_BAD_REQUEST when a reply inbox is given, and
+ * otherwise dropped.
+ */
+#include "hist.h"
+#include "rt/log.h"
+#include "rtsync/v1/channel.pb-c.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_SIZE (3 * HIST_MAX_DATA)
+#define STATS_INTERVAL_NS 10000000000ull
+#define DRAIN_TIMEOUT_NS 30000000000ull
+
+struct hist_service {
+    const hist_config_t *cfg;
+    rt_loop_t *loop;
+    rt_bus_t *bus;
+    rt_bus_sub_t *publish_sub, *query_sub;
+    hist_arena_t arena;
+    hist_stats_t stats;
+    hist_retention_t *retention;
+    hist_seq_t *seq;
+    hist_queries_t *queries;
+    rt_buf_t out; /* reused for every encoded message */
+    uint64_t next_stats_ns;
+};
+
+static Rtsync__V1__Code code_of(int err)
+{
+    switch (err) {
+    case RT_OK:
+        return RTSYNC__V1__CODE__CODE_OK;
+    case RT_EINVAL:
+        return RTSYNC__V1__CODE__CODE_BAD_REQUEST;
+    case RT_ETOOBIG:
+        return RTSYNC__V1__CODE__CODE_TOO_LARGE;
+    case RT_EUNAVAIL:
+        return RTSYNC__V1__CODE__CODE_UNAVAILABLE;
+    default:
+        return RTSYNC__V1__CODE__CODE_INTERNAL;
+    }
+}
+
+static void send_publish_reply(hist_service_t *svc, const char *reply, int err, const char *why, uint64_t offset,
+                               int duplicate)
+{
+    if (reply == NULL || *reply == '\0')
+        return;
+    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
+    status.code = code_of(err);
+    status.message = (char *)(why ? why : "");
+    Rtsync__V1__PublishReply r = RTSYNC__V1__PUBLISH_REPLY__INIT;
+    r.status = &status;
+    r.offset = offset;
+    r.duplicate = duplicate != 0;
+    uint8_t buf[512];
+    size_t n = rtsync__v1__publish_reply__pack(&r, buf); /* why is a short static text */
+    rt_bus_publish(svc->bus, reply, buf, n);
+}
+
+static void count_bad(hist_service_t *svc, const char *subject, const char *why, size_t len)
+{
+    uint64_t total = atomic_fetch_add(&svc->stats.bad_requests, 1) + 1;
+    /* log the first few, then every 1000th: garbage must not flood the log */
+    if (total <= 10 || total % 1000 == 0)
+        RT_LOG_WARN("bad_request", "subject=%s why=\"%s\" bytes=%zu total=%" PRIu64, subject, why, len, total);
+}
+
+static void on_publish(void *ctx, const rt_bus_msg_t *msg)
+{
+    hist_service_t *svc = ctx;
+    hist_publish_t p;
+    const char *why = NULL;
+    hist_arena_reset(&svc->arena);
+    int err = hist_publish_decode(&svc->arena, msg->data, &p, &why);
+    if (err != RT_OK) {
+        count_bad(svc, msg->subject, why, msg->data.len);
+        send_publish_reply(svc, msg->reply, err, why, 0, 0);
+        return;
+    }
+    if (hist_seq_submit(svc->seq, &p, msg->reply) != RT_OK) {
+        atomic_fetch_add(&svc->stats.overloaded, 1);
+        send_publish_reply(svc, msg->reply, RT_EUNAVAIL, "overloaded", 0, 0);
+    }
+}
+
+static void fan_out(hist_service_t *svc, const hist_batch_t *b, const hist_item_t *it)
+{
+    Rtsync__V1__ChannelMessage m = RTSYNC__V1__CHANNEL_MESSAGE__INIT;
+    m.channel = (char *)hist_batch_str(b, it->channel);
+    m.offset = it->offset;
+    m.event = (char *)hist_batch_str(b, it->event);
+    m.data.data = (uint8_t *)hist_batch_str(b, it->data);
+    m.data.len = it->data.len;
+    m.from_user = (char *)hist_batch_str(b, it->user);
+    m.id = (char *)hist_batch_str(b, it->id);
+    m.ts_ms = it->ts_ms;
+    m.origin_edge = (char *)hist_batch_str(b, it->origin);
+    m.from_conn = (char *)hist_batch_str(b, it->conn);
+    size_t n = rtsync__v1__channel_message__get_packed_size(&m);
+    svc->out.len = 0;
+    rtsync__v1__channel_message__pack(&m, rt_buf_reserve(&svc->out, n));
+    char subject[HIST_MAX_CHANNEL + 16];
+    rt_bus_subject(subject, sizeof(subject), "rt.ch", m.channel);
+    rt_bus_publish(svc->bus, subject, svc->out.data, n);
+}
+
+/* A committed (or failed) batch: fan out the new messages, then acknowledge. */
+static void on_batch_done(void *ctx, hist_batch_t *b)
+{
+    hist_service_t *svc = ctx;
+    for (size_t i = 0; i < b->n; i++) {
+        const hist_item_t *it = &b->items[i];
+        if (b->status == RT_OK && !it->duplicate)
+            fan_out(svc, b, it);
+        send_publish_reply(svc, hist_batch_str(b, it->reply), b->status == RT_OK ? RT_OK : b->status,
+                           b->status == RT_OK ? NULL : "history store unavailable", b->status == RT_OK ? it->offset : 0,
+                           b->status == RT_OK && it->duplicate);
+    }
+    if (b->status == RT_OK) {
+        size_t fresh = hist_batch_new_count(b);
+        atomic_fetch_add(&svc->stats.published, fresh);
+        atomic_fetch_add(&svc->stats.duplicates, b->n - fresh);
+    } else {
+        atomic_fetch_add(&svc->stats.unavailable, b->n);
+    }
+    hist_seq_recycle(svc->seq, b);
+}
+
+static void send_query_error(hist_service_t *svc, const char *reply, int err, const char *why)
+{
+    if (reply == NULL || *reply == '\0')
+        return;
+    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
+    status.code = code_of(err);
+    status.message = (char *)why;
+    Rtsync__V1__HistoryReply r = RTSYNC__V1__HISTORY_REPLY__INIT;
+    r.status = &status;
+    uint8_t buf[256];
+    size_t n = rtsync__v1__history_reply__pack(&r, buf);
+    rt_bus_publish(svc->bus, reply, buf, n);
+}
+
+static void on_query(void *ctx, const rt_bus_msg_t *msg)
+{
+    hist_service_t *svc = ctx;
+    hist_query_t q;
+    const char *why = NULL;
+    hist_arena_reset(&svc->arena);
+    int err = hist_query_decode(&svc->arena, msg->data, &q, &why);
+    if (err != RT_OK) {
+        count_bad(svc, msg->subject, why, msg->data.len);
+        send_query_error(svc, msg->reply, err, why);
+        return;
+    }
+    if (msg->reply == NULL)
+        return; /* nobody to answer */
+    if (hist_queries_submit(svc->queries, &q, msg->reply) != RT_OK)
+        send_query_error(svc, msg->reply, RT_EUNAVAIL, "overloaded");
+}
+
+static void on_query_done(void *ctx, hist_query_job_t *job)
+{
+    hist_service_t *svc = ctx;
+    if (job->status == RT_OK)
+        rt_bus_publish(svc->bus, job->reply, job->out.data, job->out.len);
+    else
+        send_query_error(svc, job->reply, job->status == RT_EUNAVAIL ? RT_EUNAVAIL : RT_EIO,
+                         job->status == RT_EUNAVAIL ? "history store unavailable" : "query failed");
+    hist_queries_release(svc->queries, job);
+}
+
+int hist_service_create(const hist_config_t *cfg, hist_service_t **out)
+{
+    hist_service_t *svc = rt_xcalloc(1, sizeof(*svc));
+    svc->cfg = cfg;
+    hist_arena_init(&svc->arena, ARENA_SIZE);
+    rt_loop_create(&svc->loop);
+    int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
+    if (err != RT_OK) {
+        hist_service_destroy(svc);
+        return err;
+    }
+    svc->retention = hist_retention_create(cfg, &svc->stats);
+    svc->seq = hist_seq_create(cfg, svc->loop, &svc->stats, svc->retention, on_batch_done, svc);
+    svc->queries = hist_queries_create(cfg, svc->loop, &svc->stats, on_query_done, svc);
+    err = rt_bus_subscribe(svc->bus, svc->loop, "rt.hist.publish", "hist", on_publish, svc, &svc->publish_sub);
+    if (err == RT_OK)
+        err = rt_bus_subscribe(svc->bus, svc->loop, "rt.hist.query", "hist", on_query, svc, &svc->query_sub);
+    if (err != RT_OK) {
+        hist_service_destroy(svc);
+        return err;
+    }
+    RT_LOG_INFO("started", "instance=%s nats=%s retain=%lld batch_max=%lld", cfg->instance_id, cfg->nats_url,
+                (long long)cfg->retain, (long long)cfg->batch_max);
+    *out = svc;
+    return RT_OK;
+}
+
+static void log_stats(hist_service_t *svc)
+{
+    hist_stats_t *s = &svc->stats;
+    RT_LOG_INFO("stats",
+                "published=%" PRIu64 " duplicates=%" PRIu64 " bad_requests=%" PRIu64 " unavailable=%" PRIu64
+                " overloaded=%" PRIu64 " batches=%" PRIu64 " queries=%" PRIu64 " trimmed=%" PRIu64,
+                (uint64_t)s->published, (uint64_t)s->duplicates, (uint64_t)s->bad_requests,
+                (uint64_t)s->unavailable, (uint64_t)s->overloaded, (uint64_t)s->batches, (uint64_t)s->queries,
+                (uint64_t)s->trimmed);
+}
+
+void hist_service_run(hist_service_t *svc, volatile int *stop)
+{
+    svc->next_stats_ns = rt_now_mono_ns() + STATS_INTERVAL_NS;
+    while (!*stop) {
+        rt_loop_run_once(svc->loop, 100);
+        uint64_t now = rt_now_mono_ns();
+        if (now >= svc->next_stats_ns) {
+            log_stats(svc);
+            svc->next_stats_ns = now + STATS_INTERVAL_NS;
+        }
+    }
+}
+
+void hist_service_drain(hist_service_t *svc)
+{
+    RT_LOG_INFO("draining", "instance=%s", svc->cfg->instance_id);
+    rt_bus_unsubscribe(svc->publish_sub);
+    rt_bus_unsubscribe(svc->query_sub);
+    svc->publish_sub = svc->query_sub = NULL;
+    uint64_t deadline = rt_now_mono_ns() + DRAIN_TIMEOUT_NS;
+    while ((hist_seq_busy(svc->seq) || hist_queries_busy(svc->queries)) && rt_now_mono_ns() < deadline)
+        rt_loop_run_once(svc->loop, 10);
+    rt_bus_flush(svc->bus, 2000);
+    log_stats(svc);
+}
+
+void hist_service_destroy(hist_service_t *svc)
+{
+    if (svc == NULL)
+        return;
+    rt_bus_unsubscribe(svc->publish_sub);
+    rt_bus_unsubscribe(svc->query_sub);
+    hist_seq_destroy(svc->seq);
+    hist_queries_destroy(svc->queries);
+    hist_retention_destroy(svc->retention);
+    rt_bus_destroy(svc->bus);
+    rt_loop_destroy(svc->loop);
+    hist_arena_dispose(&svc->arena);
+    rt_buf_dispose(&svc->out);
+    free(svc);
+}

@@ -1,0 +1,225 @@
+/*
+ * hist.h: the chat-history service's internal interfaces.
+ *
+ * Threads:
+ *   - the loop thread (main) runs the rt_loop: rt_bus callbacks decode and
+ *     validate requests (request.c), hand publishes to the sequencer and
+ *     queries to the query worker, and send every reply and fan-out message
+ *     (api.c) when a worker posts its results back with rt_loop_post;
+ *   - the sequencer thread (sequencer.c) commits publishes in groups on its
+ *     own PostgreSQL connection (store.c);
+ *   - the query thread (query.c) answers history queries on its own connection;
+ *   - the retention thread (retention.c) trims old messages on its own connection.
+ */
+#ifndef HIST_H
+#define HIST_H
+
+#include "rt/bus.h"
+#include "rt/common.h"
+#include "rt/loop.h"
+#include "rt/map.h"
+
+#include <libpq-fe.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define HIST_MAX_CHANNEL 128
+#define HIST_MAX_FIELD 256     /* event, user, id, conn, origin edge */
+#define HIST_MAX_DATA (1 << 20)
+#define HIST_DEFAULT_EVENT "message"
+#define HIST_MAX_LIMIT 1000
+
+typedef struct hist_config {
+    const char *nats_url;
+    const char *database_url;
+    const char *instance_id;
+    const char *log_level;
+    const char *migrations_dir;
+    int64_t retain;
+    int64_t trim_interval_ms;
+    int64_t batch_max;
+    int64_t queue_max;
+    int64_t query_queue_max;
+} hist_config_t;
+
+/* ---- request.c: pure decoding and validation of untrusted bytes -------------- */
+
+/* A bump allocator for protobuf-c: one per loop thread, reset after each message. */
+typedef struct hist_arena {
+    uint8_t *mem;
+    size_t used, cap;
+} hist_arena_t;
+
+/* A publish, borrowed from the arena (strings are NUL-terminated). */
+typedef struct hist_publish {
+    const char *channel, *event, *user, *id, *conn, *origin;
+    rt_slice_t data;
+    int64_t ts_ms; /* 0: not given */
+} hist_publish_t;
+
+typedef enum hist_cursor { HIST_AFTER, HIST_BEFORE } hist_cursor_t;
+
+typedef struct hist_query {
+    const char *channel;
+    hist_cursor_t cursor;
+    uint64_t position; /* after: offset > position; before: offset < position (0 = no bound) */
+    uint32_t limit;    /* 0..HIST_MAX_LIMIT; 0 = only the latest offset */
+} hist_query_t;
+
+void hist_arena_init(hist_arena_t *arena, size_t cap);
+void hist_arena_dispose(hist_arena_t *arena);
+void hist_arena_reset(hist_arena_t *arena);
+
+/* Any thread.  Decode and validate; on success the out-values borrow the arena until
+ * its next reset.  RT_EINVAL (garbage or invalid fields, *why set to a static reason)
+ * or RT_ETOOBIG.  Never aborts on any input. */
+int hist_publish_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_t *out, const char **why);
+int hist_query_decode(hist_arena_t *arena, rt_slice_t bytes, hist_query_t *out, const char **why);
+
+/* Pure checks used by the decoders. */
+int hist_channel_valid(const char *s);
+int hist_utf8_valid(const uint8_t *s, size_t len);
+
+/* ---- batch.c: one group of publishes committed in one transaction (pure) ------ */
+
+typedef struct hist_span {
+    uint32_t off, len;
+} hist_span_t;
+
+typedef struct hist_item {
+    hist_span_t reply, channel, event, data, user, id, conn, origin; /* in the batch arena, NUL-terminated */
+    int64_t ts_ms;
+    uint32_t chan;   /* index into batch->chans (after prepare) */
+    int32_t first;   /* index of the first item with the same key in this batch, or -1 */
+    uint64_t offset; /* result */
+    uint8_t duplicate;
+} hist_item_t;
+
+typedef struct hist_chan {
+    hist_span_t name;
+    uint32_t count;   /* new messages in this batch (after assign) */
+    uint64_t last;    /* the channel's newest offset */
+} hist_chan_t;
+
+typedef struct hist_batch {
+    rt_task_t task; /* posted back to the loop with the results */
+    struct hist_batch *next;
+    void *owner;
+    hist_item_t *items;
+    size_t n, cap;
+    hist_chan_t *chans;
+    size_t nchans, chans_cap;
+    rt_buf_t arena;
+    rt_map_t keys;    /* "channel\0user\0id" -> first item index + 1 */
+    rt_buf_t keybuf;
+    int status;       /* RT_OK: committed; else every item failed with this */
+    uint64_t commit_ns;
+} hist_batch_t;
+
+/* Caller-owned storage; any one thread at a time. */
+void hist_batch_init(hist_batch_t *b);
+void hist_batch_dispose(hist_batch_t *b);
+/* Empties the batch for reuse, keeping its storage. */
+void hist_batch_clear(hist_batch_t *b);
+/* Copies the publish and the reply subject (may be NULL) into the batch. */
+void hist_batch_add(hist_batch_t *b, const hist_publish_t *p, const char *reply, int64_t now_ms);
+/* Groups items by channel (chans sorted by name, bytewise), finds repeats of a
+ * non-empty (channel, user, id) key inside the batch, and clears the results. */
+void hist_batch_prepare(hist_batch_t *b);
+/* Borrowed pointer to a span's bytes. */
+const char *hist_batch_str(const hist_batch_t *b, hist_span_t s);
+/* The index of a channel name in chans, or -1. */
+int hist_batch_find_chan(const hist_batch_t *b, const char *name, size_t len);
+/* A key already stored with `offset`: its first item becomes a duplicate of it.
+ * Returns 1 if the key belongs to the batch, 0 if not. */
+int hist_batch_mark_existing(hist_batch_t *b, const char *channel, const char *user, const char *id, uint64_t offset);
+/* Given chans[].last read from the store, numbers every new item in order, updates
+ * chans[].last and counts, and copies offsets to in-batch repeats. */
+void hist_batch_assign(hist_batch_t *b);
+/* Number of items that are new (stored and fanned out). */
+size_t hist_batch_new_count(const hist_batch_t *b);
+
+/* ---- store.c: SQL, on the calling worker's own connection --------------------- */
+
+/* Commits a prepared batch: locks its channels, finds stored duplicates, assigns
+ * offsets and inserts the new rows in one transaction.  RT_OK, RT_EUNAVAIL,
+ * RT_ESTATE (retry) or RT_EINVAL. */
+int hist_store_commit(PGconn *conn, hist_batch_t *b);
+/* Runs a history query; packs a HistoryReply into out.  RT_OK or RT_EUNAVAIL/RT_EINVAL. */
+int hist_store_query(PGconn *conn, const hist_query_t *q, rt_buf_t *out);
+/* Deletes messages at or below upto[i] of channels[i] (a text[] and a bigint[]
+ * literal); with both NULL, trims every channel to `retain`.  Returns rows deleted
+ * or a negative RT_E*. */
+int64_t hist_store_trim(PGconn *conn, const char *channels, const char *upto, int64_t retain);
+
+/* ---- counters ------------------------------------------------------------------ */
+
+typedef struct hist_stats {
+    atomic_uint_fast64_t published, duplicates, bad_requests, unavailable, overloaded, batches, queries, trimmed;
+} hist_stats_t;
+
+/* ---- sequencer.c: the group-commit worker ---------------------------------------- */
+
+typedef struct hist_seq hist_seq_t;
+typedef struct hist_retention hist_retention_t;
+
+/* Runs on the loop thread with a finished batch; must hand it back with hist_seq_recycle. */
+typedef void (*hist_batch_done_cb)(void *ctx, hist_batch_t *b);
+
+/* Loop thread.  Starts the worker thread; borrows everything. */
+hist_seq_t *hist_seq_create(const hist_config_t *cfg, rt_loop_t *loop, hist_stats_t *stats,
+                            hist_retention_t *retention, hist_batch_done_cb done, void *ctx);
+/* Loop thread: queues a validated publish; RT_ETOOBIG when the queue is full. */
+int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *p, const char *reply);
+/* Loop thread: returns a batch whose results were sent. */
+void hist_seq_recycle(hist_seq_t *seq, hist_batch_t *b);
+/* Loop thread: 1 while publishes are queued, being committed or not yet answered. */
+int hist_seq_busy(hist_seq_t *seq);
+/* Loop thread: stops taking publishes, lets the worker commit what is queued, runs
+ * the loop until all of it is answered, joins the worker.  Accepts NULL. */
+void hist_seq_destroy(hist_seq_t *seq);
+
+/* ---- query.c: the query worker ----------------------------------------------------- */
+
+typedef struct hist_queries hist_queries_t;
+typedef struct hist_query_job {
+    rt_task_t task;
+    struct hist_query_job *next;
+    hist_queries_t *owner;
+    hist_query_t q;
+    char channel[HIST_MAX_CHANNEL + 1];
+    char *reply;
+    rt_buf_t out; /* the packed HistoryReply, or empty on failure */
+    int status;
+} hist_query_job_t;
+typedef void (*hist_query_done_cb)(void *ctx, hist_query_job_t *job);
+
+hist_queries_t *hist_queries_create(const hist_config_t *cfg, rt_loop_t *loop, hist_stats_t *stats,
+                                    hist_query_done_cb done, void *ctx);
+/* Loop thread: copies q and reply; RT_ETOOBIG when the queue is full. */
+int hist_queries_submit(hist_queries_t *qs, const hist_query_t *q, const char *reply);
+/* Loop thread: frees a finished job. */
+void hist_queries_release(hist_queries_t *qs, hist_query_job_t *job);
+int hist_queries_busy(hist_queries_t *qs);
+void hist_queries_destroy(hist_queries_t *qs);
+
+/* ---- retention.c: background trimming -------------------------------------------- */
+
+hist_retention_t *hist_retention_create(const hist_config_t *cfg, hist_stats_t *stats);
+/* Any thread: the channel's newest offset is now `last`. */
+void hist_retention_note(hist_retention_t *r, const char *channel, size_t len, uint64_t last);
+void hist_retention_destroy(hist_retention_t *r);
+
+/* ---- api.c: the NATS face ------------------------------------------------------------ */
+
+typedef struct hist_service hist_service_t;
+
+/* Main thread. */
+int hist_service_create(const hist_config_t *cfg, hist_service_t **out);
+/* Runs the loop until *stop becomes nonzero (set by a signal handler). */
+void hist_service_run(hist_service_t *svc, volatile int *stop);
+/* Stops taking requests, answers everything in flight. */
+void hist_service_drain(hist_service_t *svc);
+void hist_service_destroy(hist_service_t *svc);
+
+#endif

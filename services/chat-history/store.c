@@ -1,0 +1,279 @@
+/*
+ * store.c: the SQL of chat-history.  Every value travels as a parameter (whole
+ * batches as array literals unnested by the server); results come back in
+ * binary.  Each function runs synchronously on the calling worker thread's own
+ * connection.
+ */
+#include "hist.h"
+#include "rt/pg.h"
+#include "rtsync/v1/channel.pb-c.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Locks the batch's channel rows in name order (so that replicas never deadlock)
+ * and returns their newest offsets; creates rows for new channels. */
+static const char SQL_LOCK[] =
+    "INSERT INTO hist_channels (channel) SELECT c FROM unnest($1::text[]) AS c ORDER BY c COLLATE \"C\" "
+    "ON CONFLICT (channel) DO UPDATE SET last_offset = hist_channels.last_offset "
+    "RETURNING channel, last_offset";
+/* Runs after the lock, so every earlier commit to these channels is visible. */
+static const char SQL_EXISTING[] =
+    "SELECT m.channel, m.from_user, m.msg_id, m.msg_offset "
+    "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, from_user, msg_id) "
+    "JOIN hist_messages m ON m.channel = k.channel AND m.from_user = k.from_user AND m.msg_id = k.msg_id "
+    "AND m.msg_id <> ''";
+static const char SQL_INSERT[] =
+    "INSERT INTO hist_messages (channel, msg_offset, event, data, from_user, msg_id, ts_ms, from_conn, origin_edge) "
+    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[], "
+    "$8::text[], $9::text[])";
+static const char SQL_ADVANCE[] =
+    "UPDATE hist_channels h SET last_offset = v.last FROM unnest($1::text[], $2::bigint[]) AS v(channel, last) "
+    "WHERE h.channel = v.channel";
+static const char SQL_AFTER[] =
+    "SELECT c.last_offset, m.msg_offset, m.event, m.data, m.from_user, m.msg_id, m.ts_ms, m.from_conn, "
+    "m.origin_edge FROM hist_channels c LEFT JOIN LATERAL (SELECT * FROM hist_messages m WHERE m.channel = "
+    "c.channel AND m.msg_offset > $2::bigint ORDER BY m.msg_offset LIMIT $3::int) m ON true WHERE c.channel = $1";
+static const char SQL_BEFORE[] =
+    "SELECT c.last_offset, m.msg_offset, m.event, m.data, m.from_user, m.msg_id, m.ts_ms, m.from_conn, "
+    "m.origin_edge FROM hist_channels c LEFT JOIN LATERAL (SELECT * FROM hist_messages m WHERE m.channel = "
+    "c.channel AND m.msg_offset < $2::bigint ORDER BY m.msg_offset DESC LIMIT $3::int) m ON true "
+    "WHERE c.channel = $1";
+static const char SQL_TRIM[] =
+    "DELETE FROM hist_messages m USING unnest($1::text[], $2::bigint[]) AS t(channel, upto) "
+    "WHERE m.channel = t.channel AND m.msg_offset <= t.upto";
+static const char SQL_TRIM_ALL[] = "DELETE FROM hist_messages m USING hist_channels c "
+                                   "WHERE m.channel = c.channel AND m.msg_offset <= c.last_offset - $1::bigint";
+
+enum { MAX_PARAMS = 9 };
+
+/* Array literals under construction, one per parameter. */
+typedef struct params {
+    rt_buf_t a[MAX_PARAMS];
+    int n;
+} params_t;
+
+static void params_open(params_t *p, int n)
+{
+    memset(p, 0, sizeof(*p));
+    p->n = n;
+    for (int i = 0; i < n; i++)
+        rt_buf_append_byte(&p->a[i], '{');
+}
+
+static void params_dispose(params_t *p)
+{
+    for (int i = 0; i < MAX_PARAMS; i++)
+        rt_buf_dispose(&p->a[i]);
+}
+
+/* Closes the literals and runs the statement; returns the result or NULL (error mapped into *err). */
+static PGresult *params_exec(PGconn *conn, params_t *p, const char *sql, ExecStatusType want, const char *what,
+                             int *err)
+{
+    const char *values[MAX_PARAMS];
+    for (int i = 0; i < p->n; i++) {
+        rt_buf_append(&p->a[i], "}", 2); /* and the terminating NUL */
+        values[i] = (const char *)p->a[i].data;
+    }
+    PGresult *res = PQexecParams(conn, sql, p->n, NULL, values, NULL, NULL, 1);
+    if (PQresultStatus(res) != want) {
+        *err = rt_pg_error(conn, res, what);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static void text_at(params_t *p, int i, int first, const hist_batch_t *b, hist_span_t s)
+{
+    rt_pg_array_add_text(&p->a[i], first, hist_batch_str(b, s), s.len);
+}
+
+static int lock_channels(PGconn *conn, hist_batch_t *b)
+{
+    params_t p;
+    params_open(&p, 1);
+    for (size_t c = 0; c < b->nchans; c++)
+        text_at(&p, 0, c == 0, b, b->chans[c].name);
+    int err = RT_OK;
+    PGresult *res = params_exec(conn, &p, SQL_LOCK, PGRES_TUPLES_OK, "hist_lock", &err);
+    for (int r = 0; res != NULL && r < PQntuples(res); r++) {
+        int c = hist_batch_find_chan(b, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
+        if (c >= 0)
+            b->chans[c].last = (uint64_t)rt_pg_get_int(res, r, 1);
+    }
+    PQclear(res);
+    params_dispose(&p);
+    return err;
+}
+
+static int find_existing(PGconn *conn, hist_batch_t *b)
+{
+    params_t p;
+    params_open(&p, 3);
+    int any = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const hist_item_t *it = &b->items[i];
+        if (it->id.len == 0 || it->first >= 0)
+            continue;
+        text_at(&p, 0, !any, b, it->channel);
+        text_at(&p, 1, !any, b, it->user);
+        text_at(&p, 2, !any, b, it->id);
+        any = 1;
+    }
+    int err = RT_OK;
+    PGresult *res = any ? params_exec(conn, &p, SQL_EXISTING, PGRES_TUPLES_OK, "hist_existing", &err) : NULL;
+    for (int r = 0; res != NULL && r < PQntuples(res); r++)
+        hist_batch_mark_existing(b, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                                 (uint64_t)rt_pg_get_int(res, r, 3));
+    PQclear(res);
+    params_dispose(&p);
+    return err;
+}
+
+static int insert_new(PGconn *conn, const hist_batch_t *b)
+{
+    params_t p;
+    params_open(&p, 9);
+    int first = 1;
+    for (size_t i = 0; i < b->n; i++) {
+        const hist_item_t *it = &b->items[i];
+        if (it->duplicate)
+            continue;
+        text_at(&p, 0, first, b, it->channel);
+        rt_pg_array_add_int(&p.a[1], first, (int64_t)it->offset);
+        text_at(&p, 2, first, b, it->event);
+        rt_pg_array_add_bytea(&p.a[3], first, (const uint8_t *)hist_batch_str(b, it->data), it->data.len);
+        text_at(&p, 4, first, b, it->user);
+        text_at(&p, 5, first, b, it->id);
+        rt_pg_array_add_int(&p.a[6], first, it->ts_ms);
+        text_at(&p, 7, first, b, it->conn);
+        text_at(&p, 8, first, b, it->origin);
+        first = 0;
+    }
+    int err = RT_OK;
+    PQclear(params_exec(conn, &p, SQL_INSERT, PGRES_COMMAND_OK, "hist_insert", &err));
+    params_dispose(&p);
+    return err;
+}
+
+static int advance_channels(PGconn *conn, const hist_batch_t *b)
+{
+    params_t p;
+    params_open(&p, 2);
+    int first = 1;
+    for (size_t c = 0; c < b->nchans; c++) {
+        if (b->chans[c].count == 0)
+            continue;
+        text_at(&p, 0, first, b, b->chans[c].name);
+        rt_pg_array_add_int(&p.a[1], first, (int64_t)b->chans[c].last);
+        first = 0;
+    }
+    int err = RT_OK;
+    PQclear(params_exec(conn, &p, SQL_ADVANCE, PGRES_COMMAND_OK, "hist_advance", &err));
+    params_dispose(&p);
+    return err;
+}
+
+int hist_store_commit(PGconn *conn, hist_batch_t *b)
+{
+    hist_batch_prepare(b);
+    int err = rt_pg_exec(conn, "BEGIN", "hist_begin");
+    if (err == RT_OK)
+        err = lock_channels(conn, b);
+    if (err == RT_OK)
+        err = find_existing(conn, b);
+    if (err == RT_OK) {
+        hist_batch_assign(b);
+        if (hist_batch_new_count(b) > 0) {
+            err = insert_new(conn, b);
+            if (err == RT_OK)
+                err = advance_channels(conn, b);
+        }
+    }
+    if (err == RT_OK)
+        return rt_pg_exec(conn, "COMMIT", "hist_commit");
+    if (PQstatus(conn) == CONNECTION_OK)
+        rt_pg_exec(conn, "ROLLBACK", "hist_rollback");
+    return err;
+}
+
+/* ---- queries --------------------------------------------------------------------- */
+
+static const char *col_str(const PGresult *res, int row, int col)
+{
+    return PQgetvalue(res, row, col); /* libpq NUL-terminates every value */
+}
+
+/* Packs rows [from, to) (or reversed) of the query result as a HistoryReply. */
+static void pack_reply(const PGresult *res, const char *channel, int reversed, rt_buf_t *out)
+{
+    int rows = PQntuples(res);
+    int n = rows > 0 && !PQgetisnull(res, 0, 1) ? rows : 0;
+    Rtsync__V1__ChannelMessage *msgs = rt_xcalloc((size_t)n + 1, sizeof(*msgs));
+    Rtsync__V1__ChannelMessage **ptrs = rt_xcalloc((size_t)n + 1, sizeof(*ptrs));
+    for (int i = 0; i < n; i++) {
+        int r = reversed ? n - 1 - i : i;
+        Rtsync__V1__ChannelMessage *m = &msgs[i];
+        rtsync__v1__channel_message__init(m);
+        m->channel = (char *)channel;
+        m->offset = (uint64_t)rt_pg_get_int(res, r, 1);
+        m->event = (char *)col_str(res, r, 2);
+        m->data.data = (uint8_t *)PQgetvalue(res, r, 3);
+        m->data.len = (size_t)PQgetlength(res, r, 3);
+        m->from_user = (char *)col_str(res, r, 4);
+        m->id = (char *)col_str(res, r, 5);
+        m->ts_ms = rt_pg_get_int(res, r, 6);
+        m->from_conn = (char *)col_str(res, r, 7);
+        m->origin_edge = (char *)col_str(res, r, 8);
+        ptrs[i] = m;
+    }
+    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
+    Rtsync__V1__HistoryReply reply = RTSYNC__V1__HISTORY_REPLY__INIT;
+    reply.status = &status;
+    reply.n_messages = (size_t)n;
+    reply.messages = ptrs;
+    reply.latest = rows > 0 ? (uint64_t)rt_pg_get_int(res, 0, 0) : 0;
+    size_t size = rtsync__v1__history_reply__get_packed_size(&reply);
+    out->len = 0;
+    rtsync__v1__history_reply__pack(&reply, rt_buf_reserve(out, size));
+    out->len = size;
+    free(ptrs);
+    free(msgs);
+}
+
+int hist_store_query(PGconn *conn, const hist_query_t *q, rt_buf_t *out)
+{
+    uint64_t pos = q->cursor == HIST_BEFORE && q->position == 0 ? (uint64_t)INT64_MAX : q->position;
+    char pos_text[24], limit_text[16];
+    snprintf(pos_text, sizeof(pos_text), "%" PRIu64, pos);
+    snprintf(limit_text, sizeof(limit_text), "%u", q->limit);
+    const char *values[] = {q->channel, pos_text, limit_text};
+    PGresult *res = PQexecParams(conn, q->cursor == HIST_BEFORE ? SQL_BEFORE : SQL_AFTER, 3, NULL, values, NULL,
+                                 NULL, 1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int err = rt_pg_error(conn, res, "hist_query");
+        PQclear(res);
+        return err;
+    }
+    pack_reply(res, q->channel, q->cursor == HIST_BEFORE, out);
+    PQclear(res);
+    return RT_OK;
+}
+
+int64_t hist_store_trim(PGconn *conn, const char *channels, const char *upto, int64_t retain)
+{
+    char retain_text[24];
+    snprintf(retain_text, sizeof(retain_text), "%" PRId64, retain);
+    const char *values[] = {channels, upto};
+    const char *all[] = {retain_text};
+    PGresult *res = channels ? PQexecParams(conn, SQL_TRIM, 2, NULL, values, NULL, NULL, 0)
+                             : PQexecParams(conn, SQL_TRIM_ALL, 1, NULL, all, NULL, NULL, 0);
+    int64_t n = PQresultStatus(res) == PGRES_COMMAND_OK ? strtoll(PQcmdTuples(res), NULL, 10)
+                                                        : rt_pg_error(conn, res, "hist_trim");
+    PQclear(res);
+    return n;
+}
