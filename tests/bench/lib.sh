@@ -12,7 +12,8 @@
 #                         back-end services too, which are sampled as aux)
 #   BENCH_RUN_DIR (.run/bench), BENCH_NATS_PORT (14222), BENCH_PG_PORT (15433),
 #   BENCH_EDGE_PORT (18080, and +1), BENCH_NODE_PORT (18090)
-#   BENCH_OUT             directory for the scenario's results (set by scripts/bench.sh)
+#   BENCH_OUT             directory for the scenario's results and the servers'
+#                         logs (set by scripts/bench.sh)
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LOADGEN=$BENCH_ROOT/build/bin/rt-loadgen
@@ -34,7 +35,7 @@ NODE_PID=
 RTSYNC_ENV=(RT_EDGE_THREADS=1 RT_RATE_LIMIT=100000 RT_RATE_WINDOW=1 RT_MAX_CONNS=30000
 	RT_SEND_QUEUE=4194304 RT_LOG_LEVEL=${RT_LOG_LEVEL:-warn})
 
-mkdir -p "$BENCH_OUT"
+mkdir -p "$BENCH_OUT/logs"
 
 bench_say() { printf '%s\n' "$*" >&2; }
 
@@ -68,12 +69,12 @@ rtsync_built() { [[ -x $BENCH_ROOT/build/bin/edge ]]; }
 rtsync_start() { # NAME CMD...
 	local name=$1
 	shift
-	taskset -c "$SERVER_CPU" setsid "$@" </dev/null >>"$BENCH_RUN_DIR/logs/$name.log" 2>&1 &
+	taskset -c "$SERVER_CPU" setsid "$@" </dev/null >>"$BENCH_OUT/logs/$name.log" 2>&1 &
 	echo $! >"$BENCH_RUN_DIR/pids/$name.pid"
 }
 
 rtsync_up_direct() {
-	mkdir -p "$BENCH_RUN_DIR/pids" "$BENCH_RUN_DIR/logs"
+	mkdir -p "$BENCH_RUN_DIR/pids" "$BENCH_OUT/logs"
 	rm -f "$BENCH_RUN_DIR"/pids/*.pid
 	rtsync_start nats nats-server -a 127.0.0.1 -p "$B_NATS_PORT"
 	wait_port "$B_NATS_PORT" "$(cat "$BENCH_RUN_DIR/pids/nats.pid")" || return 1
@@ -87,7 +88,7 @@ rtsync_up_direct() {
 		port=$((B_EDGE_PORT + i - 1))
 		if ! wait_port "$port" "$(cat "$BENCH_RUN_DIR/pids/edge-$i.pid")"; then
 			bench_say "edge-$i did not listen on $port; the end of its log:"
-			tail -n 15 "$BENCH_RUN_DIR/logs/edge-$i.log" >&2
+			tail -n 15 "$BENCH_OUT/logs/edge-$i.log" >&2
 			return 1
 		fi
 	done
@@ -111,7 +112,7 @@ rtsync_stack_env() {
 }
 
 # Starts nats-server and two edges (and with BENCH_STACK=stack the rest),
-# all pinned to the server core.  Logs in $BENCH_RUN_DIR/logs/.
+# all pinned to the server core.  Logs in $BENCH_OUT/logs/ (stack: $BENCH_RUN_DIR/logs/).
 rtsync_up() {
 	rtsync_down
 	if [[ $BENCH_STACK == stack ]]; then
@@ -141,6 +142,12 @@ rtsync_down() {
 
 rtsync_pid() { cat "$BENCH_RUN_DIR/pids/$1.pid"; }
 
+# Whether nats-server and both edges still run (an edge may crash under load).
+rtsync_alive() {
+	local n
+	for n in nats edge-1 edge-2; do kill -0 "$(rtsync_pid "$n" 2>/dev/null)" 2>/dev/null || return 1; done
+}
+
 # NAME:PID list of the edges and nats-server, for rt-loadgen --pids.
 rtsync_pids() { echo "edge:$(rtsync_pid edge-1),edge:$(rtsync_pid edge-2),nats:$(rtsync_pid nats)"; }
 
@@ -162,10 +169,14 @@ rtsync_edges_rss_kb() { echo $(($(rss_kb "$(rtsync_pid edge-1)") + $(rss_kb "$(r
 node_up() {
 	node_down
 	taskset -c "$SERVER_CPU" env PORT="$B_NODE_PORT" node "$BENCH_ROOT/tests/bench/node-ws/server.mjs" \
-		>>"$BENCH_OUT/node-ws.log" 2>&1 &
+		>>"$BENCH_OUT/logs/node-ws.log" 2>&1 &
 	NODE_PID=$!
 	wait_port "$B_NODE_PORT" "$NODE_PID"
 }
+
+node_pids() { echo "node:$NODE_PID"; }
+node_aux_pids() { :; }
+node_alive() { [[ -n $NODE_PID ]] && kill -0 "$NODE_PID" 2>/dev/null; }
 
 node_down() {
 	[[ -n $NODE_PID ]] || return 0

@@ -31,18 +31,24 @@ bench_raise_fds
 trap bench_cleanup EXIT
 : >"$RESULTS"
 
-# load SERVER URLS PIDS AUX_PIDS: a warm-up, then one measured run per rate.
+# load SERVER URLS: a warm-up, then one measured run per rate, using the
+# server's functions from ../lib.sh: SERVER_up, SERVER_alive, SERVER_pids,
+# SERVER_aux_pids.  A server that died is reported and started again.
 load() {
-	local server=$1 urls=$2 pids=$3 aux=$4 rate
-	local extra=()
-	[[ -z $aux ]] || extra=(--aux-pids "$aux")
+	local server=$1 urls=$2 rate aux
 	"${GEN[@]}" --mode fanout --urls "$urls" --conns "$SUBS" --rate 50 --duration 2 --size "$SIZE" \
 		--label "$server-warmup" >/dev/null 2>&1 || true
 	for rate in $RATES; do
+		if ! "${server}_alive"; then
+			bench_say "fanout: $server died (logs: $BENCH_OUT/logs/); starting it again"
+			"${server}_up" || return 1
+		fi
+		aux=$("${server}_aux_pids")
 		bench_say "== fanout $server: $SUBS subscribers x $rate msg/s x $DURATION s"
 		"${GEN[@]}" --mode fanout --urls "$urls" --conns "$SUBS" --rate "$rate" --duration "$DURATION" \
-			--size "$SIZE" --pids "$pids" "${extra[@]}" --label "$server-$rate" >>"$RESULTS" ||
-			bench_say "fanout $server-$rate: the generator reported a failure"
+			--size "$SIZE" --pids "$("${server}_pids")" ${aux:+--aux-pids "$aux"} --label "$server-$rate" \
+			>>"$RESULTS" || bench_say "fanout $server-$rate: the generator reported a failure"
+		"${server}_alive" || bench_say "fanout $server-$rate: $server died during the run (logs: $BENCH_OUT/logs/)"
 	done
 }
 
@@ -52,20 +58,20 @@ run_rtsync() {
 		return
 	fi
 	if ! rtsync_up; then
-		bench_say "fanout: the rtsync stack did not start (logs: $BENCH_RUN_DIR/logs/); rtsync skipped"
+		bench_say "fanout: the rtsync stack did not start (logs: $BENCH_OUT/logs/); rtsync skipped"
 		rtsync_down
 		return
 	fi
-	load rtsync "$EDGE_URLS" "$(rtsync_pids)" "$(rtsync_aux_pids)"
+	load rtsync "$EDGE_URLS"
 	rtsync_down
 }
 
 run_node() {
 	if ! node_up; then
-		bench_say "fanout: the node ws server did not start (see $BENCH_OUT/node-ws.log)"
+		bench_say "fanout: the node ws server did not start (see $BENCH_OUT/logs/node-ws.log)"
 		return
 	fi
-	load node "$NODE_URL" "node:$NODE_PID" ""
+	load node "$NODE_URL"
 	node_down
 }
 
@@ -77,34 +83,37 @@ for s in $SERVERS; do "run_$s"; done
 		"servers on core $SERVER_CPU, generator on core $GEN_CPU"
 	echo "server CPU = edges + nats-server (rtsync) or the node process; writes = write/writev syscalls per delivery"
 	echo "latency: publish to arrival in the subscriber's socket (kernel timestamp); p99_rd: to the generator's read"
-	printf '%-12s %9s %11s %8s %8s %8s %8s %7s %8s %8s %8s %8s %7s %7s\n' run deliv/s deliv/CPU-s \
+	printf '%-12s %5s %9s %11s %8s %8s %8s %8s %7s %8s %8s %8s %8s %7s %7s\n' run subs deliv/s deliv/CPU-s \
 		p50_ms p99_ms max_ms p99_rd lost srv_CPU edge_CPU nats_CPU RSS_MiB writes gen_CPU
 	jq -r '
 	  def sum(f): [.procs[] | select(.aux | not) | f] | add // 0;
 	  def of(n; f): [.procs[] | select(.name == n) | f] | add // 0;
 	  (if (.label | startswith("node")) then "node" else "edge" end) as $srv |
-	  [.label, .deliveries_per_s, .deliveries_per_server_cpu_s, .lat_p50_us / 1000, .lat_p99_us / 1000,
+	  [.label, .ready, .deliveries_per_s, .deliveries_per_server_cpu_s, .lat_p50_us / 1000, .lat_p99_us / 1000,
 	   .lat_max_us / 1000, .lat_read_p99_us / 1000, .lost, .server_cpu_s, of("edge"; .cpu_s), of("nats"; .cpu_s),
 	   of($srv; .rss_kb) / 1024, (if .delivered > 0 then of($srv; .syscw) / .delivered else 0 end),
 	   .generator_cpu_s] | @tsv' "$RESULTS" |
-		awk -F'\t' '{printf "%-12s %9.0f %11.0f %8.2f %8.2f %8.2f %8.2f %7d %8.2f %8.2f %8.2f %8.1f %7.3f %7.2f\n",
-			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14}'
+		awk -F'\t' '{printf "%-12s %5d %9.0f %11.0f %8.2f %8.2f %8.2f %8.2f %7d %8.2f %8.2f %8.2f %8.1f %7.3f %7.2f\n",
+			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15}'
 	for rate in $RATES; do
 		jq -rs --arg r "$rate" '
 		  (map(select(.label == "rtsync-" + $r)) | .[0]) as $e |
 		  (map(select(.label == "node-" + $r)) | .[0]) as $n |
 		  if $e and $n and $n.deliveries_per_server_cpu_s > 0 then
-		    "rtsync/node deliveries per server CPU-s at \($r) msg/s: \($e.deliveries_per_server_cpu_s * 100 / $n.deliveries_per_server_cpu_s | round / 100)x"
+		    "rtsync/node deliveries per server CPU-s at \($r) msg/s: \($e.deliveries_per_server_cpu_s * 100 / $n.deliveries_per_server_cpu_s | round / 100)x (\($e.deliveries_per_server_cpu_s | round) vs \($n.deliveries_per_server_cpu_s | round))"
 		  else "rtsync/node at \($r) msg/s: n/a (a run is missing)" end' "$RESULTS"
 	done
-	jq -rs '
+	jq -rs --argjson subs "$SUBS" '
+	  def valid: . != null and .ready == $subs and .failed == 0 and .delivered > 0;
+	  def verdict(ok): if ok then "PASS" else "FAIL" end;
 	  (map(select(.label == "rtsync-50")) | .[0]) as $e50 | (map(select(.label == "node-50")) | .[0]) as $n50 |
 	  (map(select(.label == "rtsync-100")) | .[0]) as $e100 |
-	  (if $e50 and $n50 then "target 1000x50: >= 1.5x node deliveries per CPU-s: " +
-	     (if $e50.deliveries_per_server_cpu_s >= 1.5 * $n50.deliveries_per_server_cpu_s then "PASS" else "FAIL" end)
+	  (if $e50 != null and $n50 != null then "target 1000x50: >= 1.5x node deliveries per CPU-s: " +
+	     verdict(($e50 | valid) and ($n50 | valid) and $e50.lost == 0 and
+	             $e50.deliveries_per_server_cpu_s >= 1.5 * $n50.deliveries_per_server_cpu_s)
 	   else empty end),
-	  (if $e100 then "target 1000x100: no loss and p99 < 5 ms: " +
-	     (if $e100.lost == 0 and $e100.dups == 0 and $e100.lat_p99_us < 5000 then "PASS" else "FAIL" end) +
-	     " (lost \($e100.lost), p99 \($e100.lat_p99_us / 1000) ms)"
+	  (if $e100 != null then "target 1000x100: no loss and p99 < 5 ms: " +
+	     verdict(($e100 | valid) and $e100.lost == 0 and $e100.dups == 0 and $e100.lat_p99_us < 5000) +
+	     " (\($e100.ready) subscribers, lost \($e100.lost) of \($e100.expected), p99 \($e100.lat_p99_us / 10 | round / 100) ms)"
 	   else empty end)' "$RESULTS"
 } | tee "$SUMMARY"

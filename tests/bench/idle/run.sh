@@ -73,7 +73,7 @@ run_rtsync() {
 		return
 	fi
 	if ! rtsync_up; then
-		bench_say "idle: the rtsync stack did not start (logs: $BENCH_RUN_DIR/logs/); rtsync skipped"
+		bench_say "idle: the rtsync stack did not start (logs: $BENCH_OUT/logs/); rtsync skipped"
 		rtsync_down
 		return
 	fi
@@ -86,7 +86,7 @@ node_rss_kb() { rss_kb "$NODE_PID"; }
 
 run_node() {
 	if ! node_up; then
-		bench_say "idle: the node ws server did not start (see $BENCH_OUT/node-ws.log)"
+		bench_say "idle: the node ws server did not start (see $BENCH_OUT/logs/node-ws.log)"
 		return
 	fi
 	hold node node_rss_kb "$NODE_CONNS" "$NODE_URL" "$NODE_URL"

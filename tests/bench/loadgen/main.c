@@ -439,6 +439,11 @@ static void advance(uint64_t now)
         open_more();
         if (g.ready + g.failed < g.o.conns)
             break;
+        if (g.ready == 0) {
+            fprintf(stderr, "rt-loadgen: no connection could subscribe (%ld failed)\n", g.failed);
+            finish(now);
+            break;
+        }
         if (g.fanout && g.pub->state == LG_IDLE) {
             g.pub->publisher = true;
             lg_conn_open(g.pub, g.epfd, &g.pub_url);
