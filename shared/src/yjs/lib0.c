@@ -564,14 +564,14 @@ void yany_to_json(yreader_t *r, rt_buf_t *out)
         break;
     case 124: json_number(out, tr_float(r, 4)); break;
     case 123: json_number(out, tr_float(r, 8)); break;
-    case 122: rt_buf_printf(out, "%lld", (long long)get_be(r->p, 8)); r->p += 8; break;
+    case 122: json_number(out, (double)(int64_t)get_be(r->p, 8)); r->p += 8; break;
     case 119: n = tr_varuint(r); yjson_string(out, r->p, n); r->p += n; break;
     case 116:
         n = tr_varuint(r);
-        rt_buf_append_byte(out, '{');
+        rt_buf_append_byte(out, '[');
         for (uint64_t i = 0; i < n; i++)
-            rt_buf_printf(out, "%s\"%llu\":%u", i ? "," : "", (unsigned long long)i, r->p[i]);
-        rt_buf_append_byte(out, '}');
+            rt_buf_printf(out, "%s%u", i ? "," : "", r->p[i]);
+        rt_buf_append_byte(out, ']');
         r->p += n;
         break;
     case 117:
@@ -592,10 +592,6 @@ void yany_to_json(yreader_t *r, rt_buf_t *out)
             uint64_t kl = tr_varuint(r);
             const uint8_t *k = r->p;
             r->p += kl;
-            if (*r->p == 127) { /* undefined values are left out */
-                r->p++;
-                continue;
-            }
             if (!first)
                 rt_buf_append_byte(out, ',');
             first = false;

@@ -60,8 +60,8 @@ size_t yutf8_pos(const uint8_t *s, size_t n, uint64_t units, bool *mid);
 int yany_canon(yreader_t *r, rt_buf_t *out, int depth);
 /* Skips one already validated `any`. */
 void yany_skip(yreader_t *r);
-/* Appends JSON.stringify of one validated canonical `any` (undefined -> null
- * unless `in_object`, where the caller must have filtered it). */
+/* Appends one validated canonical `any` as rtsync's JSON: undefined, NaN and
+ * infinities as null, Uint8Array as an array of bytes, bigint as a number. */
 void yany_to_json(yreader_t *r, rt_buf_t *out);
 /* Canonicalises JSON text like JSON.stringify(JSON.parse(text)).  "undefined"
  * is accepted only if allow_undefined. */

@@ -78,16 +78,11 @@ static bool content_json(const yitem_t *it, uint64_t k, rt_buf_t *out)
             if (all && i)
                 rt_buf_append_byte(out, ',');
             if (it->ref == YC_ANY) {
-                if (!all && *r.p == 127)
-                    return false;
                 yany_to_json(&r, out);
             } else {
                 rt_slice_t s = {0};
                 yread_bytes(&r, &s);
-                bool undef = s.len == 9 && memcmp(s.data, "undefined", 9) == 0;
-                if (undef && !all)
-                    return false;
-                if (undef)
+                if (s.len == 9 && memcmp(s.data, "undefined", 9) == 0)
                     rt_buf_append_str(out, "null");
                 else
                     rt_buf_append(out, s.data, s.len);
@@ -121,10 +116,10 @@ static bool content_json(const yitem_t *it, uint64_t k, rt_buf_t *out)
         return true;
     }
     case YC_BINARY: {
-        rt_buf_append_byte(out, '{');
+        rt_buf_append_byte(out, '[');
         for (size_t i = 0; i < it->size; i++)
-            rt_buf_printf(out, "%s\"%zu\":%u", i ? "," : "", i, it->data[i]);
-        rt_buf_append_byte(out, '}');
+            rt_buf_printf(out, "%s%u", i ? "," : "", it->data[i]);
+        rt_buf_append_byte(out, ']');
         return true;
     }
     case YC_EMBED:
