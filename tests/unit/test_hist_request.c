@@ -1,0 +1,151 @@
+/* test_hist_request.c: chat-history's decoding and validation of untrusted requests. */
+#include "../../services/chat-history/hist.h"
+#include "rtsync/v1/channel.pb-c.h"
+#include "unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fixture {
+    hist_arena_t arena;
+    uint8_t buf[4096];
+    size_t len;
+} fixture_t;
+
+static fixture_t *fixture_new(void)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    hist_arena_init(&f->arena, 1 << 16);
+    return f;
+}
+
+static void fixture_free(fixture_t *f)
+{
+    hist_arena_dispose(&f->arena);
+    free(f);
+}
+
+static void pack_publish(fixture_t *f, const char *channel, const char *event, const char *id, const char *user)
+{
+    Rtsync__V1__ChannelMessage m = RTSYNC__V1__CHANNEL_MESSAGE__INIT;
+    m.channel = (char *)channel;
+    m.event = (char *)event;
+    m.id = (char *)id;
+    m.from_user = (char *)user;
+    m.data.data = (uint8_t *)"{\"a\":1}";
+    m.data.len = 7;
+    Rtsync__V1__PublishRequest r = RTSYNC__V1__PUBLISH_REQUEST__INIT;
+    r.message = &m;
+    f->len = rtsync__v1__publish_request__pack(&r, f->buf);
+}
+
+static int decode_publish(fixture_t *f, hist_publish_t *out)
+{
+    const char *why = NULL;
+    hist_arena_reset(&f->arena);
+    return hist_publish_decode(&f->arena, (rt_slice_t){f->buf, f->len}, out, &why);
+}
+
+static void test_publish_valid(void)
+{
+    fixture_t *f = fixture_new();
+    hist_publish_t p;
+    pack_publish(f, "room.1:a-b_c", "", "k1", "alice");
+    CU_ASSERT_EQUAL(decode_publish(f, &p), RT_OK);
+    CU_ASSERT_STRING_EQUAL(p.channel, "room.1:a-b_c");
+    CU_ASSERT_STRING_EQUAL(p.event, "message"); /* empty event defaults */
+    CU_ASSERT_STRING_EQUAL(p.id, "k1");
+    CU_ASSERT_STRING_EQUAL(p.user, "alice");
+    CU_ASSERT_EQUAL(p.data.len, 7);
+    CU_ASSERT_EQUAL(p.ts_ms, 0);
+    fixture_free(f);
+}
+
+static void test_publish_rejects(void)
+{
+    fixture_t *f = fixture_new();
+    hist_publish_t p;
+    char long_channel[200];
+    memset(long_channel, 'a', sizeof(long_channel) - 1);
+    long_channel[sizeof(long_channel) - 1] = '\0';
+    const char *bad_channels[] = {"", "a b", "a/b", "ä", long_channel};
+    for (size_t i = 0; i < RT_ARRAY_SIZE(bad_channels); i++) {
+        pack_publish(f, bad_channels[i], "message", "", "u");
+        CU_ASSERT_EQUAL(decode_publish(f, &p), RT_EINVAL);
+    }
+    pack_publish(f, "ok", "message", "\xc0\xaf", "u"); /* overlong UTF-8 */
+    CU_ASSERT_EQUAL(decode_publish(f, &p), RT_EINVAL);
+    f->len = 3;
+    memcpy(f->buf, "\x0a\x40\x0a", 3); /* truncated */
+    CU_ASSERT_EQUAL(decode_publish(f, &p), RT_EINVAL);
+    f->len = 0; /* no message at all */
+    CU_ASSERT_EQUAL(decode_publish(f, &p), RT_EINVAL);
+    fixture_free(f);
+}
+
+static void test_utf8(void)
+{
+    CU_ASSERT(hist_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
+    CU_ASSERT(!hist_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
+    CU_ASSERT(!hist_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    CU_ASSERT(!hist_utf8_valid((const uint8_t *)"\xe2\x82", 2)); /* truncated */
+    CU_ASSERT(!hist_utf8_valid((const uint8_t *)"a\0b", 3));
+}
+
+static int decode_query(fixture_t *f, Rtsync__V1__HistoryRequest *r, hist_query_t *out)
+{
+    f->len = rtsync__v1__history_request__pack(r, f->buf);
+    const char *why = NULL;
+    hist_arena_reset(&f->arena);
+    return hist_query_decode(&f->arena, (rt_slice_t){f->buf, f->len}, out, &why);
+}
+
+static void test_query(void)
+{
+    fixture_t *f = fixture_new();
+    hist_query_t q;
+    Rtsync__V1__HistoryRequest r = RTSYNC__V1__HISTORY_REQUEST__INIT;
+    r.channel = "c";
+    r.limit = 5000;
+    CU_ASSERT_EQUAL(decode_query(f, &r, &q), RT_OK);
+    CU_ASSERT_EQUAL(q.cursor, HIST_AFTER);
+    CU_ASSERT_EQUAL(q.position, 0);
+    CU_ASSERT_EQUAL(q.limit, HIST_MAX_LIMIT); /* clamped */
+    r.cursor_case = RTSYNC__V1__HISTORY_REQUEST__CURSOR_BEFORE;
+    r.before = 42;
+    r.limit = 0;
+    CU_ASSERT_EQUAL(decode_query(f, &r, &q), RT_OK);
+    CU_ASSERT_EQUAL(q.cursor, HIST_BEFORE);
+    CU_ASSERT_EQUAL(q.position, 42);
+    CU_ASSERT_EQUAL(q.limit, 0);
+    r.before = UINT64_MAX; /* beyond bigint */
+    CU_ASSERT_EQUAL(decode_query(f, &r, &q), RT_EINVAL);
+    r.channel = "bad channel";
+    r.before = 1;
+    CU_ASSERT_EQUAL(decode_query(f, &r, &q), RT_EINVAL);
+    fixture_free(f);
+}
+
+static void test_arena_too_small(void)
+{
+    fixture_t *f = fixture_new();
+    hist_arena_dispose(&f->arena);
+    hist_arena_init(&f->arena, 64);
+    hist_publish_t p;
+    pack_publish(f, "c", "message", "some-id", "some-user");
+    CU_ASSERT_EQUAL(decode_publish(f, &p), RT_EINVAL);
+    fixture_free(f);
+}
+
+void test_hist_request_register(void)
+{
+    static const CU_TestInfo tests[] = {
+        {"publish_valid", test_publish_valid},
+        {"publish_rejects", test_publish_rejects},
+        {"utf8", test_utf8},
+        {"query", test_query},
+        {"arena_too_small", test_arena_too_small},
+        CU_TEST_INFO_NULL,
+    };
+    unit_add_suite("hist_request", tests);
+}
