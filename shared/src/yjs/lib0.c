@@ -282,12 +282,12 @@ static void write_number(rt_buf_t *out, double d, bool negzero)
     } else if (is_float32(d)) {
         float f = (float)d;
         uint32_t u;
-        memcpy(&u, &f, 4);
+        ymemcpy(&u, &f, 4);
         rt_buf_append_byte(out, 124);
         put_be(out, u, 4);
     } else {
         uint64_t u;
-        memcpy(&u, &d, 8);
+        ymemcpy(&u, &d, 8);
         if (isnan(d))
             u = UINT64_C(0x7ff8000000000000);
         rt_buf_append_byte(out, 123);
@@ -356,7 +356,7 @@ static size_t order_entries(obj_entry_t *e, size_t n)
     for (size_t i = 0; i < n; i++)
         if (!e[i].dead)
             e[m++] = e[i];
-    qsort(e, m, sizeof *e, cmp_entry);
+    ysort(e, m, sizeof *e, cmp_entry);
     return m;
 }
 
@@ -424,7 +424,7 @@ int yany_canon(yreader_t *r, rt_buf_t *out, int depth)
             return RT_EINVAL;
         uint32_t u = (uint32_t)get_be(p, 4);
         float f;
-        memcpy(&f, &u, 4);
+        ymemcpy(&f, &u, 4);
         write_number(out, (double)f, signbit(f));
         return 0;
     }
@@ -433,7 +433,7 @@ int yany_canon(yreader_t *r, rt_buf_t *out, int depth)
             return RT_EINVAL;
         uint64_t u = get_be(p, 8);
         double d;
-        memcpy(&d, &u, 8);
+        ymemcpy(&d, &u, 8);
         write_number(out, d, signbit(d));
         return 0;
     }
@@ -541,11 +541,11 @@ static double tr_float(yreader_t *r, int n)
     if (n == 4) {
         uint32_t u32 = (uint32_t)u;
         float f;
-        memcpy(&f, &u32, 4);
+        ymemcpy(&f, &u32, 4);
         return f;
     }
     double d;
-    memcpy(&d, &u, 8);
+    ymemcpy(&d, &u, 8);
     return d;
 }
 
@@ -768,7 +768,7 @@ static int jnumber(jparser_t *j, rt_buf_t *out)
     if (n > 400)
         return RT_EINVAL;
     char tmp[401];
-    memcpy(tmp, s, n);
+    ymemcpy(tmp, s, n);
     tmp[n] = 0;
     json_number(out, strtod(tmp, NULL));
     return 0;

@@ -46,7 +46,7 @@ static rt_slice_t keep_canon(const uint8_t *in, size_t in_len, const rt_buf_t *c
     if (canon->len == in_len && memcmp(canon->data, in, in_len) == 0)
         return (rt_slice_t){in, in_len};
     uint8_t *p = yarena_alloc(arena, canon->len ? canon->len : 1);
-    memcpy(p, canon->data, canon->len);
+    ymemcpy(p, canon->data, canon->len);
     return (rt_slice_t){p, canon->len};
 }
 
@@ -369,7 +369,7 @@ int ysv_decode(rt_slice_t sv, ysv_t *out)
         clocks[i] = e[i].clock;
         e[i].clock = i;
     }
-    qsort(e, n, sizeof *e, cmp_sv);
+    ysort(e, n, sizeof *e, cmp_sv);
     /* later duplicates win (Map.set) */
     size_t m = 0;
     for (uint64_t i = 0; i < n; i++) {

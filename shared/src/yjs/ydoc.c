@@ -73,7 +73,7 @@ static void set_data(yitem_t *it, const uint8_t *p, size_t n)
     it->size = it->cap = 0;
     if (n) {
         it->data = rt_xmalloc(n);
-        memcpy(it->data, p, n);
+        ymemcpy(it->data, p, n);
         it->size = it->cap = (uint32_t)n;
     }
 }
@@ -85,13 +85,13 @@ static void append_data(yitem_t *it, const uint8_t *p, size_t n)
         while (cap < it->size + n)
             cap *= 2;
         uint8_t *d = rt_xmalloc(cap);
-        memcpy(d, it->data, it->size);
+        ymemcpy(d, it->data, it->size);
         if (it->cap)
             free(it->data);
         it->data = d;
         it->cap = (uint32_t)cap;
     }
-    memcpy(it->data + it->size, p, n);
+    ymemcpy(it->data + it->size, p, n);
     it->size += (uint32_t)n;
 }
 
@@ -550,7 +550,7 @@ static void build_refs(yintegrator_t *g, const ydecoded_t *d)
         const yblock_t *bl = &d->blocks[b];
         g->refs[b] = (yrefs_t){.client = bl->client, .refs = d->structs + bl->first, .n = bl->n, .order = b};
     }
-    qsort(g->refs, d->n_blocks, sizeof *g->refs, cmp_refs);
+    ysort(g->refs, d->n_blocks, sizeof *g->refs, cmp_refs);
     size_t m = 0;
     for (size_t b = 0; b < d->n_blocks; b++) {
         if (m > 0 && g->refs[m - 1].client == g->refs[b].client)
@@ -909,7 +909,7 @@ static void write_changed(const rt_ydoc_t *doc, ytxn_t *t, rt_buf_t *out)
 {
     if (t->n_ds == 0 && t->n_before == 0)
         return;
-    qsort(t->before, t->n_before, sizeof *t->before, cmp_yid_desc);
+    ysort(t->before, t->n_before, sizeof *t->before, cmp_yid_desc);
     ywrite_varuint(out, t->n_before);
     for (size_t k = 0; k < t->n_before; k++)
         write_client_structs(out, ystore_client(doc, t->before[k].client), t->before[k].clock);
@@ -930,9 +930,9 @@ static int cmp_yid(const void *a, const void *b)
 static void merge_missing(rt_ydoc_t *doc, const yid_t *m, size_t n)
 {
     doc->missing = rt_xrealloc(doc->missing, (doc->n_missing + n + 1) * sizeof *doc->missing);
-    memcpy(doc->missing + doc->n_missing, m, n * sizeof *m);
+    ymemcpy(doc->missing + doc->n_missing, m, n * sizeof *m);
     n += doc->n_missing;
-    qsort(doc->missing, n, sizeof *doc->missing, cmp_yid);
+    ysort(doc->missing, n, sizeof *doc->missing, cmp_yid);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (k == 0 || doc->missing[k - 1].client != doc->missing[i].client)
@@ -981,7 +981,7 @@ static bool apply_decoded(rt_ydoc_t *doc, ytxn_t *t, const ydecoded_t *d)
         free(doc->pending_ds);
         rest1 = rt_xrealloc(rest1, (n1 + n2 + 1) * sizeof *rest1);
         if (n2)
-            memcpy(rest1 + n1, rest2, n2 * sizeof *rest2);
+            ymemcpy(rest1 + n1, rest2, n2 * sizeof *rest2);
         n1 += n2;
         free(rest2);
     }

@@ -160,7 +160,7 @@ void yds_sort_merge(yrange_t *r, size_t *n)
 {
     if (*n == 0)
         return;
-    qsort(r, *n, sizeof *r, cmp_range);
+    ysort(r, *n, sizeof *r, cmp_range);
     size_t j = 0;
     for (size_t i = 1; i < *n; i++) {
         yrange_t *l = &r[j];

@@ -13,7 +13,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdlib.h>
+#include <string.h>
+
 #define YJS_MAX_SAFE ((UINT64_C(1) << 53) - 1)
+
+/* qsort and memcpy that accept empty (possibly NULL) arrays. */
+static inline void ysort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
+
+static inline void ymemcpy(void *dst, const void *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n);
+}
 
 /* ---- lib0 reader / writer (lib0.c) --------------------------------------- */
 

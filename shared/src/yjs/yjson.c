@@ -197,7 +197,7 @@ static size_t live_keys(const ytype_t *t, keyref_t **out)
         v[n].is_index = index_key(k, &v[n].index);
         n++;
     }
-    qsort(v, n, sizeof *v, cmp_keyref);
+    ysort(v, n, sizeof *v, cmp_keyref);
     *out = v;
     return n;
 }
@@ -304,11 +304,11 @@ static void xml_text_string(const ytype_t *t, rt_buf_t *out)
             rt_slice_t key;
             yread_bytes(&r, &key);
             tmp[i] = rt_xcalloc(1, sizeof(ykey_t) + key.len + 1);
-            memcpy(tmp[i]->bytes, key.data, key.len);
+            ymemcpy(tmp[i]->bytes, key.data, key.len);
             tmp[i]->len = (uint32_t)key.len;
             names[i].k = tmp[i];
         }
-        qsort(names, n_fmt, sizeof *names, cmp_key_bytes);
+        ysort(names, n_fmt, sizeof *names, cmp_key_bytes);
         for (size_t i = 0; i < n_fmt; i++) {
             rt_buf_append_byte(out, '<');
             rt_buf_append(out, names[i].k->bytes, names[i].k->len);
@@ -351,7 +351,7 @@ static void xml_string(const ytype_t *t, rt_buf_t *out)
     }
     keyref_t *keys;
     size_t n = live_keys(t, &keys);
-    qsort(keys, n, sizeof *keys, cmp_key_bytes);
+    ysort(keys, n, sizeof *keys, cmp_key_bytes);
     rt_buf_append_byte(out, '<');
     rt_buf_append(out, lname.data, lname.len);
     for (size_t i = 0; i < n; i++) {

@@ -51,7 +51,7 @@ ykey_t *ytable_get(ytable_t *t, const uint8_t *key, size_t len)
     if (k)
         return k;
     k = rt_xcalloc(1, sizeof *k + len + 1);
-    memcpy(k->bytes, key, len);
+    ymemcpy(k->bytes, key, len);
     k->len = (uint32_t)len;
     k->hash = hash_bytes(key, len);
     if (t->n == t->cap) {

@@ -28,7 +28,7 @@ void yds_write_grouped(rt_buf_t *out, const yrange_t *r, size_t n)
     ranked_t *v = rt_xcalloc(n ? n : 1, sizeof *v);
     for (size_t i = 0; i < n; i++)
         v[i] = (ranked_t){r[i], i};
-    qsort(v, n, sizeof *v, cmp_ranked);
+    ysort(v, n, sizeof *v, cmp_ranked);
     yrange_t *s = rt_xcalloc(n ? n : 1, sizeof *s);
     for (size_t i = 0; i < n; i++)
         s[i] = v[i].r;
@@ -69,7 +69,7 @@ static void slice_struct(ystruct_t *s, uint64_t diff, struct yarena **arena)
             rt_buf_t l = {0}, r = {0};
             ystring_split(s->content.data, s->content.len, diff, &l, &r);
             uint8_t *p = yarena_alloc(arena, r.len ? r.len : 1);
-            memcpy(p, r.data, r.len);
+            ymemcpy(p, r.data, r.len);
             s->content = (rt_slice_t){p, r.len};
             rt_buf_dispose(&l);
             rt_buf_dispose(&r);
@@ -223,7 +223,7 @@ int ymerge_updates(const rt_slice_t *updates, size_t n, rt_buf_t *out)
     yrange_t *ds = rt_xcalloc(total ? total : 1, sizeof *ds);
     total = 0;
     for (size_t i = 0; i < n; i++) {
-        memcpy(ds + total, d[i].ds, d[i].n_ds * sizeof *ds);
+        ymemcpy(ds + total, d[i].ds, d[i].n_ds * sizeof *ds);
         total += d[i].n_ds;
     }
     yds_sort_merge(ds, &total);

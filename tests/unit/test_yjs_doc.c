@@ -1,0 +1,256 @@
+/* test_yjs_doc.c: the document engine against bytes produced by Yjs 13.6.33
+ * (spec §3.6 worked example, pending updates, conflicts, maps, GC, the
+ * update algebra). */
+#include "rt/yjs.h"
+#include "unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static rt_buf_t hex(const char *h)
+{
+    rt_buf_t out = {0};
+    for (size_t i = 0; h[i] && h[i + 1]; i += 2) {
+        char b[3] = {h[i], h[i + 1], 0};
+        rt_buf_append_byte(&out, (uint8_t)strtoul(b, NULL, 16));
+    }
+    return out;
+}
+
+static bool eq_hex(const rt_buf_t *b, const char *h)
+{
+    rt_buf_t want = hex(h);
+    bool eq = want.len == b->len && (b->len == 0 || memcmp(want.data, b->data, b->len) == 0);
+    rt_buf_dispose(&want);
+    return eq;
+}
+
+static bool eq_str(const rt_buf_t *b, const char *s)
+{
+    return b->len == strlen(s) && memcmp(b->data, s, b->len) == 0;
+}
+
+/* Applies a hex update; returns rc and the changed update in *changed. */
+static int apply_hex(rt_ydoc_t *doc, const char *h, rt_buf_t *changed)
+{
+    rt_buf_t u = hex(h);
+    int rc = rt_ydoc_apply_update(doc, (rt_slice_t){u.data, u.len}, changed);
+    rt_buf_dispose(&u);
+    return rc;
+}
+
+static bool state_is(rt_ydoc_t *doc, const char *h)
+{
+    rt_buf_t s = {0};
+    rt_ydoc_encode_state_as_update(doc, (rt_slice_t){0}, &s);
+    bool eq = eq_hex(&s, h);
+    rt_buf_dispose(&s);
+    return eq;
+}
+
+static const char *WORKED[] = {"010101000401017402616200", "01010102c401000101015800",
+                               "000101010001"};
+static const char *WORKED_STATE = "0103010001010174018401000162c40100010101580101010001";
+
+static void test_worked_example(void)
+{
+    rt_ydoc_t *doc;
+    CU_ASSERT_EQUAL(rt_ydoc_create(&doc), 0);
+    for (size_t i = 0; i < 3; i++) {
+        rt_buf_t ch = {0};
+        CU_ASSERT_EQUAL(apply_hex(doc, WORKED[i], &ch), 0);
+        CU_ASSERT(eq_hex(&ch, WORKED[i])); /* the event re-encodes the same bytes */
+        rt_buf_dispose(&ch);
+    }
+    CU_ASSERT(state_is(doc, WORKED_STATE));
+    rt_buf_t sv = {0}, json = {0};
+    rt_ydoc_encode_state_vector(doc, &sv);
+    CU_ASSERT(eq_hex(&sv, "010103"));
+    CU_ASSERT_EQUAL(rt_ydoc_to_json(doc, NULL, 0, &json), 0);
+    CU_ASSERT(eq_str(&json, "{\"t\":\"Xb\"}"));
+    /* a duplicate changes nothing and emits nothing */
+    rt_buf_t ch = {0};
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED_STATE, &ch), 0);
+    CU_ASSERT_EQUAL(ch.len, 0);
+    CU_ASSERT(rt_ydoc_memory_usage(doc) > 0);
+    rt_buf_dispose(&sv);
+    rt_buf_dispose(&json);
+    rt_ydoc_destroy(doc);
+    rt_ydoc_destroy(NULL);
+}
+
+static void test_out_of_order(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    rt_buf_t ch = {0};
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[1], &ch), 0);
+    CU_ASSERT_EQUAL(ch.len, 0);
+    CU_ASSERT(rt_ydoc_has_pending(doc));
+    /* pending structs are part of the state (but not of the state vector) */
+    CU_ASSERT(state_is(doc, WORKED[1]));
+    rt_buf_t sv = {0};
+    rt_ydoc_encode_state_vector(doc, &sv);
+    CU_ASSERT(eq_hex(&sv, "00"));
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[0], &ch), 0);
+    CU_ASSERT(eq_hex(&ch, "010301000401017401618401000162c401000101015800"));
+    CU_ASSERT(!rt_ydoc_has_pending(doc));
+    CU_ASSERT(state_is(doc, "010301000401017401618401000162c401000101015800"));
+    rt_buf_dispose(&ch);
+    rt_buf_dispose(&sv);
+    rt_ydoc_destroy(doc);
+}
+
+static void test_pending_delete(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    rt_buf_t ch = {0};
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[2], &ch), 0); /* deletes an unknown item */
+    CU_ASSERT_EQUAL(ch.len, 0);
+    CU_ASSERT(rt_ydoc_has_pending(doc));
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[0], &ch), 0);
+    CU_ASSERT(!rt_ydoc_has_pending(doc));
+    rt_buf_t json = {0};
+    rt_ydoc_to_json(doc, NULL, 0, &json);
+    CU_ASSERT(eq_str(&json, "{\"t\":\"b\"}"));
+    rt_buf_dispose(&ch);
+    rt_buf_dispose(&json);
+    rt_ydoc_destroy(doc);
+}
+
+static void test_conflicts(void)
+{
+    /* concurrent inserts at index 0: lower client goes left */
+    const char *b20 = "0101140004010174014200", *a10 = "01010a0004010174014100";
+    for (int order = 0; order < 2; order++) {
+        rt_ydoc_t *doc;
+        rt_ydoc_create(&doc);
+        apply_hex(doc, order ? a10 : b20, NULL);
+        apply_hex(doc, order ? b20 : a10, NULL);
+        rt_buf_t json = {0};
+        rt_ydoc_to_json(doc, NULL, 0, &json);
+        CU_ASSERT(eq_str(&json, "{\"t\":\"AB\"}"));
+        rt_buf_dispose(&json);
+        rt_ydoc_destroy(doc);
+    }
+    /* concurrent map.set on one key: the higher client wins */
+    const char *k10 = "01010a002801016d016b017d0100", *k20 = "010114002801016d016b017d0200";
+    for (int order = 0; order < 2; order++) {
+        rt_ydoc_t *doc;
+        rt_ydoc_create(&doc);
+        apply_hex(doc, order ? k10 : k20, NULL);
+        apply_hex(doc, order ? k20 : k10, NULL);
+        rt_buf_t json = {0};
+        rt_ydoc_to_json(doc, NULL, 0, &json);
+        CU_ASSERT(eq_str(&json, "{\"m\":{\"k\":2}}"));
+        rt_buf_dispose(&json);
+        rt_ydoc_destroy(doc);
+    }
+}
+
+static const char *MAP_UPDATES[] = {"010107002801016d016b017d0100", "01010701a80700017701760107010001",
+                                    "0101070208010161037d01770178760101797502787e00"};
+
+static void test_map_array_gc(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    for (size_t i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(apply_hex(doc, MAP_UPDATES[i], NULL), 0);
+    CU_ASSERT(state_is(doc, "010307002101016d016b01a807000177017608010161037d01770178760101797502"
+                            "787e0107010001"));
+    rt_buf_t json = {0};
+    rt_ydoc_to_json(doc, NULL, 0, &json);
+    CU_ASSERT(eq_str(&json, "{\"m\":{\"k\":\"v\"},\"a\":[1,\"x\",{\"y\":[true,null]}]}"));
+    json.len = 0;
+    rt_ykind_hint_t hint = {"a", RT_YKIND_ARRAY};
+    CU_ASSERT_EQUAL(rt_ydoc_root_to_json(doc, "a", RT_YKIND_AUTO, &json), 0);
+    CU_ASSERT(eq_str(&json, "[1,\"x\",{\"y\":[true,null]}]"));
+    CU_ASSERT_EQUAL(rt_ydoc_root_to_json(doc, "nope", RT_YKIND_AUTO, &json), RT_ENOTFOUND);
+    json.len = 0;
+    CU_ASSERT_EQUAL(rt_ydoc_to_json(doc, &hint, 1, &json), 0);
+    rt_buf_dispose(&json);
+    /* state relative to a state vector {7:1} */
+    rt_buf_t sv = hex("010701"), out = {0};
+    CU_ASSERT_EQUAL(rt_ydoc_encode_state_as_update(doc, (rt_slice_t){sv.data, sv.len}, &out), 0);
+    CU_ASSERT(eq_hex(&out, "01020701a807000177017608010161037d01770178760101797502787e0107010001"));
+    rt_buf_dispose(&out);
+    rt_buf_dispose(&sv);
+    rt_ydoc_destroy(doc);
+}
+
+static void test_rejected_update_leaves_doc(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[0], NULL), 0);
+    rt_buf_t ch = {0};
+    /* a valid first struct followed by garbage */
+    CU_ASSERT_EQUAL(apply_hex(doc, "01020102c4010001010158ff", &ch), RT_EINVAL);
+    CU_ASSERT_EQUAL(ch.len, 0);
+    CU_ASSERT(state_is(doc, "0101010004010174026162" "00"));
+    rt_buf_dispose(&ch);
+    rt_ydoc_destroy(doc);
+}
+
+static void test_update_algebra(void)
+{
+    rt_buf_t u[3], out = {0};
+    rt_slice_t s[3];
+    for (size_t i = 0; i < 3; i++) {
+        u[i] = hex(MAP_UPDATES[i]);
+        s[i] = (rt_slice_t){u[i].data, u[i].len};
+    }
+    CU_ASSERT_EQUAL(rt_yupdate_merge(s, 3, &out), 0);
+    CU_ASSERT(eq_hex(&out, "010307002801016d016b017d018807000177017608010161037d01770178760101797502"
+                           "787e0107010001"));
+    /* merge(a, a) == a */
+    rt_slice_t aa[2] = {s[0], s[0]};
+    out.len = 0;
+    CU_ASSERT_EQUAL(rt_yupdate_merge(aa, 2, &out), 0);
+    CU_ASSERT(eq_hex(&out, MAP_UPDATES[0]));
+    /* a gap gives a Skip; the state vector stops there */
+    rt_slice_t gap[2] = {s[0], s[2]};
+    rt_buf_t merged = {0};
+    CU_ASSERT_EQUAL(rt_yupdate_merge(gap, 2, &merged), 0);
+    out.len = 0;
+    CU_ASSERT_EQUAL(rt_yupdate_state_vector((rt_slice_t){merged.data, merged.len}, &out), 0);
+    CU_ASSERT(eq_hex(&out, "010701"));
+    rt_buf_t sv = hex("010702");
+    out.len = 0;
+    CU_ASSERT_EQUAL(rt_yupdate_diff((rt_slice_t){merged.data, merged.len}, (rt_slice_t){sv.data, sv.len}, &out), 0);
+    CU_ASSERT(eq_hex(&out, "0101070208010161037d01770178760101797502787e00"));
+    rt_buf_dispose(&sv);
+    rt_buf_dispose(&merged);
+    rt_buf_dispose(&out);
+    for (size_t i = 0; i < 3; i++)
+        rt_buf_dispose(&u[i]);
+}
+
+static void test_emoji_split(void)
+{
+    /* "a😀b" by client 1, then diff at clock 2 cuts the surrogate pair */
+    rt_buf_t u = hex("01010100040101740661f09f98806200"), sv = hex("010102"), out = {0};
+    CU_ASSERT_EQUAL(rt_yupdate_diff((rt_slice_t){u.data, u.len}, (rt_slice_t){sv.data, sv.len}, &out), 0);
+    CU_ASSERT(eq_hex(&out, "0101010284010104efbfbd6200"));
+    rt_buf_dispose(&u);
+    rt_buf_dispose(&sv);
+    rt_buf_dispose(&out);
+}
+
+void test_yjs_doc_register(void)
+{
+    static const CU_TestInfo tests[] = {
+        {"worked_example", test_worked_example},
+        {"out_of_order", test_out_of_order},
+        {"pending_delete", test_pending_delete},
+        {"conflicts", test_conflicts},
+        {"map_array_gc", test_map_array_gc},
+        {"rejected_update_leaves_doc", test_rejected_update_leaves_doc},
+        {"update_algebra", test_update_algebra},
+        {"emoji_split", test_emoji_split},
+        CU_TEST_INFO_NULL,
+    };
+    unit_add_suite("yjs_doc", tests);
+}
