@@ -46,7 +46,8 @@ load() {
 		aux=$("${server}_aux_pids")
 		bench_say "== fanout $server: $SUBS subscribers x $rate msg/s x $DURATION s"
 		"${GEN[@]}" --mode fanout --urls "$urls" --conns "$SUBS" --rate "$rate" --duration "$DURATION" \
-			--size "$SIZE" --pids "$("${server}_pids")" ${aux:+--aux-pids "$aux"} --label "$server-$rate" \
+			--size "$SIZE" --pids "$("${server}_pids")" ${aux:+--aux-pids "$aux"} --server-core "$SERVER_CPU" \
+			--label "$server-$rate" \
 			>>"$RESULTS" || bench_say "fanout $server-$rate: the generator reported a failure"
 		"${server}_alive" || bench_say "fanout $server-$rate: $server died during the run (logs: $BENCH_OUT/logs/)"
 	done
@@ -83,8 +84,9 @@ for s in $SERVERS; do "run_$s"; done
 		"servers on core $SERVER_CPU, generator on core $GEN_CPU"
 	echo "server CPU = edges + nats-server (rtsync) or the node process; writes = write/writev syscalls per delivery"
 	echo "latency: publish to arrival in the subscriber's socket (kernel timestamp); p99_rd: to the generator's read"
-	printf '%-12s %5s %9s %11s %8s %8s %8s %8s %7s %8s %8s %8s %8s %7s %7s\n' run subs deliv/s deliv/CPU-s \
-		p50_ms p99_ms max_ms p99_rd lost srv_CPU edge_CPU nats_CPU RSS_MiB writes gen_CPU
+	echo "others_s: CPU time other processes took on the servers' core during the run (should be ~0)"
+	printf '%-12s %5s %9s %11s %8s %8s %8s %8s %7s %8s %8s %8s %8s %7s %7s %8s\n' run subs deliv/s deliv/CPU-s \
+		p50_ms p99_ms max_ms p99_rd lost srv_CPU edge_CPU nats_CPU RSS_MiB writes gen_CPU others_s
 	jq -r '
 	  def sum(f): [.procs[] | select(.aux | not) | f] | add // 0;
 	  def of(n; f): [.procs[] | select(.name == n) | f] | add // 0;
@@ -92,9 +94,9 @@ for s in $SERVERS; do "run_$s"; done
 	  [.label, .ready, .deliveries_per_s, .deliveries_per_server_cpu_s, .lat_p50_us / 1000, .lat_p99_us / 1000,
 	   .lat_max_us / 1000, .lat_read_p99_us / 1000, .lost, .server_cpu_s, of("edge"; .cpu_s), of("nats"; .cpu_s),
 	   of($srv; .rss_kb) / 1024, (if .delivered > 0 then of($srv; .syscw) / .delivered else 0 end),
-	   .generator_cpu_s] | @tsv' "$RESULTS" |
-		awk -F'\t' '{printf "%-12s %5d %9.0f %11.0f %8.2f %8.2f %8.2f %8.2f %7d %8.2f %8.2f %8.2f %8.1f %7.3f %7.2f\n",
-			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15}'
+	   .generator_cpu_s, (.server_core_other_s // 0)] | @tsv' "$RESULTS" |
+		awk -F'\t' '{printf "%-12s %5d %9.0f %11.0f %8.2f %8.2f %8.2f %8.2f %7d %8.2f %8.2f %8.2f %8.1f %7.3f %7.2f %8.2f\n",
+			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16}'
 	for rate in $RATES; do
 		jq -rs --arg r "$rate" '
 		  (map(select(.label == "rtsync-" + $r)) | .[0]) as $e |

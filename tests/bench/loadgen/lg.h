@@ -56,6 +56,9 @@ typedef struct lg_proc {
 int lg_procs_parse(const char *spec, bool aux, lg_proc_t **procs, int n);
 /* Reads /proc/PID/{stat,io,status}; 0 or RT_EIO (the process is gone). */
 int lg_proc_sample(pid_t pid, lg_proc_sample_t *out);
+/* Busy clock ticks of one core so far (user, nice, system, irq, softirq,
+ * steal from /proc/stat), to see what else ran on the servers' core; 0 or RT_EIO. */
+int lg_core_busy(int core, uint64_t *ticks);
 /* Clock ticks per second (sysconf(_SC_CLK_TCK)). */
 double lg_clk_tck(void);
 

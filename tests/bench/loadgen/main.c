@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@ typedef struct opts {
     double settle;
     double hold;
     long open_concurrency;
+    int server_core;
     double setup_timeout;
 } opts_t;
 
@@ -69,11 +71,14 @@ static struct {
     phase_t phase;
     long opened, inflight, ready, failed, closed_late;
     uint64_t total_msgs, sent;
-    uint64_t t_setup0, t_ready, t_phase, t_first_send, t_last_send, t_last_recv, t_end;
+    uint64_t t_setup0, t_ready, t_phase, t_phase_run, t_first_send, t_last_send, t_last_recv, t_end;
     uint64_t delivered, expected_live, dups, reorders, bogus, acks, errors, other;
     lg_hist_t hist;      /* publish to arrival in the subscriber's socket */
     lg_hist_t hist_read; /* publish to read by the generator */
     struct rusage ru_before, ru_after;
+    uint64_t core_before, core_after;
+    int gen_core; /* the generator's core when pinned to one, else -1 */
+    uint64_t gen_core_before, gen_core_after;
     rt_buf_t msg;
 } g;
 
@@ -110,6 +115,8 @@ static void usage(FILE *f)
             "  --pids NAME:PID,...        server processes to sample from /proc (their CPU,\n"
             "                             syscalls and RSS are summed into the server totals)\n"
             "  --aux-pids NAME:PID,...    more processes to sample, reported but not summed\n"
+            "  --server-core N            the servers' core: report (and warn about) the CPU\n"
+            "                             time other processes took on it during the window\n"
             "  --ready-file PATH          created once every connection is subscribed\n"
             "  --label STR                copied into the JSON line\n"
             "Output: one JSON line on stdout, a summary on stderr.  Exit 1 if setup failed.\n");
@@ -129,13 +136,14 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                   .settle = 1,
                   .hold = 10,
                   .open_concurrency = 200,
+                  .server_core = -1,
                   .setup_timeout = 120};
     static const struct option lo[] = {
         {"mode", 1, 0, 'm'},     {"urls", 1, 0, 'u'},       {"pub-url", 1, 0, 'P'},
         {"conns", 1, 0, 'n'},    {"channel", 1, 0, 'c'},    {"rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'},       {"drain", 1, 0, 'D'},
         {"settle", 1, 0, 'S'},   {"hold", 1, 0, 'H'},       {"open-concurrency", 1, 0, 'k'},
-        {"pids", 1, 0, 'p'},     {"aux-pids", 1, 0, 'a'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
+        {"pids", 1, 0, 'p'},     {"aux-pids", 1, 0, 'a'}, {"server-core", 1, 0, 'C'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
         {"setup-timeout", 1, 0, 'T'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -154,6 +162,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'k': o->open_concurrency = atol(optarg); break;
         case 'p': o->pids = optarg; break;
         case 'a': o->aux_pids = optarg; break;
+        case 'C': o->server_core = atoi(optarg); break;
         case 'R': o->ready_file = optarg; break;
         case 'l': o->label = optarg; break;
         case 'T': o->setup_timeout = atof(optarg); break;
@@ -217,6 +226,32 @@ static void sample_procs(bool after)
             fprintf(stderr, "rt-loadgen: cannot sample %s (pid %d)\n", g.procs[i].name, (int)g.procs[i].pid);
     }
     getrusage(RUSAGE_SELF, after ? &g.ru_after : &g.ru_before);
+    if (g.o.server_core >= 0)
+        lg_core_busy(g.o.server_core, after ? &g.core_after : &g.core_before);
+    if (g.gen_core >= 0)
+        lg_core_busy(g.gen_core, after ? &g.gen_core_after : &g.gen_core_before);
+}
+
+static int pinned_core(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1)
+        return -1;
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &set))
+            return i;
+    return -1;
+}
+
+/* Reports the CPU time that processes other than `own` took on a core during the window. */
+static void report_core(rt_buf_t *j, const char *key, int core, uint64_t before, uint64_t after, double own)
+{
+    double busy = (double)(after - before) / lg_clk_tck(), other = busy - own;
+    double window = secs(g.t_end - (g.fanout ? g.t_phase_run : g.t_setup0));
+    rt_buf_printf(j, "\"%s\":%d,\"%s_busy_s\":%.2f,\"%s_other_s\":%.2f,", key, core, key, busy, key, other);
+    if (other > 0.05 * window)
+        fprintf(stderr, "  WARNING: other processes used %.2f s of core %d (%s) during the %.1f s window: "
+                        "the figures are perturbed\n", other, core, key, window);
 }
 
 /* ---- the scenario's side of the connections -------------------------------- */
@@ -372,6 +407,7 @@ static void start_run(uint64_t now)
     sample_procs(false);
     g.phase = PH_RUN;
     g.t_phase = now;
+    g.t_phase_run = now;
     arm_timer(1.0 / g.o.rate);
 }
 
@@ -532,12 +568,13 @@ static double rusage_s(const struct rusage *r)
 
 static void report(void)
 {
-    double tck = lg_clk_tck(), cpu = 0;
+    double tck = lg_clk_tck(), cpu = 0, cpu_all = 0;
     uint64_t syscw = 0, syscr = 0, rss = 0, rss_before = 0;
     rt_buf_t j = {0}, procs = {0};
     for (int i = 0; i < g.nprocs; i++) {
         const lg_proc_t *p = &g.procs[i];
         double c = (double)(p->after.cpu_ticks - p->before.cpu_ticks) / tck;
+        cpu_all += c;
         if (!p->aux) {
             cpu += c;
             syscw += p->after.syscw - p->before.syscw;
@@ -601,6 +638,10 @@ static void report(void)
             fprintf(stderr, "  server RSS %llu -> %llu KiB = %.0f bytes per connection\n",
                     (unsigned long long)rss_before, (unsigned long long)rss, per_conn);
     }
+    if (g.o.server_core >= 0)
+        report_core(&j, "server_core", g.o.server_core, g.core_before, g.core_after, cpu_all);
+    if (g.gen_core >= 0)
+        report_core(&j, "gen_core", g.gen_core, g.gen_core_before, g.gen_core_after, gen_cpu);
     rt_buf_printf(&j, "\"server_cpu_s\":%.2f,\"server_rss_kb\":%llu,\"generator_cpu_s\":%.2f,\"procs\":[%s]}\n", cpu,
                   (unsigned long long)rss, gen_cpu, (const char *)procs.data);
     fwrite(j.data, 1, j.len, stdout);
@@ -616,6 +657,7 @@ int main(int argc, char **argv)
         return 2;
     }
     g.fanout = strcmp(g.o.mode, "fanout") == 0;
+    g.gen_core = pinned_core();
     if (g.o.pids)
         g.nprocs = lg_procs_parse(g.o.pids, false, &g.procs, 0);
     if (g.o.aux_pids && g.nprocs >= 0)

@@ -89,3 +89,27 @@ int lg_proc_sample(pid_t pid, lg_proc_sample_t *out)
     *out = s;
     return 0;
 }
+
+int lg_core_busy(int core, uint64_t *ticks)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL)
+        return RT_EIO;
+    char line[512], want[16];
+    int wl = snprintf(want, sizeof want, "cpu%d ", core);
+    int rc = RT_EIO;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, want, (size_t)wl) != 0)
+            continue;
+        unsigned long long v[8] = {0};
+        if (sscanf(line + wl, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]) == 8) {
+            /* user nice system idle iowait irq softirq steal */
+            *ticks = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+            rc = 0;
+        }
+        break;
+    }
+    fclose(f);
+    return rc;
+}
