@@ -307,7 +307,7 @@ export function docJson (doc, roots) {
 export function normalizeJson (v) {
   if (v === undefined) return null
   if (typeof v === 'bigint') return Number(v)
-  if (typeof v === 'number') return Number.isFinite(v) ? v : null
+  if (typeof v === 'number') return Number.isFinite(v) ? (v === 0 ? 0 : v) : null // JSON.stringify: -0 is 0
   if (v instanceof Uint8Array) return Array.from(v)
   if (v instanceof Y.Doc) return normalizeJson(v.toJSON()) // a subdocument: as JSON.stringify shows it
   if (Array.isArray(v)) return v.map(normalizeJson)
@@ -329,18 +329,27 @@ export function makeSession (seed, kind) {
   return sessionFrom(`${kind}-${seed}`, kind, seed, ROOTS[kind], deliver(rng, clients, all))
 }
 
+// What one applyUpdate emitted: null, or the update.  Yjs emits a second event when
+// the apply leads to formatting cleanup of a typed (nested) Y.Text / Y.XmlText,
+// which runs in its own transaction; a server broadcasts both, so the expected
+// change is their merge (Y.mergeUpdates).
+function eventOf (evs) {
+  if (evs.length === 0) return null
+  return hex(evs.length === 1 ? evs[0] : Y.mergeUpdates(evs))
+}
+
 /** A session from given updates (Uint8Array[], V1), with Yjs's expected outputs. */
 export function sessionFrom (name, kind, seed, roots, updates) {
   const server = new Y.Doc()
-  let ev = null
-  server.on('update', u => { ev = u })
+  let evs = []
+  server.on('update', u => { evs.push(u) })
   const events = []
   const midIndex = Math.floor(updates.length / 2)
   let svMid = Y.encodeStateVector(server)
   updates.forEach((u, i) => {
-    ev = null
+    evs = []
     Y.applyUpdate(server, u)
-    events.push(ev === null ? null : hex(ev))
+    events.push(eventOf(evs))
     if (i + 1 === midIndex) svMid = Y.encodeStateVector(server)
   })
   if (midIndex === 0) svMid = Y.encodeStateVector(new Y.Doc())
@@ -350,8 +359,8 @@ export function sessionFrom (name, kind, seed, roots, updates) {
   const loaded = new Y.Doc()
   Y.applyUpdateV2(loaded, stateV2)
   const server2 = new Y.Doc()
-  server2.on('update', u => { ev = u })
-  const eventsV2 = updatesV2.map(u => { ev = null; Y.applyUpdateV2(server2, u); return ev === null ? null : hex(ev) })
+  server2.on('update', u => { evs.push(u) })
+  const eventsV2 = updatesV2.map(u => { evs = []; Y.applyUpdateV2(server2, u); return eventOf(evs) })
   return {
     name,
     kind,
@@ -367,6 +376,9 @@ export function sessionFrom (name, kind, seed, roots, updates) {
       state: hex(Y.encodeStateAsUpdate(server)),
       json: docJson(server, roots),
       merge: hex(merged),
+      merge_pairs: updates.slice(1).map((u, i) => hex(Y.mergeUpdates([updates[i], u]))),
+      diff_each: updates.map(u => hex(Y.diffUpdate(u, svMid))),
+      sv_each: updates.map(u => hex(Y.encodeStateVectorFromUpdate(u))),
       merge_sv: hex(Y.encodeStateVectorFromUpdate(merged)),
       diff_mid: hex(Y.diffUpdate(merged, svMid)),
       state_mid: hex(Y.encodeStateAsUpdate(server, svMid)),

@@ -86,12 +86,12 @@ export function replayTrace (trace = loadTrace()) {
 /** The 'update' event of a fresh server doc for each update (empty when none). */
 export function serverEvents (updates) {
   const server = new Y.Doc()
-  let ev = null
-  server.on('update', u => { ev = u })
+  let evs = []
+  server.on('update', u => { evs.push(u) })
   return updates.map(u => {
-    ev = null
+    evs = []
     Y.applyUpdate(server, u)
-    return ev || new Uint8Array(0)
+    return evs.length === 0 ? new Uint8Array(0) : evs.length === 1 ? evs[0] : Y.mergeUpdates(evs)
   })
 }
 
