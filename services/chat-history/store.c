@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Locks the batch's channel rows in name order (so that replicas never deadlock)
- * and returns their newest offsets; creates rows for new channels. */
-static const char SQL_LOCK[] =
-    "INSERT INTO hist_channels (channel) SELECT c FROM unnest($1::text[]) AS c ORDER BY c COLLATE \"C\" "
-    "ON CONFLICT (channel) DO UPDATE SET last_offset = hist_channels.last_offset "
-    "RETURNING channel, last_offset";
+/* Creates the rows of new channels; then the batch's channel rows are locked in
+ * name order (so that replicas never deadlock) and their newest offsets read. */
+static const char SQL_ENSURE[] = "INSERT INTO hist_channels (channel) SELECT unnest($1::text[]) "
+                                 "ON CONFLICT (channel) DO NOTHING";
+static const char SQL_LOCK[] = "SELECT channel, last_offset FROM hist_channels WHERE channel = ANY($1::text[]) "
+                               "ORDER BY channel COLLATE \"C\" FOR UPDATE";
 /* Runs after the lock, so every earlier commit to these channels is visible. */
 static const char SQL_EXISTING[] =
     "SELECT m.channel, m.from_user, m.msg_id, m.msg_offset "
@@ -69,22 +69,55 @@ static void params_dispose(params_t *p)
         rt_buf_dispose(&p->a[i]);
 }
 
-/* Closes the literals and runs the statement; returns the result or NULL (error mapped into *err). */
-static PGresult *params_exec(PGconn *conn, params_t *p, const char *sql, ExecStatusType want, const char *what,
-                             int *err)
+/* One statement of a pipeline: its parameters (NULL: none), the result status it
+ * must give, and what to do with its rows. */
+typedef struct step {
+    const char *sql;
+    params_t *params;
+    ExecStatusType want;
+    void (*on_rows)(hist_batch_t *b, const PGresult *res);
+    const char *what;
+} step_t;
+
+/* Closes the literals of p. */
+static void params_close(params_t *p, const char **values)
 {
-    const char *values[MAX_PARAMS];
     for (int i = 0; i < p->n; i++) {
         rt_buf_append(&p->a[i], "}", 2); /* and the terminating NUL */
         values[i] = (const char *)p->a[i].data;
     }
-    PGresult *res = PQexecParams(conn, sql, p->n, NULL, values, NULL, NULL, 1);
-    if (PQresultStatus(res) != want) {
-        *err = rt_pg_error(conn, res, what);
-        PQclear(res);
-        return NULL;
+}
+
+/* Sends the steps and a sync in one go (one round trip) and reads every result;
+ * after a failure the server skips the rest up to the sync. */
+static int pipeline_run(PGconn *conn, hist_batch_t *b, const step_t *steps, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const char *values[MAX_PARAMS];
+        int nparams = steps[i].params ? steps[i].params->n : 0;
+        if (steps[i].params)
+            params_close(steps[i].params, values);
+        if (!PQsendQueryParams(conn, steps[i].sql, nparams, NULL, values, NULL, NULL, 1))
+            return rt_pg_error(conn, NULL, steps[i].what);
     }
-    return res;
+    if (!PQpipelineSync(conn))
+        return rt_pg_error(conn, NULL, "hist_sync");
+    int err = RT_OK;
+    for (int i = 0; i < n; i++) {
+        PGresult *res;
+        while ((res = PQgetResult(conn)) != NULL) {
+            if (err == RT_OK && PQresultStatus(res) != steps[i].want)
+                err = rt_pg_error(conn, res, steps[i].what);
+            else if (err == RT_OK && steps[i].on_rows)
+                steps[i].on_rows(b, res);
+            PQclear(res);
+        }
+    }
+    PGresult *sync = PQgetResult(conn);
+    if (err == RT_OK && PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+        err = rt_pg_error(conn, sync, "hist_sync");
+    PQclear(sync);
+    return err;
 }
 
 static void text_at(params_t *p, int i, int first, const hist_batch_t *b, hist_span_t s)
@@ -92,111 +125,122 @@ static void text_at(params_t *p, int i, int first, const hist_batch_t *b, hist_s
     rt_pg_array_add_text(&p->a[i], first, hist_batch_str(b, s), s.len);
 }
 
-static int lock_channels(PGconn *conn, hist_batch_t *b)
+static void lock_params(params_t *p, const hist_batch_t *b)
 {
-    params_t p;
-    params_open(&p, 1);
+    params_open(p, 1);
     for (size_t c = 0; c < b->nchans; c++)
-        text_at(&p, 0, c == 0, b, b->chans[c].name);
-    int err = RT_OK;
-    PGresult *res = params_exec(conn, &p, SQL_LOCK, PGRES_TUPLES_OK, "hist_lock", &err);
-    for (int r = 0; res != NULL && r < PQntuples(res); r++) {
+        text_at(p, 0, c == 0, b, b->chans[c].name);
+}
+
+static void on_locked(hist_batch_t *b, const PGresult *res)
+{
+    for (int r = 0; r < PQntuples(res); r++) {
         int c = hist_batch_find_chan(b, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
         if (c >= 0)
             b->chans[c].last = (uint64_t)rt_pg_get_int(res, r, 1);
     }
-    PQclear(res);
-    params_dispose(&p);
-    return err;
 }
 
-static int find_existing(PGconn *conn, hist_batch_t *b)
+/* The keys to look up: the first item of each non-empty (channel, user, id); 0 if none. */
+static int existing_params(params_t *p, const hist_batch_t *b)
 {
-    params_t p;
-    params_open(&p, 3);
+    params_open(p, 3);
     int any = 0;
     for (size_t i = 0; i < b->n; i++) {
         const hist_item_t *it = &b->items[i];
         if (it->id.len == 0 || it->first >= 0)
             continue;
-        text_at(&p, 0, !any, b, it->channel);
-        text_at(&p, 1, !any, b, it->user);
-        text_at(&p, 2, !any, b, it->id);
+        text_at(p, 0, !any, b, it->channel);
+        text_at(p, 1, !any, b, it->user);
+        text_at(p, 2, !any, b, it->id);
         any = 1;
     }
-    int err = RT_OK;
-    PGresult *res = any ? params_exec(conn, &p, SQL_EXISTING, PGRES_TUPLES_OK, "hist_existing", &err) : NULL;
-    for (int r = 0; res != NULL && r < PQntuples(res); r++)
-        hist_batch_mark_existing(b, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
-                                 (uint64_t)rt_pg_get_int(res, r, 3));
-    PQclear(res);
-    params_dispose(&p);
-    return err;
+    return any;
 }
 
-static int insert_new(PGconn *conn, const hist_batch_t *b)
+static void on_existing(hist_batch_t *b, const PGresult *res)
 {
-    params_t p;
-    params_open(&p, 9);
+    for (int r = 0; r < PQntuples(res); r++)
+        hist_batch_mark_existing(b, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                                 (uint64_t)rt_pg_get_int(res, r, 3));
+}
+
+static void insert_params(params_t *p, const hist_batch_t *b)
+{
+    params_open(p, 9);
     int first = 1;
     for (size_t i = 0; i < b->n; i++) {
         const hist_item_t *it = &b->items[i];
         if (it->duplicate)
             continue;
-        text_at(&p, 0, first, b, it->channel);
-        rt_pg_array_add_int(&p.a[1], first, (int64_t)it->offset);
-        text_at(&p, 2, first, b, it->event);
-        rt_pg_array_add_bytea(&p.a[3], first, (const uint8_t *)hist_batch_str(b, it->data), it->data.len);
-        text_at(&p, 4, first, b, it->user);
-        text_at(&p, 5, first, b, it->id);
-        rt_pg_array_add_int(&p.a[6], first, it->ts_ms);
-        text_at(&p, 7, first, b, it->conn);
-        text_at(&p, 8, first, b, it->origin);
+        text_at(p, 0, first, b, it->channel);
+        rt_pg_array_add_int(&p->a[1], first, (int64_t)it->offset);
+        text_at(p, 2, first, b, it->event);
+        rt_pg_array_add_bytea(&p->a[3], first, (const uint8_t *)hist_batch_str(b, it->data), it->data.len);
+        text_at(p, 4, first, b, it->user);
+        text_at(p, 5, first, b, it->id);
+        rt_pg_array_add_int(&p->a[6], first, it->ts_ms);
+        text_at(p, 7, first, b, it->conn);
+        text_at(p, 8, first, b, it->origin);
         first = 0;
     }
-    int err = RT_OK;
-    PQclear(params_exec(conn, &p, SQL_INSERT, PGRES_COMMAND_OK, "hist_insert", &err));
-    params_dispose(&p);
-    return err;
 }
 
-static int advance_channels(PGconn *conn, const hist_batch_t *b)
+static void advance_params(params_t *p, const hist_batch_t *b)
 {
-    params_t p;
-    params_open(&p, 2);
+    params_open(p, 2);
     int first = 1;
     for (size_t c = 0; c < b->nchans; c++) {
         if (b->chans[c].count == 0)
             continue;
-        text_at(&p, 0, first, b, b->chans[c].name);
-        rt_pg_array_add_int(&p.a[1], first, (int64_t)b->chans[c].last);
+        text_at(p, 0, first, b, b->chans[c].name);
+        rt_pg_array_add_int(&p->a[1], first, (int64_t)b->chans[c].last);
         first = 0;
     }
-    int err = RT_OK;
-    PQclear(params_exec(conn, &p, SQL_ADVANCE, PGRES_COMMAND_OK, "hist_advance", &err));
-    params_dispose(&p);
-    return err;
+}
+
+/* Round trip 1: BEGIN, create and lock the channels, look up stored keys.  Round trip 2:
+ * insert the new rows, advance the counters, COMMIT. */
+static int commit_pipelined(PGconn *conn, hist_batch_t *b, params_t *p)
+{
+    lock_params(&p[0], b);
+    lock_params(&p[1], b);
+    int any = existing_params(&p[2], b);
+    const step_t first[] = {
+        {"BEGIN", NULL, PGRES_COMMAND_OK, NULL, "hist_begin"},
+        {SQL_ENSURE, &p[0], PGRES_COMMAND_OK, NULL, "hist_ensure"},
+        {SQL_LOCK, &p[1], PGRES_TUPLES_OK, on_locked, "hist_lock"},
+        {SQL_EXISTING, &p[2], PGRES_TUPLES_OK, on_existing, "hist_existing"},
+    };
+    int err = pipeline_run(conn, b, first, any ? 4 : 3);
+    if (err != RT_OK)
+        return err;
+    hist_batch_assign(b);
+    const step_t commit = {"COMMIT", NULL, PGRES_COMMAND_OK, NULL, "hist_commit"};
+    if (hist_batch_new_count(b) == 0)
+        return pipeline_run(conn, b, &commit, 1); /* all duplicates */
+    insert_params(&p[3], b);
+    advance_params(&p[4], b);
+    const step_t second[] = {
+        {SQL_INSERT, &p[3], PGRES_COMMAND_OK, NULL, "hist_insert"},
+        {SQL_ADVANCE, &p[4], PGRES_COMMAND_OK, NULL, "hist_advance"},
+        commit,
+    };
+    return pipeline_run(conn, b, second, 3);
 }
 
 int hist_store_commit(PGconn *conn, hist_batch_t *b)
 {
     hist_batch_prepare(b);
-    int err = rt_pg_exec(conn, "BEGIN", "hist_begin");
-    if (err == RT_OK)
-        err = lock_channels(conn, b);
-    if (err == RT_OK)
-        err = find_existing(conn, b);
-    if (err == RT_OK) {
-        hist_batch_assign(b);
-        if (hist_batch_new_count(b) > 0) {
-            err = insert_new(conn, b);
-            if (err == RT_OK)
-                err = advance_channels(conn, b);
-        }
-    }
-    if (err == RT_OK)
-        return rt_pg_exec(conn, "COMMIT", "hist_commit");
-    if (PQstatus(conn) == CONNECTION_OK)
+    if (!PQenterPipelineMode(conn))
+        return rt_pg_error(conn, NULL, "hist_pipeline");
+    params_t p[5];
+    memset(p, 0, sizeof(p));
+    int err = commit_pipelined(conn, b, p);
+    for (size_t i = 0; i < RT_ARRAY_SIZE(p); i++)
+        params_dispose(&p[i]);
+    PQexitPipelineMode(conn);
+    if (err != RT_OK && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
         rt_pg_exec(conn, "ROLLBACK", "hist_rollback");
     return err;
 }
