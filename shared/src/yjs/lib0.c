@@ -917,3 +917,67 @@ fail:
     out->len = start;
     return RT_EINVAL;
 }
+
+int yany_stringify(yreader_t *r, rt_buf_t *out, bool top)
+{
+    uint8_t tag = *r->p;
+    uint64_t n;
+    switch (tag) {
+    case 127:
+        if (top)
+            return RT_EINVAL;
+        r->p++;
+        rt_buf_append_str(out, "null");
+        return 0;
+    case 122:
+        return RT_EINVAL;
+    case 116:
+        r->p++;
+        n = tr_varuint(r);
+        rt_buf_append_byte(out, '{');
+        for (uint64_t i = 0; i < n; i++)
+            rt_buf_printf(out, "%s\"%llu\":%u", i ? "," : "", (unsigned long long)i, r->p[i]);
+        rt_buf_append_byte(out, '}');
+        r->p += n;
+        return 0;
+    case 117:
+        r->p++;
+        n = tr_varuint(r);
+        rt_buf_append_byte(out, '[');
+        for (uint64_t i = 0; i < n; i++) {
+            if (i)
+                rt_buf_append_byte(out, ',');
+            if (yany_stringify(r, out, false) < 0)
+                return RT_EINVAL;
+        }
+        rt_buf_append_byte(out, ']');
+        return 0;
+    case 118: {
+        r->p++;
+        n = tr_varuint(r);
+        rt_buf_append_byte(out, '{');
+        bool first = true;
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t kl = tr_varuint(r);
+            const uint8_t *k = r->p;
+            r->p += kl;
+            if (*r->p == 127) { /* undefined members are left out */
+                r->p++;
+                continue;
+            }
+            if (!first)
+                rt_buf_append_byte(out, ',');
+            first = false;
+            yjson_string(out, k, kl);
+            rt_buf_append_byte(out, ':');
+            if (yany_stringify(r, out, false) < 0)
+                return RT_EINVAL;
+        }
+        rt_buf_append_byte(out, '}');
+        return 0;
+    }
+    default:
+        yany_to_json(r, out);
+        return 0;
+    }
+}

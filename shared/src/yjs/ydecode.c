@@ -40,7 +40,7 @@ void yarena_free(yarena_t *a)
 }
 
 /* Borrow the input bytes if the canonical form equals them, else copy. */
-static rt_slice_t keep_canon(const uint8_t *in, size_t in_len, const rt_buf_t *canon,
+rt_slice_t ydecode_keep(const uint8_t *in, size_t in_len, const rt_buf_t *canon,
                              yarena_t **arena)
 {
     if (canon->len == in_len && memcmp(canon->data, in, in_len) == 0)
@@ -51,7 +51,7 @@ static rt_slice_t keep_canon(const uint8_t *in, size_t in_len, const rt_buf_t *c
 }
 
 /* ContentDoc re-encodes its options as {gc:false?, autoLoad:true?, meta?}. */
-static int canon_doc_opts(yreader_t *r, rt_buf_t *out)
+int ydecode_doc_opts(yreader_t *r, rt_buf_t *out)
 {
     rt_buf_t any = {0};
     int rc = yany_canon(r, &any, 0);
@@ -148,7 +148,7 @@ int ydecode_content(yreader_t *r, uint8_t ref, yarena_t **arena, rt_slice_t *pay
                 rt_buf_dispose(&text);
             }
         }
-        *payload = keep_canon(start, (size_t)(r->p - start), &canon, arena);
+        *payload = ydecode_keep(start, (size_t)(r->p - start), &canon, arena);
         *len = n;
         break;
     case YC_BINARY:
@@ -170,7 +170,7 @@ int ydecode_content(yreader_t *r, uint8_t ref, yarena_t **arena, rt_slice_t *pay
             if (read_json_text(&sub, &canon, false) < 0)
                 goto out;
         }
-        *payload = keep_canon(s.data, s.len, &canon, arena);
+        *payload = ydecode_keep(s.data, s.len, &canon, arena);
         *len = 1;
         break;
     case YC_FORMAT: {
@@ -185,7 +185,7 @@ int ydecode_content(yreader_t *r, uint8_t ref, yarena_t **arena, rt_slice_t *pay
         }
         ywrite_bytes(&canon, text.data, text.len);
         rt_buf_dispose(&text);
-        *payload = keep_canon(start, (size_t)(r->p - start), &canon, arena);
+        *payload = ydecode_keep(start, (size_t)(r->p - start), &canon, arena);
         *len = 1;
         break;
     }
@@ -201,9 +201,9 @@ int ydecode_content(yreader_t *r, uint8_t ref, yarena_t **arena, rt_slice_t *pay
         if (yread_string(r, &s) < 0)
             goto out;
         ywrite_bytes(&canon, s.data, s.len);
-        if (canon_doc_opts(r, &canon) < 0)
+        if (ydecode_doc_opts(r, &canon) < 0)
             goto out;
-        *payload = keep_canon(start, (size_t)(r->p - start), &canon, arena);
+        *payload = ydecode_keep(start, (size_t)(r->p - start), &canon, arena);
         *len = 1;
         break;
     default:

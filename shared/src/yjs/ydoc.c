@@ -9,32 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One transaction: what changed, for the cleanup and the 'update' event. */
-typedef struct ytxn {
-    uint64_t id;
-    yid_t *before; /* (client, clock before) of clients that got new structs */
-    size_t n_before, cap_before;
-    yrange_t *ds;
-    size_t n_ds, cap_ds;
-    yid_t *merge; /* ids of structs to try merging (transaction._mergeStructs) */
-    size_t n_merge, cap_merge;
-} ytxn_t;
-
-#define PUSH(arr, n, cap, val)                                                                     \
-    do {                                                                                           \
-        if ((n) == (cap)) {                                                                        \
-            (cap) = (cap) ? (cap)*2 : 8;                                                           \
-            (arr) = rt_xrealloc((arr), (cap) * sizeof *(arr));                                     \
-        }                                                                                          \
-        (arr)[(n)++] = (val);                                                                      \
-    } while (0)
-
-static uint64_t before_state(const rt_ydoc_t *doc, const ytxn_t *t, uint64_t client)
+uint64_t ydoc_before_state(const rt_ydoc_t *doc, const ytxn_t *t, uint64_t client)
 {
     const yclient_t *c = ystore_client(doc, client);
     if (c && c->txn_id == t->id)
         return c->txn_before;
     return ystore_state(doc, client);
+}
+
+void ydoc_changed_type(const rt_ydoc_t *doc, ytxn_t *t, ytype_t *type)
+{
+    const yitem_t *it = type->item;
+    if (!it || (type->type_ref != 2 && type->type_ref != 6) || type->changed_txn == t->id)
+        return;
+    if (it->id.clock < ydoc_before_state(doc, t, it->id.client) && !(it->flags & YF_DELETED)) {
+        type->changed_txn = t->id;
+        PUSH(t->texts, t->n_texts, t->cap_texts, type);
+    }
 }
 
 static void add_to_ds(ytxn_t *t, uint64_t client, uint64_t clock, uint64_t len)
@@ -147,7 +138,7 @@ static yitem_t *split_item(rt_ydoc_t *doc, ytxn_t *t, yitem_t *l, uint64_t diff)
 }
 
 /* getItemCleanStart */
-static yitem_t *item_clean_start(rt_ydoc_t *doc, ytxn_t *t, yid_t id)
+yitem_t *ydoc_clean_start(rt_ydoc_t *doc, ytxn_t *t, yid_t id)
 {
     yclient_t *c = ystore_client(doc, id.client);
     size_t i = ystore_find_index(c, id.clock);
@@ -175,15 +166,14 @@ static yitem_t *item_clean_end(rt_ydoc_t *doc, ytxn_t *t, yid_t id)
     return s;
 }
 
-static void item_delete(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it);
 
 /* ContentType.delete */
 static void type_delete(rt_ydoc_t *doc, ytxn_t *t, ytype_t *ty)
 {
     for (yitem_t *it = ty->start; it; it = it->right) {
         if (!(it->flags & YF_DELETED))
-            item_delete(doc, t, it);
-        else if (it->id.clock < before_state(doc, t, it->id.client))
+            ydoc_item_delete(doc, t, it);
+        else if (it->id.clock < ydoc_before_state(doc, t, it->id.client))
             PUSH(t->merge, t->n_merge, t->cap_merge, it->id);
     }
     for (size_t i = 0; i < ty->map.n; i++) {
@@ -191,14 +181,14 @@ static void type_delete(rt_ydoc_t *doc, ytxn_t *t, ytype_t *ty)
         if (!it)
             continue;
         if (!(it->flags & YF_DELETED))
-            item_delete(doc, t, it);
-        else if (it->id.clock < before_state(doc, t, it->id.client))
+            ydoc_item_delete(doc, t, it);
+        else if (it->id.clock < ydoc_before_state(doc, t, it->id.client))
             PUSH(t->merge, t->n_merge, t->cap_merge, it->id);
     }
 }
 
 /* Item.delete */
-static void item_delete(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it)
+void ydoc_item_delete(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it)
 {
     if (it->kind != YK_ITEM || (it->flags & YF_DELETED))
         return;
@@ -206,6 +196,7 @@ static void item_delete(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it)
         it->parent->length -= it->len;
     it->flags |= YF_DELETED;
     add_to_ds(t, it->id.client, it->id.clock, it->len);
+    ydoc_changed_type(doc, t, it->parent);
     if (it->ref == YC_TYPE && it->type)
         type_delete(doc, t, it->type);
 }
@@ -309,11 +300,14 @@ static void integrate_item(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it)
     } else if (it->psub) {
         it->psub->cur = it;
         if (it->left)
-            item_delete(doc, t, it->left);
+            ydoc_item_delete(doc, t, it->left);
     }
     if (!it->psub && (it->flags & YF_COUNTABLE) && !(it->flags & YF_DELETED))
         it->parent->length += it->len;
     add_struct(doc, t, it);
+    ydoc_changed_type(doc, t, it->parent);
+    if (it->ref == YC_FORMAT)
+        it->parent->has_formatting = true;
     if (it->ref == YC_TYPE) {
         uint64_t tref = 0;
         yreader_t r = {it->data, it->data + it->size};
@@ -324,7 +318,7 @@ static void integrate_item(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it)
         it->flags |= YF_DELETED;
     }
     if ((it->parent->item && (it->parent->item->flags & YF_DELETED)) || (it->psub && it->right))
-        item_delete(doc, t, it);
+        ydoc_item_delete(doc, t, it);
 }
 
 static void integrate_gc(rt_ydoc_t *doc, ytxn_t *t, yid_t id, uint64_t len)
@@ -378,7 +372,7 @@ static void integrate_struct(rt_ydoc_t *doc, ytxn_t *t, const ystruct_t *s, uint
         origin = (yid_t){left->id.client, left->id.clock + left->len - 1};
     }
     if (s->has_rorigin) {
-        right = item_clean_start(doc, t, s->rorigin);
+        right = ydoc_clean_start(doc, t, s->rorigin);
         rorigin = right->id;
     }
     ytype_t *parent = NULL;
@@ -664,7 +658,7 @@ static void apply_ds(rt_ydoc_t *doc, ytxn_t *t, const yrange_t *ds, size_t n, yr
             if (!yitem_deleted(s)) {
                 if (end < s->id.clock + s->len)
                     ystore_insert(c, i, split_item(doc, t, s, end - s->id.clock));
-                item_delete(doc, t, s);
+                ydoc_item_delete(doc, t, s);
             }
         }
     }
@@ -995,6 +989,44 @@ static bool apply_decoded(rt_ydoc_t *doc, ytxn_t *t, const ydecoded_t *d)
     return retry;
 }
 
+static void txn_dispose(ytxn_t *t)
+{
+    free(t->before);
+    free(t->ds);
+    free(t->merge);
+    free(t->texts);
+}
+
+/* Ends the transaction (and the formatting cleanup transaction Yjs runs after
+ * it, if any); `changed` gets the merge of their 'update' events. */
+static void finish(rt_ydoc_t *doc, ytxn_t *t, rt_buf_t *changed)
+{
+    ytxn_t t2 = {.id = ++doc->txn_counter};
+    yds_sort_merge(t->ds, &t->n_ds);
+    bool second = ytext_needs_cleanup(t);
+    if (second)
+        ytext_cleanup(doc, t, &t2);
+    cleanup(doc, t);
+    rt_buf_t ev1 = {0}, ev2 = {0};
+    if (changed)
+        write_changed(doc, t, &ev1);
+    if (second) {
+        cleanup(doc, &t2);
+        if (changed)
+            write_changed(doc, &t2, &ev2);
+    }
+    if (changed && ev1.len && ev2.len) {
+        rt_slice_t two[2] = {{ev1.data, ev1.len}, {ev2.data, ev2.len}};
+        ymerge_updates(two, 2, changed);
+    } else if (changed) {
+        rt_buf_append(changed, ev1.data, ev1.len);
+        rt_buf_append(changed, ev2.data, ev2.len);
+    }
+    rt_buf_dispose(&ev1);
+    rt_buf_dispose(&ev2);
+    txn_dispose(&t2);
+}
+
 static int apply(rt_ydoc_t *doc, ydecoded_t *d, rt_buf_t *changed)
 {
     ytxn_t t = {.id = ++doc->txn_counter};
@@ -1013,12 +1045,8 @@ static int apply(rt_ydoc_t *doc, ydecoded_t *d, rt_buf_t *changed)
         ydecoded_dispose(&pd);
         rt_buf_dispose(&pending);
     }
-    cleanup(doc, &t);
-    if (changed)
-        write_changed(doc, &t, changed);
-    free(t.before);
-    free(t.ds);
-    free(t.merge);
+    finish(doc, &t, changed);
+    txn_dispose(&t);
     return 0;
 }
 

@@ -44,6 +44,8 @@ typedef struct ytype {
     ytable_t map;
     uint64_t length;
     uint8_t type_ref; /* 0..6, 255 for roots */
+    bool has_formatting; /* a format item was ever integrated (YText._hasFormatting) */
+    uint64_t changed_txn; /* transaction that listed it as changed */
     uint16_t depth;
 } ytype_t;
 
@@ -121,5 +123,39 @@ void ytype_destroy(ytype_t *t);
 /* Fills a ystruct_t view of a stored struct for the encoders. */
 void yitem_view(const yitem_t *it, ystruct_t *s);
 size_t ystore_memory(const rt_ydoc_t *doc);
+
+/* One transaction: what changed, for the cleanup and the 'update' event. */
+typedef struct ytxn {
+    uint64_t id;
+    struct ytype **texts; /* changed typed texts (formatting cleanup candidates) */
+    size_t n_texts, cap_texts;
+    yid_t *before; /* (client, clock before) of clients that got new structs */
+    size_t n_before, cap_before;
+    yrange_t *ds;
+    size_t n_ds, cap_ds;
+    yid_t *merge; /* ids of structs to try merging (transaction._mergeStructs) */
+    size_t n_merge, cap_merge;
+} ytxn_t;
+
+#define PUSH(arr, n, cap, val)                                                                     \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? (cap)*2 : 8;                                                           \
+            (arr) = rt_xrealloc((arr), (cap) * sizeof *(arr));                                     \
+        }                                                                                          \
+        (arr)[(n)++] = (val);                                                                      \
+    } while (0)
+
+/* transaction helpers (ydoc.c) */
+uint64_t ydoc_before_state(const rt_ydoc_t *doc, const ytxn_t *t, uint64_t client);
+void ydoc_item_delete(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it);
+yitem_t *ydoc_clean_start(rt_ydoc_t *doc, ytxn_t *t, yid_t id);
+/* addChangedTypeToTransaction, as far as the formatting cleanup needs it. */
+void ydoc_changed_type(const rt_ydoc_t *doc, ytxn_t *t, ytype_t *type);
+
+/* Y.Text formatting cleanup after a remote transaction (ytext.c): deletes
+ * redundant format items in `t2`, like cleanupYTextAfterTransaction. */
+bool ytext_needs_cleanup(const ytxn_t *t);
+void ytext_cleanup(rt_ydoc_t *doc, ytxn_t *t, ytxn_t *t2);
 
 #endif

@@ -79,6 +79,10 @@ void yany_skip(yreader_t *r);
 /* Appends one validated canonical `any` as rtsync's JSON: undefined, NaN and
  * infinities as null, Uint8Array as an array of bytes, bigint as a number. */
 void yany_to_json(yreader_t *r, rt_buf_t *out);
+/* JSON.stringify of one validated canonical `any` (undefined in an object is
+ * left out, in an array null; Uint8Array as an object).  RT_EINVAL where
+ * JSON.stringify throws or returns undefined (bigint, top-level undefined). */
+int yany_stringify(yreader_t *r, rt_buf_t *out, bool top);
 /* Canonicalises JSON text like JSON.stringify(JSON.parse(text)).  "undefined"
  * is accepted only if allow_undefined. */
 int yjson_canon(rt_slice_t text, rt_buf_t *out, bool allow_undefined);
@@ -156,6 +160,12 @@ void ysv_dispose(ysv_t *sv);
  * arena when needed); sets *len to the clock length. */
 int ydecode_content(yreader_t *r, uint8_t ref, struct yarena **arena, rt_slice_t *payload,
                     uint64_t *len);
+
+/* Borrows `in` when `canon` equals it, else copies `canon` into the arena. */
+rt_slice_t ydecode_keep(const uint8_t *in, size_t in_len, const rt_buf_t *canon,
+                        struct yarena **arena);
+/* Reads ContentDoc options (an any) and appends them as ContentDoc re-encodes them. */
+int ydecode_doc_opts(yreader_t *r, rt_buf_t *out);
 
 /* ---- encoding (yencode.c) ------------------------------------------------ */
 
