@@ -225,21 +225,163 @@ static void map_json(const ytype_t *t, rt_buf_t *out)
     free(keys);
 }
 
-/* String(value) for an attribute value given as JSON-ish content. */
+/* String(v) of a validated canonical `any`, as a template literal shows it. */
+static void any_string(yreader_t *r, rt_buf_t *out)
+{
+    uint8_t tag = *r->p;
+    uint64_t n;
+    switch (tag) {
+    case 127: r->p++; rt_buf_append_str(out, "undefined"); break;
+    case 119: r->p++; n = 0; yread_varuint(r, &n); rt_buf_append(out, r->p, n); r->p += n; break;
+    case 118: yany_skip(r); rt_buf_append_str(out, "[object Object]"); break;
+    case 117:
+        r->p++;
+        n = 0;
+        yread_varuint(r, &n);
+        for (uint64_t i = 0; i < n; i++) {
+            if (i)
+                rt_buf_append_byte(out, ',');
+            if (*r->p == 126 || *r->p == 127) /* null and undefined join as '' */
+                r->p++;
+            else
+                any_string(r, out);
+        }
+        break;
+    case 116:
+        r->p++;
+        n = 0;
+        yread_varuint(r, &n);
+        for (uint64_t i = 0; i < n; i++)
+            rt_buf_printf(out, "%s%u", i ? "," : "", r->p[i]);
+        r->p += n;
+        break;
+    case 122: {
+        size_t at = out->len;
+        yany_to_json(r, out);
+        (void)at;
+        break;
+    }
+    default:
+        yany_to_json(r, out);
+        break;
+    }
+}
+
+/* Reads one JSON string token of canonical JSON text and appends its value. */
+static const uint8_t *jstr_value(const uint8_t *p, const uint8_t *end, rt_buf_t *out)
+{
+    p++; /* opening quote */
+    while (p < end && *p != '"') {
+        if (*p != '\\') {
+            rt_buf_append_byte(out, *p++);
+            continue;
+        }
+        p++;
+        if (p >= end)
+            break;
+        uint8_t c = *p++;
+        switch (c) {
+        case 'b': rt_buf_append_byte(out, '\b'); break;
+        case 'f': rt_buf_append_byte(out, '\f'); break;
+        case 'n': rt_buf_append_byte(out, '\n'); break;
+        case 'r': rt_buf_append_byte(out, '\r'); break;
+        case 't': rt_buf_append_byte(out, '\t'); break;
+        case 'u': {
+            uint32_t v = 0;
+            for (int i = 0; i < 4 && p < end; i++, p++)
+                v = v * 16 + (uint32_t)(*p <= '9' ? *p - '0' : (*p | 32) - 'a' + 10);
+            if (v >= 0xd800 && v <= 0xdfff)
+                rt_buf_append_str(out, "\xef\xbf\xbd");
+            else if (v < 0x80)
+                rt_buf_append_byte(out, (uint8_t)v);
+            else if (v < 0x800) {
+                rt_buf_append_byte(out, (uint8_t)(0xc0 | (v >> 6)));
+                rt_buf_append_byte(out, (uint8_t)(0x80 | (v & 0x3f)));
+            } else {
+                rt_buf_append_byte(out, (uint8_t)(0xe0 | (v >> 12)));
+                rt_buf_append_byte(out, (uint8_t)(0x80 | ((v >> 6) & 0x3f)));
+                rt_buf_append_byte(out, (uint8_t)(0x80 | (v & 0x3f)));
+            }
+            break;
+        }
+        default: rt_buf_append_byte(out, c); break;
+        }
+    }
+    return p < end ? p + 1 : end;
+}
+
+/* The end of the canonical JSON value starting at p. */
+static const uint8_t *jskip(const uint8_t *p, const uint8_t *end)
+{
+    if (*p == '"') {
+        rt_buf_t tmp = {0};
+        p = jstr_value(p, end, &tmp);
+        rt_buf_dispose(&tmp);
+        return p;
+    }
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = jskip(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if (*p == '}' || *p == ']') {
+                if (--depth == 0)
+                    return p + 1;
+            }
+            p++;
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != ']' && *p != '}')
+        p++;
+    return p;
+}
+
+/* String(v) of a canonical JSON value (a format attribute value). */
+static void json_value_string(const uint8_t *p, const uint8_t *end, rt_buf_t *out)
+{
+    if (p >= end)
+        return;
+    if (*p == '"') {
+        jstr_value(p, end, out);
+    } else if (*p == '{') {
+        rt_buf_append_str(out, "[object Object]");
+    } else if (*p == '[') {
+        p++;
+        bool first = true;
+        while (p < end && *p != ']') {
+            if (!first)
+                rt_buf_append_byte(out, ',');
+            first = false;
+            const uint8_t *e = jskip(p, end);
+            if (!(e - p == 4 && memcmp(p, "null", 4) == 0))
+                json_value_string(p, e, out);
+            p = e;
+            if (p < end && *p == ',')
+                p++;
+        }
+    } else {
+        rt_buf_append(out, p, (size_t)(jskip(p, end) - p));
+    }
+}
+
 static void attr_value(const yitem_t *it, rt_buf_t *out)
 {
-    rt_buf_t j = {0};
-    if (!content_json(it, it->len - 1, &j)) {
-        rt_buf_append_str(out, "undefined");
-    } else if (j.len >= 2 && j.data[0] == '"') {
-        /* a JSON string: the raw text (escapes are rare in attributes) */
-        rt_buf_append(out, j.data + 1, j.len - 2);
-    } else if (j.len && (j.data[0] == '{')) {
-        rt_buf_append_str(out, "[object Object]");
+    if (it->ref == YC_ANY) {
+        yreader_t r = {it->data, it->data + it->size};
+        for (uint64_t i = 0; i + 1 < it->len; i++)
+            yany_skip(&r);
+        any_string(&r, out);
     } else {
-        rt_buf_append(out, j.data, j.len);
+        rt_buf_t j = {0};
+        content_json(it, it->len - 1, &j);
+        json_value_string(j.data, j.data + j.len, out);
+        rt_buf_dispose(&j);
     }
-    rt_buf_dispose(&j);
 }
 
 static int cmp_key_bytes(const void *a, const void *b)
@@ -257,75 +399,169 @@ static void xml_children(const ytype_t *t, rt_buf_t *out)
             xml_string(it->type, out);
 }
 
-/* Y.XmlText toString: text runs wrapped in their formatting attributes. */
+/* One attribute of a formatting run: key and JSON value text. */
+typedef struct runattr {
+    rt_slice_t key, val;
+} runattr_t;
+
+typedef struct kv {
+    rt_buf_t key, val;
+} kv_t;
+
+static int cmp_kv(const void *a, const void *b)
+{
+    const kv_t *x = a, *y = b;
+    size_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
+    int c = n ? memcmp(x->key.data, y->key.data, n) : 0;
+    return c ? c : (x->key.len < y->key.len ? -1 : x->key.len > y->key.len);
+}
+
+static int cmp_runattr(const void *a, const void *b)
+{
+    const runattr_t *x = a, *y = b;
+    size_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
+    int c = n ? memcmp(x->key.data, y->key.data, n) : 0;
+    return c ? c : (x->key.len < y->key.len ? -1 : x->key.len > y->key.len);
+}
+
+/* `for (const key in value)` of a JSON value, with String(value[key]). */
+static size_t for_in(const uint8_t *p, const uint8_t *end, kv_t **out)
+{
+    kv_t *v = NULL;
+    size_t n = 0, cap = 0;
+    if (p < end && (*p == '{' || *p == '[')) {
+        bool obj = *p == '{';
+        p++;
+        size_t idx = 0;
+        while (p < end && *p != '}' && *p != ']') {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 4;
+                v = rt_xrealloc(v, cap * sizeof *v);
+            }
+            memset(&v[n], 0, sizeof v[n]);
+            if (obj) {
+                p = jstr_value(p, end, &v[n].key);
+                p++; /* ':' */
+            } else {
+                rt_buf_printf(&v[n].key, "%zu", idx++);
+            }
+            const uint8_t *e = jskip(p, end);
+            json_value_string(p, e, &v[n].val);
+            n++;
+            p = e;
+            if (p < end && *p == ',')
+                p++;
+        }
+    } else if (p < end && *p == '"') {
+        rt_buf_t s = {0};
+        jstr_value(p, end, &s);
+        for (size_t i = 0, idx = 0; i < s.len; idx++) {
+            uint8_t c = s.data[i];
+            size_t l = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+            if (l > s.len - i)
+                l = s.len - i;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                v = rt_xrealloc(v, cap * sizeof *v);
+            }
+            memset(&v[n], 0, sizeof v[n]);
+            rt_buf_printf(&v[n].key, "%zu", idx);
+            rt_buf_append(&v[n].val, s.data + i, l);
+            n++;
+            i += l;
+        }
+        rt_buf_dispose(&s);
+    }
+    *out = v;
+    return n;
+}
+
+/* One delta op of XmlText.toString: the insert wrapped in its attributes. */
+static void xml_text_op(const runattr_t *attrs, size_t n, const uint8_t *ins, size_t ins_len,
+                        rt_buf_t *out)
+{
+    runattr_t *sorted = rt_xcalloc(n ? n : 1, sizeof *sorted);
+    ymemcpy(sorted, attrs, n * sizeof *attrs);
+    ysort(sorted, n, sizeof *sorted, cmp_runattr);
+    for (size_t i = 0; i < n; i++) {
+        rt_buf_append_byte(out, '<');
+        rt_buf_append(out, sorted[i].key.data, sorted[i].key.len);
+        kv_t *kv;
+        size_t m = for_in(sorted[i].val.data, sorted[i].val.data + sorted[i].val.len, &kv);
+        ysort(kv, m, sizeof *kv, cmp_kv);
+        for (size_t k = 0; k < m; k++) {
+            rt_buf_append_byte(out, ' ');
+            rt_buf_append(out, kv[k].key.data, kv[k].key.len);
+            rt_buf_append_str(out, "=\"");
+            rt_buf_append(out, kv[k].val.data, kv[k].val.len);
+            rt_buf_append_byte(out, '"');
+            rt_buf_dispose(&kv[k].key);
+            rt_buf_dispose(&kv[k].val);
+        }
+        free(kv);
+        rt_buf_append_byte(out, '>');
+    }
+    rt_buf_append(out, ins, ins_len);
+    for (size_t i = n; i-- > 0;) {
+        rt_buf_append_str(out, "</");
+        rt_buf_append(out, sorted[i].key.data, sorted[i].key.len);
+        rt_buf_append_byte(out, '>');
+    }
+    free(sorted);
+}
+
+/* Y.XmlText toString: toDelta, each op wrapped in its attributes. */
 static void xml_text_string(const ytype_t *t, rt_buf_t *out)
 {
-    /* current attributes: the last live format value per key */
-    const yitem_t **fmt = NULL;
-    size_t n_fmt = 0, cap = 0;
-    for (const yitem_t *it = t->start; it; it = it->right) {
+    runattr_t *attrs = NULL;
+    size_t n = 0, cap = 0;
+    rt_buf_t str = {0};
+    for (const yitem_t *it = t->start;; it = it->right) {
+        bool pack = !it || (live(it) && it->ref != YC_STRING);
+        if (pack && str.len) {
+            xml_text_op(attrs, n, str.data, str.len, out);
+            str.len = 0;
+        }
+        if (!it)
+            break;
         if (!live(it))
             continue;
-        if (it->ref == YC_FORMAT) {
-            yreader_t r = {it->data, it->data + it->size};
+        if (it->ref == YC_STRING) {
+            rt_buf_append(&str, it->data, it->size);
+        } else if (it->ref == YC_FORMAT) {
             rt_slice_t key, val;
+            yreader_t r = {it->data, it->data + it->size};
             yread_bytes(&r, &key);
             yread_bytes(&r, &val);
             size_t i;
-            for (i = 0; i < n_fmt; i++) {
-                yreader_t r2 = {fmt[i]->data, fmt[i]->data + fmt[i]->size};
-                rt_slice_t k2;
-                yread_bytes(&r2, &k2);
-                if (k2.len == key.len && memcmp(k2.data, key.data, key.len) == 0)
-                    break;
-            }
-            bool is_null = val.len == 4 && memcmp(val.data, "null", 4) == 0;
-            if (i < n_fmt) {
-                if (is_null)
-                    fmt[i] = fmt[--n_fmt];
-                else
-                    fmt[i] = it;
-            } else if (!is_null) {
-                if (n_fmt == cap) {
-                    cap = cap ? cap * 2 : 4;
-                    fmt = rt_xrealloc(fmt, cap * sizeof *fmt);
+            for (i = 0; i < n && !(attrs[i].key.len == key.len && memcmp(attrs[i].key.data, key.data, key.len) == 0); i++)
+                ;
+            if (val.len == 4 && memcmp(val.data, "null", 4) == 0) {
+                if (i < n) {
+                    memmove(attrs + i, attrs + i + 1, (n - i - 1) * sizeof *attrs);
+                    n--;
                 }
-                fmt[n_fmt++] = it;
+            } else if (i < n) {
+                attrs[i].val = val;
+            } else {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 4;
+                    attrs = rt_xrealloc(attrs, cap * sizeof *attrs);
+                }
+                attrs[n++] = (runattr_t){key, val};
             }
-            continue;
+        } else if (it->ref == YC_EMBED || it->ref == YC_TYPE) {
+            rt_buf_t ins = {0};
+            if (it->ref == YC_EMBED)
+                json_value_string(it->data, it->data + it->size, &ins);
+            else if (it->type)
+                xml_string(it->type, &ins);
+            xml_text_op(attrs, n, ins.data, ins.len, out);
+            rt_buf_dispose(&ins);
         }
-        if (it->ref != YC_STRING)
-            continue;
-        /* sorted node names */
-        keyref_t *names = rt_xcalloc(n_fmt ? n_fmt : 1, sizeof *names);
-        ykey_t **tmp = rt_xcalloc(n_fmt ? n_fmt : 1, sizeof *tmp);
-        for (size_t i = 0; i < n_fmt; i++) {
-            yreader_t r = {fmt[i]->data, fmt[i]->data + fmt[i]->size};
-            rt_slice_t key;
-            yread_bytes(&r, &key);
-            tmp[i] = rt_xcalloc(1, sizeof(ykey_t) + key.len + 1);
-            ymemcpy(tmp[i]->bytes, key.data, key.len);
-            tmp[i]->len = (uint32_t)key.len;
-            names[i].k = tmp[i];
-        }
-        ysort(names, n_fmt, sizeof *names, cmp_key_bytes);
-        for (size_t i = 0; i < n_fmt; i++) {
-            rt_buf_append_byte(out, '<');
-            rt_buf_append(out, names[i].k->bytes, names[i].k->len);
-            rt_buf_append_byte(out, '>');
-        }
-        rt_buf_append(out, it->data, it->size);
-        for (size_t i = n_fmt; i-- > 0;) {
-            rt_buf_append_str(out, "</");
-            rt_buf_append(out, names[i].k->bytes, names[i].k->len);
-            rt_buf_append_byte(out, '>');
-        }
-        for (size_t i = 0; i < n_fmt; i++)
-            free(tmp[i]);
-        free(tmp);
-        free(names);
     }
-    free(fmt);
+    rt_buf_dispose(&str);
+    free(attrs);
 }
 
 static void xml_string(const ytype_t *t, rt_buf_t *out)

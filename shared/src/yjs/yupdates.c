@@ -92,32 +92,78 @@ static bool struct_merge(ystruct_t *l, const ystruct_t *r)
     return true;
 }
 
-static bool reader_before(const ylazy_t *a, const ylazy_t *b)
+/* The comparator of mergeUpdates: client descending, clock ascending.  For
+ * equal ids of different kinds it answers -1 both ways (it is inconsistent),
+ * so the order depends on the sort algorithm, emulated below. */
+static int cmp_readers(const ylazy_t *a, const ylazy_t *b)
 {
-    if (a->cur.id.client != b->cur.id.client)
-        return a->cur.id.client > b->cur.id.client;
-    if (a->cur.id.clock != b->cur.id.clock)
-        return a->cur.id.clock < b->cur.id.clock;
-    return a->cur.kind != YK_SKIP && b->cur.kind == YK_SKIP;
+    if (a->cur.id.client == b->cur.id.client) {
+        if (a->cur.id.clock == b->cur.id.clock) {
+            if (a->cur.kind == b->cur.kind)
+                return 0;
+            return a->cur.kind == YK_SKIP ? 1 : -1;
+        }
+        return a->cur.id.clock < b->cur.id.clock ? -1 : 1;
+    }
+    return b->cur.id.client < a->cur.id.client ? -1 : 1;
 }
 
-/* Drops finished readers and stable-sorts the rest (insertion sort: the order
- * changes little between steps). */
+/* V8's Array.prototype.sort (TimSort) for fewer than 64 elements: the first
+ * run (reversed when descending), then binary insertion.  Longer arrays fall
+ * back to a stable insertion sort. */
+static void v8_sort(ylazy_t **a, size_t n)
+{
+    if (n < 2)
+        return;
+    size_t start = 1;
+    if (n < 64) {
+        size_t run = 2;
+        bool desc = cmp_readers(a[1], a[0]) < 0;
+        for (size_t i = 2; i < n; i++) {
+            int order = cmp_readers(a[i], a[i - 1]);
+            if (desc ? order >= 0 : order < 0)
+                break;
+            run++;
+        }
+        if (desc) {
+            for (size_t i = 0, k = run - 1; i < k; i++, k--) {
+                ylazy_t *t = a[i];
+                a[i] = a[k];
+                a[k] = t;
+            }
+        }
+        start = run;
+    }
+    for (; start < n; start++) {
+        size_t left = 0, right = start;
+        ylazy_t *pivot = a[start];
+        if (n >= 64) {
+            while (right > 0 && cmp_readers(pivot, a[right - 1]) < 0)
+                right--;
+            left = right;
+        } else {
+            while (left < right) {
+                size_t mid = left + ((right - left) >> 1);
+                if (cmp_readers(pivot, a[mid]) < 0)
+                    right = mid;
+                else
+                    left = mid + 1;
+            }
+        }
+        for (size_t p = start; p > left; p--)
+            a[p] = a[p - 1];
+        a[left] = pivot;
+    }
+}
+
+/* Drops finished readers and sorts the rest as JS does. */
 static size_t sort_readers(ylazy_t **v, size_t n)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (v[i]->has)
             v[m++] = v[i];
-    for (size_t i = 1; i < m; i++) {
-        ylazy_t *x = v[i];
-        size_t j = i;
-        while (j > 0 && reader_before(x, v[j - 1])) {
-            v[j] = v[j - 1];
-            j--;
-        }
-        v[j] = x;
-    }
+    v8_sort(v, m);
     return m;
 }
 
