@@ -12,6 +12,9 @@
 #                         back-end services too, which are sampled as aux)
 #   BENCH_RUN_DIR (.run/bench), BENCH_NATS_PORT (14222), BENCH_PG_PORT (15433),
 #   BENCH_EDGE_PORT (18080, and +1), BENCH_NODE_PORT (18090)
+#   BENCH_QUIET_WAIT (120) seconds to wait, before each measured run, for the
+#                         machine to be quiet (both cores under 10 % busy for 3 s);
+#                         0 = do not wait.  Other work on the cores skews the figures.
 #   BENCH_OUT             directory for the scenario's results and the servers'
 #                         logs (set by scripts/bench.sh)
 
@@ -53,6 +56,27 @@ wait_port() { # PORT PID
 		sleep 0.05
 	done
 	return 1
+}
+
+# Busy and total ticks of all cores, from the first line of /proc/stat.
+cpu_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit}' /proc/stat; }
+
+# Waits up to BENCH_QUIET_WAIT seconds until the machine has been quiet for 3 s.
+bench_wait_quiet() {
+	local max=${BENCH_QUIET_WAIT:-120} quiet=0 b0 t0 b1 t1 deadline
+	((max > 0)) || return 0
+	deadline=$((SECONDS + max))
+	read -r b0 t0 < <(cpu_ticks)
+	while ((quiet < 3)); do
+		if ((SECONDS >= deadline)); then
+			bench_say "bench: the machine is still busy after ${max}s (other processes); measuring anyway"
+			return 0
+		fi
+		sleep 1
+		read -r b1 t1 < <(cpu_ticks)
+		if (((b1 - b0) * 10 < (t1 - t0))); then quiet=$((quiet + 1)); else quiet=0; fi
+		b0=$b1 t0=$t1
+	done
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }

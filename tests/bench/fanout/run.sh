@@ -44,6 +44,7 @@ load() {
 			"${server}_up" || return 1
 		fi
 		aux=$("${server}_aux_pids")
+		bench_wait_quiet
 		bench_say "== fanout $server: $SUBS subscribers x $rate msg/s x $DURATION s"
 		"${GEN[@]}" --mode fanout --urls "$urls" --conns "$SUBS" --rate "$rate" --duration "$DURATION" \
 			--size "$SIZE" --pids "$("${server}_pids")" ${aux:+--aux-pids "$aux"} --server-core "$SERVER_CPU" \

@@ -36,7 +36,7 @@ hold() {
 	local server=$1 rss_fn=$2 total=$3 half=$(($3 / 2)) i before after
 	local tmp=$BENCH_OUT/idle-$server
 	rm -rf "$tmp" && mkdir -p "$tmp"
-	sleep 1
+	bench_wait_quiet
 	before=$($rss_fn)
 	bench_say "== idle $server: $total connections (2 generators), server RSS before: $before KiB"
 	for i in 1 2; do
