@@ -10,6 +10,7 @@
 //   YJS_SEED=S       first seed (default 1); session i uses seed S+i
 //   YJS_KINDS=a,b    session kinds to run, or "all" (default: DEFAULT_KINDS)
 //   YJS_CHECKS=a,b   check groups (core, merge, v2), or "all" (default: DEFAULT_CHECKS)
+//   YJS_STRICT=1     also compare the fields of KNOWN_GAPS
 //   YJS_KEEP=1       keep the generated session files (the path is printed)
 // Reproduce one session: node tests/yjs/repro.mjs KIND SEED
 
@@ -19,13 +20,13 @@ import fs from 'node:fs'
 import { KINDS, makeSession } from './lib/sessions.mjs'
 import { CHECKS, YDOC, compare, describeMismatch, runSessions, tmpDir, writeSessions } from './lib/harness.mjs'
 
-// Kinds and checks that run by default; the others are kept behind YJS_KINDS/YJS_CHECKS
-// (or YJS_KINDS=all YJS_CHECKS=all) while the engine does not match Yjs on them yet:
-//   xml, mixed: XmlText toString and formatting cleanup of typed nested texts differ
-//   v2: V2 -> V1 conversion and V2 apply reject valid V2 updates
-// (details in /tmp/yjs-mismatches.md; reproduce with tests/yjs/repro.mjs)
-const DEFAULT_KINDS = KINDS.filter(k => !['xml', 'mixed'].includes(k))
-const DEFAULT_CHECKS = ['core', 'merge']
+// Output fields not compared by default for a kind, while the engine does not match Yjs
+// there yet (YJS_STRICT=1 compares them too; details in /tmp/yjs-mismatches.md,
+// reproduce with tests/yjs/repro.mjs):
+//   xml, mixed json: XmlText toString (formats as tags, embeds, joined runs)
+const KNOWN_GAPS = process.env.YJS_STRICT ? {} : { xml: ['json'], mixed: ['json'] }
+const DEFAULT_KINDS = KINDS
+const DEFAULT_CHECKS = Object.keys(CHECKS)
 
 const pickList = (env, all, dflt) => !env ? dflt : env === 'all' ? all : env.split(',').map(s => s.trim())
 const kinds = pickList(process.env.YJS_KINDS, KINDS, DEFAULT_KINDS)
@@ -49,8 +50,9 @@ test('differential: C engine vs Yjs on random sessions', { timeout: 30 * 60 * 10
     else fs.rmSync(dir, { recursive: true, force: true })
   }
   const byKind = new Map(kinds.map(k => [k, []]))
-  sessions.forEach((s, i) => byKind.get(s.kind).push(...compare(s, results[i], checks)))
+  sessions.forEach((s, i) => byKind.get(s.kind).push(...compare(s, results[i], checks, KNOWN_GAPS[s.kind] || [])))
   t.diagnostic(`${total} sessions, kinds ${kinds.join(',')}, checks ${checks.join(',')}, seeds ${seed0}..${seed0 + total - 1}`)
+  for (const [k, fields] of Object.entries(KNOWN_GAPS)) if (kinds.includes(k)) t.diagnostic(`not compared (known gap): ${k} ${fields.join(',')}`)
   for (const [kind, mismatches] of byKind) {
     await t.test(`kind ${kind}`, () => {
       const failed = new Set(mismatches.map(m => m.session))

@@ -91,15 +91,16 @@ function firstDiff (exp, act) {
   return { expected: exp, actual: act }
 }
 
-/** Compares one session; returns a list of {session, field, ...diff}. */
-export function compare (session, result, checks) {
+/** Compares one session on the fields of `checks` except `skip`; returns [{session, field, ...diff}]. */
+export function compare (session, result, checks, skip = []) {
   const out = []
-  const errors = Object.entries(result.errors || {}).filter(([step]) => checks.includes(errorGroup(step)))
+  const errors = Object.entries(result.errors || {}).filter(([step]) => checks.includes(errorGroup(step)) && !skip.includes(step))
   if (errors.length > 0) {
     out.push({ session: session.name, field: 'errors', expected: {}, actual: Object.fromEntries(errors) })
   }
   for (const group of checks) {
     for (const field of CHECKS[group]) {
+      if (skip.includes(field)) continue
       const exp = field === 'json' ? normalizeJson(session.expect.json) : session.expect[field]
       const act = field === 'json' ? parseJson(result.json_text) : result[field]
       if (!isDeepStrictEqual(exp, act)) out.push({ session: session.name, field, ...firstDiff(exp, act) })
