@@ -4,13 +4,15 @@
 # tests/integration/lib/stack.js).
 #
 # Environment: TEST_FILTER (only tests whose name matches this regex),
-# TEST_FILES (files or dirs instead of the default dirs), TEST_TIMEOUT
-# (ms per test, default 120000), INTEGRATION_TIMEOUT (s for the whole run,
-# default 1800). Process logs are in build/test-logs/<file>/<process>.log.
+# TEST_FILES (files or dirs instead of the default dirs), TEST_TIMEOUT (ms;
+# node applies it to each test and to each whole file, so a test that can
+# hang should set its own shorter { timeout }; default 600000),
+# INTEGRATION_TIMEOUT (s for the whole run, default 1800).
+# Process logs are in build/test-logs/<file>/<process>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TEST_TIMEOUT=${TEST_TIMEOUT:-120000}
+TEST_TIMEOUT=${TEST_TIMEOUT:-600000}
 INTEGRATION_TIMEOUT=${INTEGRATION_TIMEOUT:-1800}
 
 paths=()
