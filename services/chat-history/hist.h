@@ -113,6 +113,7 @@ typedef struct hist_batch {
     rt_map_t keys;    /* "channel\0user\0id" -> first item index + 1 */
     rt_buf_t keybuf;
     int status;       /* RT_OK: committed; else every item failed with this */
+    int commit_sent;  /* the second round trip (with COMMIT) went out: a failure is ambiguous */
     uint64_t commit_ns;
 } hist_batch_t;
 

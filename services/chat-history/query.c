@@ -71,17 +71,22 @@ static hist_query_job_t *job_take(hist_queries_t *qs)
     return job;
 }
 
+/* A lost connection is retried once with a fresh one: after a server restart the
+ * old connection only shows that it is dead when used. */
 static void job_run(hist_queries_t *qs, hist_query_job_t *job)
 {
     job->status = RT_EUNAVAIL;
-    if (qs->conn != NULL && PQstatus(qs->conn) != CONNECTION_OK) {
-        PQfinish(qs->conn);
-        qs->conn = NULL;
-    }
-    if (qs->conn == NULL && rt_pg_connect(qs->cfg->database_url, &qs->conn) == RT_OK)
-        RT_LOG_INFO("pg_connected", "worker=query");
-    if (qs->conn != NULL)
+    for (int attempt = 0; attempt < 2 && job->status == RT_EUNAVAIL; attempt++) {
+        if (qs->conn != NULL && (attempt > 0 || PQstatus(qs->conn) != CONNECTION_OK)) {
+            PQfinish(qs->conn);
+            qs->conn = NULL;
+        }
+        if (qs->conn == NULL && rt_pg_connect(qs->cfg->database_url, &qs->conn) == RT_OK)
+            RT_LOG_INFO("pg_connected", "worker=query");
+        if (qs->conn == NULL)
+            break;
         job->status = hist_store_query(qs->conn, &job->q, &job->out);
+    }
     atomic_fetch_add(&qs->stats->queries, 1);
 }
 

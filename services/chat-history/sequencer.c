@@ -112,7 +112,10 @@ static void note_retention(hist_seq_t *seq, const hist_batch_t *b)
                                 b->chans[c].last);
 }
 
-/* Sequencer thread: commits b, retrying deadlocks; sets b->status. */
+/* Sequencer thread: commits b; sets b->status.  Retries a deadlock, and a lost
+ * connection (a server restart leaves it stale) when the loss came before COMMIT
+ * went out; after that the outcome is unknown, so the batch fails as unavailable
+ * (a publisher's resend with its id is then answered from the store). */
 static void batch_commit(hist_seq_t *seq, hist_batch_t *b)
 {
     int err = RT_EUNAVAIL;
@@ -125,12 +128,13 @@ static void batch_commit(hist_seq_t *seq, hist_batch_t *b)
         b->commit_ns = rt_now_mono_ns() - t0;
         if (err == RT_EUNAVAIL) {
             PQfinish(seq->conn);
-            seq->conn = NULL; /* reconnect right away on the next batch */
+            seq->conn = NULL; /* reconnect right away */
             seq->next_connect_ns = 0;
+            if (b->commit_sent)
+                break;
+        } else if (err != RT_ESTATE) {
             break;
         }
-        if (err != RT_ESTATE)
-            break;
     }
     b->status = err;
     if (err == RT_OK) {

@@ -218,9 +218,10 @@ static int commit_pipelined(PGconn *conn, hist_batch_t *b, params_t *p)
     hist_batch_assign(b);
     const step_t commit = {"COMMIT", NULL, PGRES_COMMAND_OK, NULL, "hist_commit"};
     if (hist_batch_new_count(b) == 0)
-        return pipeline_run(conn, b, &commit, 1); /* all duplicates */
+        return pipeline_run(conn, b, &commit, 1); /* all duplicates: nothing to lose */
     insert_params(&p[3], b);
     advance_params(&p[4], b);
+    b->commit_sent = 1;
     const step_t second[] = {
         {SQL_INSERT, &p[3], PGRES_COMMAND_OK, NULL, "hist_insert"},
         {SQL_ADVANCE, &p[4], PGRES_COMMAND_OK, NULL, "hist_advance"},
@@ -232,6 +233,7 @@ static int commit_pipelined(PGconn *conn, hist_batch_t *b, params_t *p)
 int hist_store_commit(PGconn *conn, hist_batch_t *b)
 {
     hist_batch_prepare(b);
+    b->commit_sent = 0;
     if (!PQenterPipelineMode(conn))
         return rt_pg_error(conn, NULL, "hist_pipeline");
     params_t p[5];

@@ -3,10 +3,10 @@
  * prints what it gets as JSON lines.  One rt_loop on the main thread.
  *
  *   hist-probe publish [--n N] [--concurrency C] [--rate R] [--channels K] [--channel NAME]
- *                      [--ids] [--id-prefix P] [--user U] [--size B] [--print] [--timeout MS]
+ *                      [--ids] [--id-prefix P] [--id-mod M] [--user U] [--size B] [--print] [--timeout MS]
  *       N publishes with at most C in flight (closed loop), or started at R per second
  *       (open loop, C still bounds what is in flight); channel NAME or NAME-0..K-1;
- *       --ids gives message i the idempotency key P<i>.  --print: one line per reply
+ *       --ids gives message i the idempotency key P<i> (P<i mod M> with --id-mod M).  --print: one line per reply
  *       {"i","channel","id","code","offset","duplicate","us"}; always a summary line
  *       {"summary":1,"sent","ok","duplicate","unavailable","failed","timeout","secs","rate","p50_us","p99_us","max_us"}.
  *   hist-probe query --channel NAME [--after N | --before N] [--limit L] [--all]
@@ -33,7 +33,7 @@
 
 typedef struct opts {
     const char *mode, *channel, *id_prefix, *user;
-    long n, concurrency, rate, channels, size, limit, timeout_ms, count;
+    long n, concurrency, rate, channels, size, limit, timeout_ms, count, id_mod;
     long long after, before;
     int ids, print, all, has_after, has_before;
 } opts_t;
@@ -73,6 +73,11 @@ static void json_str(FILE *f, const char *s, size_t len)
             fputc(c, f);
     }
     fputc('"', f);
+}
+
+static long id_of(const probe_t *p, long i)
+{
+    return p->o.id_mod > 0 ? i % p->o.id_mod : i;
 }
 
 static void channel_of(const probe_t *p, long i, char *out, size_t size)
@@ -129,7 +134,7 @@ static void record_reply(slot_t *s, int err, rt_slice_t data)
         channel_of(p, s->i, ch, sizeof(ch));
         printf("{\"i\":%ld,\"channel\":\"%s\",\"id\":\"%s%ld\",\"code\":%d,\"offset\":%" PRIu64
                ",\"duplicate\":%s,\"us\":%u}\n",
-               s->i, ch, p->o.ids ? p->o.id_prefix : "", p->o.ids ? s->i : -1L, err == RT_ETIMEOUT ? -2 : code,
+               s->i, ch, p->o.ids ? p->o.id_prefix : "", p->o.ids ? id_of(p, s->i) : -1L, err == RT_ETIMEOUT ? -2 : code,
                r ? r->offset : 0, r && r->duplicate ? "true" : "false", us);
     }
     if (r)
@@ -150,7 +155,7 @@ static void send_publish(probe_t *p, long i)
 {
     char ch[160], id[96], payload[64];
     channel_of(p, i, ch, sizeof(ch));
-    snprintf(id, sizeof(id), "%s%ld", p->o.id_prefix, i);
+    snprintf(id, sizeof(id), "%s%ld", p->o.id_prefix, id_of(p, i));
     int plen = snprintf(payload, sizeof(payload), "{\"i\":%ld,\"pad\":\"", i);
     rt_buf_t data = {0};
     rt_buf_append(&data, payload, (size_t)plen);
@@ -476,6 +481,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
             o->limit = atol(v);
         else if (!strcmp(a, "--timeout"))
             o->timeout_ms = atol(v);
+        else if (!strcmp(a, "--id-mod"))
+            o->id_mod = atol(v);
         else if (!strcmp(a, "--count"))
             o->count = atol(v);
         else if (!strcmp(a, "--after"))
