@@ -160,17 +160,26 @@ start() {
 	setsid env "${envs[@]}" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
 	echo $! >"$PIDS/$name.pid"
 	echo "$1" >"$PIDS/$name.cmd"
+	# until the forked shell has exec'd, its cmdline is this script's
+	local i
+	for ((i = 0; i < 100; i++)); do
+		! alive "$name" || return 0
+		sleep 0.02
+	done
 }
 
-# alive NAME: the recorded pid still runs the recorded command (argv[0], or
-# argv[1] when the command is a script run by its interpreter).
+# alive NAME: the recorded pid still runs the recorded command: one of its
+# arguments is the command's path (argv[0]; argv[1] for a script run by its
+# interpreter; later while still `setsid env ... CMD` just before the exec).
 alive() {
-	local name=$1 pid cmd args
+	local name=$1 pid cmd arg args
 	pid=$(cat "$PIDS/$name.pid" 2>/dev/null) || return 1
 	cmd=$(cat "$PIDS/$name.cmd" 2>/dev/null) || return 1
-	[[ -r /proc/$pid/cmdline ]] || return 1
 	mapfile -t -d '' args <"/proc/$pid/cmdline" 2>/dev/null || return 1
-	[[ "${args[0]:-}" == "$cmd" || "${args[1]:-}" == "$cmd" ]]
+	for arg in "${args[@]}"; do
+		[[ "$arg" != "$cmd" ]] || return 0
+	done
+	return 1
 }
 
 # names of recorded processes of one kind (edge, service, nats), in start order
