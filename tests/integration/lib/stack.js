@@ -5,9 +5,25 @@
 // test control over every process (kill, restart, stop/start PostgreSQL).
 //
 //   import { startStack } from './lib/stack.js';
-//   const stack = await startStack({ pg: true, services: ['chat-history'], edges: 2 });
-//   after(() => stack.stop());
-//   stack.edges[0].ws    // 'ws://127.0.0.1:PORT'
+//   let stack;
+//   before(async () => { stack = await startStack({ services: ['chat-history'], edges: 2 }); });
+//   after(() => stack?.stop());
+//   stack.edges[0].ws    // 'ws://127.0.0.1:PORT' (also .http, .port, .name 'edge-1')
+//
+// Options of startStack: see its comment at the end of this file. Controls:
+//   stack.kill(name, signal?)       signal (default graceful) and wait → {code, signal, ms}
+//   stack.signal(name, sig)         send only (SIGSTOP, SIGCONT ...)
+//   stack.start(name, {env}?)       start a stopped process again, same port, wait ready
+//   stack.restart(name, {signal, env}?)
+//   stack.stopPg(mode?) / startPg() mode 'fast' | 'smart' | 'immediate' | 'kill'
+//   stack.addEdge({env}?) / addService(kind, {env}?)   one more process
+//   stack.waitReady(url, ms?)       poll until 200
+//   stack.psql(sql)                 → psql -At output as rtsync
+//   stack.natsConnections()         NATS monitor /connz entries
+//   stack.natsUrl, stack.databaseUrl, stack.nats.monitorUrl, stack.pid(name),
+//   stack.isRunning(name), stack.names, stack.logs(name), stack.printLogs(),
+//   stack.withLogs(fn) (prints the logs when fn throws), stack.stop({allowExits}?)
+// Process names: nats, postgres, edge-N, <service>-N.
 //
 // Every process's stdout/stderr goes to build/test-logs/<test>/<name>.log; when
 // the test process ends with failures the tails of those logs are printed.
