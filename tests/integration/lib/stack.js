@@ -24,6 +24,8 @@
 //   stack.isRunning(name), stack.names, stack.logs(name), stack.printLogs(),
 //   stack.withLogs(fn) (prints the logs when fn throws), stack.stop({allowExits}?)
 // Process names: nats, postgres, edge-N, <service>-N.
+// Environment: TEST_BIN_DIR (binaries, default build/bin), RT_TEST_KEEP_TMP=1
+// (keep the PostgreSQL scratch dirs), RT_TEST_QUIET_LOGS=1 (no log tails on failure).
 //
 // Every process's stdout/stderr goes to build/test-logs/<test>/<name>.log; when
 // the test process ends with failures the tails of those logs are printed.
