@@ -182,10 +182,11 @@ alive() {
 	return 1
 }
 
-# names of recorded processes of one kind (edge, service, nats), in start order
+# names of recorded processes of one kind (edge, service, nats), sorted by name
 recorded() {
 	local kind=$1 f
-	for f in $(ls "$PIDS"/*.pid 2>/dev/null | sort -V); do
+	for f in "$PIDS"/*.pid; do
+		[[ -e "$f" ]] || continue
 		f=$(basename "$f" .pid)
 		case "$kind:$f" in
 		edge:edge-*) echo "$f" ;;
@@ -193,7 +194,7 @@ recorded() {
 		service:edge-* | service:nats) ;;
 		service:*) echo "$f" ;;
 		esac
-	done
+	done | sort -V
 }
 
 # stop_group NAME...: SIGTERM to all, wait up to STOP_TIMEOUT, then SIGKILL.
