@@ -29,6 +29,7 @@ void hist_batch_clear(hist_batch_t *b)
     b->n = 0;
     b->nchans = 0;
     b->arena.len = 0;
+    b->data_bytes = 0;
     b->keybuf.len = 0;
     b->status = RT_OK;
     b->commit_ns = 0;
@@ -54,6 +55,7 @@ void hist_batch_add(hist_batch_t *b, const hist_publish_t *p, const char *reply,
         b->items = rt_xrealloc(b->items, b->cap * sizeof(*b->items));
     }
     hist_item_t *it = &b->items[b->n++];
+    b->data_bytes += p->data.len;
     *it = (hist_item_t){
         .reply = put_cstr(b, reply),
         .channel = put_cstr(b, p->channel),

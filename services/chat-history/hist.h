@@ -28,6 +28,8 @@
 #define HIST_MAX_DATA (1 << 20)
 #define HIST_DEFAULT_EVENT "message"
 #define HIST_MAX_LIMIT 1000
+#define HIST_MAX_REPLY (768 * 1024)      /* a HistoryReply stays below NATS's 1 MiB payload limit */
+#define HIST_BATCH_MAX_BYTES (8u << 20) /* a batch closes at this much message data */
 
 typedef struct hist_config {
     const char *nats_url;
@@ -39,6 +41,7 @@ typedef struct hist_config {
     int64_t trim_interval_ms;
     int64_t batch_max;
     int64_t queue_max;
+    int64_t queue_bytes;
     int64_t query_queue_max;
 } hist_config_t;
 
@@ -110,6 +113,7 @@ typedef struct hist_batch {
     hist_chan_t *chans;
     size_t nchans, chans_cap;
     rt_buf_t arena;
+    size_t data_bytes; /* sum of the messages' data */
     rt_map_t keys;    /* "channel\0user\0id" -> first item index + 1 */
     rt_buf_t keybuf;
     int status;       /* RT_OK: committed; else every item failed with this */

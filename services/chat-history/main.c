@@ -34,6 +34,8 @@ static const rt_config_var_t config_vars[] = {
      "publishes committed in one transaction at most"},
     {"RT_HIST_QUEUE_MAX", RT_CFG_INT, "100000", 1, 10000000, RT_CFG_AT(hist_config_t, queue_max),
      "publishes waiting for a commit at most (beyond: unavailable)"},
+    {"RT_HIST_QUEUE_BYTES", RT_CFG_BYTES, "256M", 1 << 20, INT64_MAX / 2, RT_CFG_AT(hist_config_t, queue_bytes),
+     "message data waiting for a commit at most (beyond: unavailable)"},
     {"RT_HIST_QUERY_QUEUE_MAX", RT_CFG_INT, "10000", 1, 1000000, RT_CFG_AT(hist_config_t, query_queue_max),
      "history queries waiting at most (beyond: unavailable)"},
 };

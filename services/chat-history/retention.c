@@ -81,7 +81,7 @@ static int ensure_conn(hist_retention_t *r)
     return rt_pg_connect(r->cfg->database_url, &r->conn) == RT_OK;
 }
 
-static void trim(hist_retention_t *r, int64_t deleted)
+static void count_trimmed(hist_retention_t *r, int64_t deleted)
 {
     if (deleted > 0) {
         atomic_fetch_add(&r->stats->trimmed, (uint64_t)deleted);
@@ -89,7 +89,8 @@ static void trim(hist_retention_t *r, int64_t deleted)
     }
 }
 
-/* Deletes below the window of every channel in `taken`, and frees it. */
+/* Deletes below the window of every channel in `taken`, and frees it; when that
+ * fails (PostgreSQL away) the channels are noted again for the next round. */
 static void trim_noted(hist_retention_t *r, rt_map_t *taken)
 {
     rt_buf_t names = {0}, upto = {0};
@@ -105,11 +106,17 @@ static void trim_noted(hist_retention_t *r, rt_map_t *taken)
     }
     rt_buf_append(&names, "}", 2);
     rt_buf_append(&upto, "}", 2);
+    int64_t deleted = RT_EUNAVAIL;
     if (n > 0 && ensure_conn(r))
-        trim(r, hist_store_trim(r->conn, (const char *)names.data, (const char *)upto.data, 0));
+        deleted = hist_store_trim(r->conn, (const char *)names.data, (const char *)upto.data, 0);
+    count_trimmed(r, deleted);
     pos = 0;
-    while ((e = rt_map_next(taken, &pos)) != NULL)
-        free(e->value);
+    while ((e = rt_map_next(taken, &pos)) != NULL) {
+        noted_t *c = e->value;
+        if (deleted < 0)
+            hist_retention_note(r, c->name, c->len, c->last);
+        free(c);
+    }
     rt_map_dispose(taken);
     rt_buf_dispose(&names);
     rt_buf_dispose(&upto);
@@ -123,7 +130,7 @@ static void *retention_main(void *arg)
         if (!r->swept && ensure_conn(r)) {
             int64_t n = hist_store_trim(r->conn, NULL, NULL, r->cfg->retain);
             r->swept = n >= 0;
-            trim(r, n);
+            count_trimmed(r, n);
         }
         trim_noted(r, &taken);
     }

@@ -2,10 +2,10 @@
  * sequencer.c: group commit of publishes.
  *
  * The loop thread appends validated publishes to the open batch (under the
- * mutex); a batch closes when it holds RT_HIST_BATCH_MAX publishes.  The
- * sequencer thread takes the oldest closed batch, or the open one when none is
- * closed, and commits it in one transaction on its own connection (store.c),
- * synchronously.  So while one transaction runs, the next batch fills up: one
+ * mutex); a batch closes when it holds RT_HIST_BATCH_MAX publishes or
+ * HIST_BATCH_MAX_BYTES of data.  The sequencer thread takes the oldest closed
+ * batch, or the open one when none is closed, and commits it in one
+ * transaction on its own connection (store.c), synchronously.  So while one transaction runs, the next batch fills up: one
  * fsync covers everything that arrived meanwhile, and an idle service commits a
  * lone publish at once.  The finished batch goes back to the loop thread with
  * rt_loop_post, where its replies and fan-out are sent (api.c); only then is the
@@ -40,6 +40,7 @@ struct hist_seq {
     hist_batch_t *closed_head, *closed_tail;
     hist_batch_t *free_list;
     size_t queued;   /* publishes in open and closed batches */
+    size_t queued_bytes;
     size_t inflight; /* batches taken by the worker and not yet recycled */
     int stopping;
     /* sequencer thread only */
@@ -65,7 +66,8 @@ int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *p, const char *reply)
 {
     int64_t now_ms = rt_now_wall_ms();
     pthread_mutex_lock(&seq->mu);
-    if (seq->queued >= (size_t)seq->cfg->queue_max || seq->stopping) {
+    if (seq->queued >= (size_t)seq->cfg->queue_max || seq->queued_bytes >= (size_t)seq->cfg->queue_bytes ||
+        seq->stopping) {
         pthread_mutex_unlock(&seq->mu);
         return RT_ETOOBIG;
     }
@@ -73,7 +75,8 @@ int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *p, const char *reply)
         seq->open = batch_get_locked(seq);
     hist_batch_add(seq->open, p, reply, now_ms);
     seq->queued++;
-    if (seq->open->n >= (size_t)seq->cfg->batch_max) {
+    seq->queued_bytes += p->data.len;
+    if (seq->open->n >= (size_t)seq->cfg->batch_max || seq->open->data_bytes >= HIST_BATCH_MAX_BYTES) {
         if (seq->closed_tail)
             seq->closed_tail->next = seq->open;
         else
@@ -169,6 +172,7 @@ static hist_batch_t *batch_take(hist_seq_t *seq)
     }
     if (b != NULL) {
         seq->queued -= b->n;
+        seq->queued_bytes -= b->data_bytes;
         seq->inflight++;
     }
     pthread_mutex_unlock(&seq->mu);

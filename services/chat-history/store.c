@@ -254,11 +254,26 @@ static const char *col_str(const PGresult *res, int row, int col)
     return PQgetvalue(res, row, col); /* libpq NUL-terminates every value */
 }
 
-/* Packs rows [from, to) (or reversed) of the query result as a HistoryReply. */
+/* How many of the result's rows fit in one NATS message; at least one (a
+ * message's data is far below the payload limit, see HIST_MAX_DATA). */
+static int rows_that_fit(const PGresult *res, int rows)
+{
+    size_t total = 64;
+    for (int r = 0; r < rows; r++) {
+        for (int c = 1; c < PQnfields(res); c++)
+            total += (size_t)PQgetlength(res, r, c) + 8;
+        if (total > HIST_MAX_REPLY && r > 0)
+            return r;
+    }
+    return rows;
+}
+
+/* Packs the rows that fit, the newest last (a `before` query's result is newest
+ * first), as a HistoryReply; the client pages on from the last offset it got. */
 static void pack_reply(const PGresult *res, const char *channel, int reversed, rt_buf_t *out)
 {
     int rows = PQntuples(res);
-    int n = rows > 0 && !PQgetisnull(res, 0, 1) ? rows : 0;
+    int n = rows > 0 && !PQgetisnull(res, 0, 1) ? rows_that_fit(res, rows) : 0;
     Rtsync__V1__ChannelMessage *msgs = rt_xcalloc((size_t)n + 1, sizeof(*msgs));
     Rtsync__V1__ChannelMessage **ptrs = rt_xcalloc((size_t)n + 1, sizeof(*ptrs));
     for (int i = 0; i < n; i++) {

@@ -31,7 +31,9 @@ int rt_pg_connect(const char *conninfo, PGconn **out)
 {
     static const char *const keys[] = {"dbname", "connect_timeout", "keepalives_idle", "keepalives_interval",
                                        "keepalives_count", "application_name", "options", NULL};
-    const char *values[] = {conninfo, "5", "10", "5", "3", "rtsync", "-c client_min_messages=warning", NULL};
+    /* an idle transaction of a stopped (SIGSTOP) process must not hold its locks for ever */
+    const char *values[] = {conninfo, "5", "10", "5", "3", "rtsync",
+                            "-c client_min_messages=warning -c idle_in_transaction_session_timeout=30s", NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         char msg[256];

@@ -60,6 +60,7 @@ async function publish(channel, n, opts = {}) {
   if (opts.user) args.push('--user', opts.user);
   if (opts.timeout) args.push('--timeout', `${opts.timeout}`);
   if (opts.rate) args.push('--rate', `${opts.rate}`);
+  if (opts.size) args.push('--size', `${opts.size}`);
   return probe(args);
 }
 
@@ -149,6 +150,12 @@ test('history pages forwards and backwards; limit 0 gives only the latest offset
   assert.deepEqual([latest.code, latest.latest, latest.messages.length], [0, 120, 0]);
   const m = (await history('page', { after: 6, limit: 1 })).messages[0];
   assert.deepEqual([m.offset, m.event, m.from, JSON.parse(m.data).i], [7, 'message', 'probe', 6]);
+  // a reply stays within NATS's payload limit: big messages come in shorter pages
+  assert.equal(summary(await publish('big', 20, { size: 100000 })).ok, 20);
+  const bigPage = await history('big', { after: 0, limit: 1000 });
+  assert.ok(bigPage.messages.length > 0 && bigPage.messages.length < 20, `${bigPage.messages.length} big messages`);
+  assertDense(bigPage.messages, 1, bigPage.messages.length, 'big page');
+  assertDense((await history('big', { after: 0, all: true })).messages, 1, 20, 'big, all pages');
   const none = await history('never-used', { after: 0 });
   assert.deepEqual([none.code, none.latest, none.messages.length], [0, 0, 0]);
 });
