@@ -33,7 +33,6 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 STOP_TIMEOUT=${STOP_TIMEOUT:-15}
 PG_USER=postgres
 
-
 # RUN_DIR and BIN_DIR, relative to the repository, as absolute paths
 setup_dirs() {
 	RUN_DIR=$(mkdir -p "$RUN_DIR" && cd "$RUN_DIR" && pwd)
@@ -294,9 +293,10 @@ cmd_up() {
 	# a failure from here on stops what was started (`run` has its own trap)
 	[[ -n "${IN_RUN:-}" ]] || trap 'say "stopping what was started"; cmd_down >/dev/null 2>&1' EXIT
 
-	local mon=()
+	local mon=() nats_bin
+	nats_bin=$(command -v nats-server) || die "nats-server not installed (run scripts/deps.sh)"
 	((NATS_MON_PORT == 0)) || mon=(-m "$NATS_MON_PORT")
-	start nats -- "$(command -v nats-server)" -a 127.0.0.1 -p "$NATS_PORT" "${mon[@]}"
+	start nats -- "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" "${mon[@]}"
 	wait_port "$NATS_PORT" nats
 	pg_start
 
