@@ -242,17 +242,35 @@ test('SIGTERM finishes in-flight publishes and exits 0', async () => {
   assertAckedStored(acks, h.messages, 'drain');
 });
 
-test('`chat-history migrate` applies nothing twice and exits 0', async () => {
-  const out = await new Promise((resolve) => {
+// Runs `chat-history migrate` from `cwd` → {code, stderr}.
+function migrate(databaseUrl, { cwd = '/', env = {} } = {}) {
+  return new Promise((resolve) => {
     execFile(
       path.join(BIN, 'chat-history'),
       ['migrate'],
-      { env: { PATH: process.env.PATH, RT_DATABASE_URL: stack.databaseUrl }, cwd: '/' },
+      { env: { PATH: process.env.PATH, RT_DATABASE_URL: databaseUrl, ...env }, cwd },
       (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr }),
     );
   });
+}
+
+test('`chat-history migrate` applies nothing twice and exits 0 (migrations found next to the binary)', async () => {
+  const out = await migrate(stack.databaseUrl); // cwd '/': found through build/bin/../../migrations
   assert.equal(out.code, 0, out.stderr);
   assert.match(out.stderr, /event=migrated .*applied=0/);
   const versions = await stack.psql('SELECT version, name FROM rt_schema_migrations ORDER BY version');
   assert.match(versions, /^1\|0001_chat_history\.sql/);
+  const missing = await migrate(stack.databaseUrl, { env: { RT_MIGRATIONS_DIR: '/nonexistent' } });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /migrations_not_found/);
+});
+
+test('replicas starting at once migrate a fresh database exactly once (advisory lock)', async () => {
+  await stack.psql('CREATE DATABASE fresh');
+  const url = stack.databaseUrl.replace(/\/rtsync$/, '/fresh');
+  const runs = await Promise.all([1, 2, 3, 4].map(() => migrate(url, { cwd: ROOT })));
+  for (const r of runs) assert.equal(r.code, 0, r.stderr);
+  const applied = runs.map((r) => Number(/applied=(\d+)/.exec(r.stderr)[1]));
+  assert.deepEqual(applied.sort(), [0, 0, 0, 1]);
+  assert.equal(await stack.psql('SELECT count(*) FROM rt_schema_migrations', { db: 'fresh' }), '1');
 });
