@@ -905,7 +905,7 @@ int yjson_canon(rt_slice_t text, rt_buf_t *out, bool allow_undefined)
         rt_buf_append_str(out, "undefined");
         return 0;
     }
-    jparser_t j = {text.data, text.data + text.len};
+    jparser_t j = {text.data, text.data ? text.data + text.len : text.data};
     size_t start = out->len;
     if (jvalue(&j, out, 0) < 0)
         goto fail;

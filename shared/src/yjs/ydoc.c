@@ -71,6 +71,8 @@ static void set_data(yitem_t *it, const uint8_t *p, size_t n)
 
 static void append_data(yitem_t *it, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (it->size + n > it->cap) {
         size_t cap = it->cap ? it->cap : 16;
         while (cap < it->size + n)
@@ -310,7 +312,7 @@ static void integrate_item(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it)
         it->parent->has_formatting = true;
     if (it->ref == YC_TYPE) {
         uint64_t tref = 0;
-        yreader_t r = {it->data, it->data + it->size};
+        yreader_t r = yreader_of(it->data, it->size);
         yread_varuint(&r, &tref);
         it->type = ytype_create((uint8_t)tref, it, (uint16_t)(it->parent->depth + 1));
     } else if (it->ref == YC_DELETED) {
@@ -542,7 +544,7 @@ static void build_refs(yintegrator_t *g, const ydecoded_t *d)
     g->refs = rt_xcalloc(d->n_blocks ? d->n_blocks : 1, sizeof *g->refs);
     for (size_t b = 0; b < d->n_blocks; b++) {
         const yblock_t *bl = &d->blocks[b];
-        g->refs[b] = (yrefs_t){.client = bl->client, .refs = d->structs + bl->first, .n = bl->n, .order = b};
+        g->refs[b] = (yrefs_t){.client = bl->client, .refs = d->structs ? d->structs + bl->first : NULL, .n = bl->n, .order = b};
     }
     ysort(g->refs, d->n_blocks, sizeof *g->refs, cmp_refs);
     size_t m = 0;

@@ -12,7 +12,7 @@ static const uint8_t FFFD[3] = {0xef, 0xbf, 0xbd};
 
 size_t ypayload_skip(uint8_t ref, const uint8_t *data, size_t size, uint64_t k)
 {
-    yreader_t r = {data, data + size};
+    yreader_t r = yreader_of(data, size);
     for (uint64_t i = 0; i < k && r.p < r.end; i++) {
         if (ref == YC_ANY) {
             yany_skip(&r);

@@ -41,7 +41,13 @@ typedef struct yreader {
 static inline void yreader_init(yreader_t *r, rt_slice_t s)
 {
     r->p = s.data;
-    r->end = s.data + s.len;
+    r->end = s.data ? s.data + s.len : s.data;
+}
+
+static inline yreader_t yreader_of(const uint8_t *p, size_t n)
+{
+    yreader_t r = {p, p ? p + n : p};
+    return r;
 }
 
 static inline size_t yreader_left(const yreader_t *r)

@@ -60,7 +60,7 @@ static void half_json(const uint8_t *s, bool second, rt_buf_t *out)
 static bool content_json(const yitem_t *it, uint64_t k, rt_buf_t *out)
 {
     bool all = k == UINT64_MAX;
-    yreader_t r = {it->data, it->data + it->size};
+    yreader_t r = yreader_of(it->data, it->size);
     switch (it->ref) {
     case YC_ANY:
     case YC_JSON:
@@ -372,14 +372,15 @@ static void json_value_string(const uint8_t *p, const uint8_t *end, rt_buf_t *ou
 static void attr_value(const yitem_t *it, rt_buf_t *out)
 {
     if (it->ref == YC_ANY) {
-        yreader_t r = {it->data, it->data + it->size};
+        yreader_t r = yreader_of(it->data, it->size);
         for (uint64_t i = 0; i + 1 < it->len; i++)
             yany_skip(&r);
         any_string(&r, out);
     } else {
         rt_buf_t j = {0};
         content_json(it, it->len - 1, &j);
-        json_value_string(j.data, j.data + j.len, out);
+        if (j.len)
+            json_value_string(j.data, j.data + j.len, out);
         rt_buf_dispose(&j);
     }
 }
@@ -530,7 +531,7 @@ static void xml_text_string(const ytype_t *t, rt_buf_t *out)
             rt_buf_append(&str, it->data, it->size);
         } else if (it->ref == YC_FORMAT) {
             rt_slice_t key, val;
-            yreader_t r = {it->data, it->data + it->size};
+            yreader_t r = yreader_of(it->data, it->size);
             yread_bytes(&r, &key);
             yread_bytes(&r, &val);
             size_t i;
@@ -552,7 +553,7 @@ static void xml_text_string(const ytype_t *t, rt_buf_t *out)
             }
         } else if (it->ref == YC_EMBED || it->ref == YC_TYPE) {
             rt_buf_t ins = {0};
-            if (it->ref == YC_EMBED)
+            if (it->ref == YC_EMBED && it->size)
                 json_value_string(it->data, it->data + it->size, &ins);
             else if (it->type)
                 xml_string(it->type, &ins);
@@ -575,7 +576,7 @@ static void xml_string(const ytype_t *t, rt_buf_t *out)
         return;
     }
     /* XmlElement: <nodename k="v">children</nodename>, attributes sorted */
-    yreader_t r = {t->item->data, t->item->data + t->item->size};
+    yreader_t r = yreader_of(t->item->data, t->item->size);
     uint64_t ref;
     rt_slice_t name = {0};
     yread_varuint(&r, &ref);

@@ -26,7 +26,7 @@ static const rt_slice_t JSON_NULL = {(const uint8_t *)"null", 4};
 
 static void format_of(const yitem_t *it, rt_slice_t *key, rt_slice_t *val)
 {
-    yreader_t r = {it->data, it->data + it->size};
+    yreader_t r = yreader_of(it->data, it->size);
     yread_bytes(&r, key);
     yread_bytes(&r, val);
 }

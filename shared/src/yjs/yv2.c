@@ -166,7 +166,7 @@ static int v2_json(yv2_t *d, rt_buf_t *text)
     rt_buf_t any = {0};
     int rc = yany_canon(&d->rest, &any, 0);
     if (rc == 0) {
-        yreader_t a = {any.data, any.data + any.len};
+        yreader_t a = yreader_of(any.data, any.len);
         rc = yany_stringify(&a, text, true);
     }
     rt_buf_dispose(&any);
