@@ -38,7 +38,7 @@ static void add_struct(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it)
 {
     yclient_t *c = ystore_client_add(doc, it->id.client);
     if (c->txn_id != t->id) {
-        uint64_t st = c->n ? c->s[c->n - 1]->id.clock + c->s[c->n - 1]->len : 0;
+        uint64_t st = c->n ? YS(c, c->n - 1)->id.clock + YS(c, c->n - 1)->len : 0;
         c->txn_id = t->id;
         c->txn_before = st;
         PUSH(t->before, t->n_before, t->cap_before, ((yid_t){it->id.client, st}));
@@ -146,7 +146,7 @@ yitem_t *ydoc_clean_start(rt_ydoc_t *doc, ytxn_t *t, yid_t id)
     size_t i = ystore_find_index(c, id.clock);
     if (i == SIZE_MAX)
         return NULL;
-    yitem_t *s = c->s[i];
+    yitem_t *s = YS(c, i);
     if (s->id.clock < id.clock && s->kind == YK_ITEM) {
         yitem_t *r = split_item(doc, t, s, id.clock - s->id.clock);
         ystore_insert(c, i + 1, r);
@@ -162,7 +162,7 @@ static yitem_t *item_clean_end(rt_ydoc_t *doc, ytxn_t *t, yid_t id)
     size_t i = ystore_find_index(c, id.clock);
     if (i == SIZE_MAX)
         return NULL;
-    yitem_t *s = c->s[i];
+    yitem_t *s = YS(c, i);
     if (id.clock != s->id.clock + s->len - 1 && s->kind == YK_ITEM)
         ystore_insert(c, i + 1, split_item(doc, t, s, id.clock - s->id.clock + 1));
     return s;
@@ -648,13 +648,13 @@ static void apply_ds(rt_ydoc_t *doc, ytxn_t *t, const yrange_t *ds, size_t n, yr
             PUSH(*rest, *n_rest, cap, ((yrange_t){g->client, state, end - state}));
         yclient_t *c = ystore_client(doc, g->client);
         size_t i = ystore_find_index(c, clock);
-        yitem_t *s = c->s[i];
+        yitem_t *s = YS(c, i);
         if (!yitem_deleted(s) && s->id.clock < clock) {
             ystore_insert(c, i + 1, split_item(doc, t, s, clock - s->id.clock));
             i++;
         }
         while (i < c->n) {
-            s = c->s[i++];
+            s = YS(c, i++);
             if (s->id.clock >= end)
                 break;
             if (!yitem_deleted(s)) {
@@ -704,7 +704,7 @@ static void item_gc(rt_ydoc_t *doc, yitem_t *it, bool parent_gcd)
         g->kind = YK_GC;
         g->id = it->id;
         g->len = it->len;
-        c->s[i] = g;
+        *ystore_slot(c, i) = g;
         yitem_free(doc, it);
     } else {
         it->ref = YC_DELETED;
@@ -740,10 +740,10 @@ static bool merge_with(yitem_t *l, yitem_t *r)
 /* tryToMergeWithLefts: returns the number of structs merged away. */
 static size_t merge_with_lefts(rt_ydoc_t *doc, yclient_t *c, size_t pos)
 {
-    yitem_t *right = c->s[pos];
-    yitem_t *left = c->s[pos - 1];
+    yitem_t *right = YS(c, pos);
+    yitem_t *left = YS(c, pos - 1);
     size_t i = pos;
-    for (; i > 0; right = left, left = i >= 2 ? c->s[i - 2] : NULL, i--) {
+    for (; i > 0; right = left, left = i >= 2 ? YS(c, i - 2) : NULL, i--) {
         if (yitem_deleted(left) == yitem_deleted(right) && left->kind == right->kind &&
             merge_with(left, right)) {
             if (right->kind == YK_ITEM && right->psub && right->psub->cur == right)
@@ -767,8 +767,8 @@ static void gc_delete_set(rt_ydoc_t *doc, const yrange_t *ds, size_t n)
         size_t si = ystore_find_index(c, ds[k].clock);
         if (si == SIZE_MAX)
             continue;
-        for (; si < c->n && c->s[si]->id.clock < end; si++) {
-            yitem_t *s = c->s[si];
+        for (; si < c->n && YS(c, si)->id.clock < end; si++) {
+            yitem_t *s = YS(c, si);
             if (s->kind == YK_ITEM && (s->flags & YF_DELETED) && !(s->flags & YF_KEEP))
                 item_gc(doc, s, false);
         }
@@ -785,7 +785,7 @@ static void merge_delete_set(rt_ydoc_t *doc, const yrange_t *ds, size_t n)
         if (last == SIZE_MAX)
             continue;
         size_t si = c->n - 1 < last + 1 ? c->n - 1 : last + 1;
-        while (si > 0 && c->s[si]->id.clock >= ds[k].clock) {
+        while (si > 0 && YS(c, si)->id.clock >= ds[k].clock) {
             size_t m = merge_with_lefts(doc, c, si);
             if (si < 1 + m)
                 break;
@@ -829,17 +829,17 @@ static void cleanup(rt_ydoc_t *doc, ytxn_t *t)
 /* writeStructs: one client block from `clock` on. */
 static void write_client_structs(rt_buf_t *out, const yclient_t *c, uint64_t clock)
 {
-    if (clock < c->s[0]->id.clock)
-        clock = c->s[0]->id.clock;
+    if (clock < YS(c, 0)->id.clock)
+        clock = YS(c, 0)->id.clock;
     size_t start = ystore_find_index(c, clock);
     ywrite_varuint(out, c->n - start);
     ywrite_varuint(out, c->client);
     ywrite_varuint(out, clock);
     ystruct_t v;
-    yitem_view(c->s[start], &v);
-    yenc_struct(out, &v, clock - c->s[start]->id.clock);
+    yitem_view(YS(c, start), &v);
+    yenc_struct(out, &v, clock - YS(c, start)->id.clock);
     for (size_t i = start + 1; i < c->n; i++) {
-        yitem_view(c->s[i], &v);
+        yitem_view(YS(c, i), &v);
         yenc_struct(out, &v, 0);
     }
 }
@@ -854,11 +854,11 @@ static void write_store_ds(const rt_ydoc_t *doc, rt_buf_t *out)
         rt_buf_t ranges = {0};
         size_t n = 0;
         for (size_t i = 0; i < c->n; i++) {
-            if (!yitem_deleted(c->s[i]))
+            if (!yitem_deleted(YS(c, i)))
                 continue;
-            uint64_t clock = c->s[i]->id.clock, len = c->s[i]->len;
-            while (i + 1 < c->n && yitem_deleted(c->s[i + 1]))
-                len += c->s[++i]->len;
+            uint64_t clock = YS(c, i)->id.clock, len = YS(c, i)->len;
+            while (i + 1 < c->n && yitem_deleted(YS(c, i + 1)))
+                len += YS(c, ++i)->len;
             ywrite_varuint(&ranges, clock);
             ywrite_varuint(&ranges, len);
             n++;
@@ -1069,9 +1069,9 @@ void rt_ydoc_destroy(rt_ydoc_t *doc)
     for (size_t k = 0; k < doc->n_clients; k++) {
         yclient_t *c = doc->clients[k];
         for (size_t i = 0; i < c->n; i++) {
-            if (c->s[i]->cap)
-                free(c->s[i]->data);
-            ytype_destroy(c->s[i]->type);
+            if (YS(c, i)->cap)
+                free(YS(c, i)->data);
+            ytype_destroy(YS(c, i)->type);
         }
         free(c->s);
         free(c);

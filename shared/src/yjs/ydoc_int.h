@@ -65,10 +65,13 @@ typedef struct yitem {
     uint8_t flags;
 } yitem_t;
 
+/* A client's structs in clock order: a gap buffer (edits cluster in one
+ * place of the array while new structs are appended at the end). */
 typedef struct yclient {
     uint64_t client;
     yitem_t **s;
     size_t n, cap;
+    size_t gap, gap_len; /* logical position and length of the gap */
     uint64_t txn_before; /* state when transaction txn_id first added to it */
     uint64_t txn_id;
 } yclient_t;
@@ -101,6 +104,14 @@ static inline bool yitem_deleted(const yitem_t *it)
 {
     return it->kind == YK_GC || (it->flags & YF_DELETED);
 }
+
+/* The struct at logical index i. */
+static inline yitem_t **ystore_slot(const yclient_t *c, size_t i)
+{
+    return &c->s[i < c->gap ? i : i + c->gap_len];
+}
+
+#define YS(c, i) (*ystore_slot((c), (i)))
 
 /* ordered tables (ystore.c) */
 ykey_t *ytable_find(const ytable_t *t, const uint8_t *key, size_t len);

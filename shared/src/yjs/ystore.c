@@ -139,7 +139,7 @@ uint64_t ystore_state(const rt_ydoc_t *doc, uint64_t client)
     const yclient_t *c = ystore_client(doc, client);
     if (!c || c->n == 0)
         return 0;
-    const yitem_t *last = c->s[c->n - 1];
+    const yitem_t *last = YS(c, c->n - 1);
     return last->id.clock + last->len;
 }
 
@@ -149,12 +149,12 @@ size_t ystore_find_index(const yclient_t *c, uint64_t clock)
         return SIZE_MAX;
     size_t lo = 0, hi = c->n - 1;
     /* the common case: the last struct */
-    const yitem_t *last = c->s[hi];
+    const yitem_t *last = YS(c, hi);
     if (last->id.clock <= clock)
         return clock < last->id.clock + last->len ? hi : SIZE_MAX;
     while (lo <= hi) {
         size_t mid = (lo + hi) / 2;
-        const yitem_t *m = c->s[mid];
+        const yitem_t *m = YS(c, mid);
         if (m->id.clock <= clock) {
             if (clock < m->id.clock + m->len)
                 return mid;
@@ -172,23 +172,64 @@ yitem_t *ystore_find(const rt_ydoc_t *doc, yid_t id)
 {
     const yclient_t *c = ystore_client(doc, id.client);
     size_t i = ystore_find_index(c, id.clock);
-    return i == SIZE_MAX ? NULL : c->s[i];
+    return i == SIZE_MAX ? NULL : YS(c, i);
+}
+
+/* Moves the gap to logical position `to`. */
+static void move_gap(yclient_t *c, size_t to)
+{
+    if (c->gap_len == 0) {
+        c->gap = to;
+        return;
+    }
+    if (to < c->gap)
+        memmove(c->s + to + c->gap_len, c->s + to, (c->gap - to) * sizeof *c->s);
+    else if (to > c->gap)
+        memmove(c->s + c->gap, c->s + c->gap + c->gap_len, (to - c->gap) * sizeof *c->s);
+    c->gap = to;
+}
+
+static void grow(yclient_t *c)
+{
+    c->cap = c->cap ? c->cap * 2 : 8;
+    c->s = rt_xrealloc(c->s, c->cap * sizeof *c->s);
 }
 
 void ystore_insert(yclient_t *c, size_t at, yitem_t *it)
 {
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 8;
-        c->s = rt_xrealloc(c->s, c->cap * sizeof *c->s);
+    if (at == c->n && (at >= c->gap || c->gap_len == 0)) {
+        if (c->n + c->gap_len == c->cap)
+            grow(c);
+        if (c->gap_len == 0)
+            c->gap = c->n + 1;
+        c->s[c->n + c->gap_len] = it;
+        c->n++;
+        return;
     }
-    memmove(c->s + at + 1, c->s + at, (c->n - at) * sizeof *c->s);
-    c->s[at] = it;
+    move_gap(c, at);
+    if (c->gap_len == 0) {
+        /* open a gap: shift the tail once for many inserts */
+        if (c->n == c->cap)
+            grow(c);
+        size_t want = c->n / 8 > 16 ? c->n / 8 : 16;
+        size_t k = c->cap - c->n < want ? c->cap - c->n : want;
+        memmove(c->s + at + k, c->s + at, (c->n - at) * sizeof *c->s);
+        c->gap_len = k;
+    }
+    c->s[c->gap] = it;
+    c->gap++;
+    c->gap_len--;
     c->n++;
 }
 
 void ystore_remove(yclient_t *c, size_t at, size_t n)
 {
-    memmove(c->s + at, c->s + at + n, (c->n - at - n) * sizeof *c->s);
+    if (at + n == c->n && at >= c->gap) {
+        c->n -= n; /* at the end: the tail grows */
+        return;
+    }
+    move_gap(c, at);
+    c->gap_len += n;
     c->n -= n;
 }
 
@@ -260,7 +301,7 @@ size_t ystore_memory(const rt_ydoc_t *doc)
         const yclient_t *c = doc->clients[i];
         total += sizeof *c + c->cap * sizeof *c->s;
         for (size_t j = 0; j < c->n; j++) {
-            const yitem_t *it = c->s[j];
+            const yitem_t *it = YS(c, j);
             total += it->cap;
             if (it->type)
                 total += sizeof *it->type + it->type->map.cap * sizeof(void *) +

@@ -229,7 +229,7 @@ void ytext_cleanup(rt_ydoc_t *doc, ytxn_t *t, ytxn_t *t2)
         yclient_t *c = ystore_client(doc, t->before[k].client);
         size_t i = ystore_find_index(c, t->before[k].clock);
         for (; i != SIZE_MAX && i < c->n; i++) {
-            yitem_t *it = c->s[i];
+            yitem_t *it = YS(c, i);
             if (live_item(it) && it->ref == YC_FORMAT)
                 tset_add(&full, it->parent);
         }
@@ -245,8 +245,8 @@ void ytext_cleanup(rt_ydoc_t *doc, ytxn_t *t, ytxn_t *t2)
         if (!first)
             continue;
         size_t i = ystore_find_index(c, g->clock);
-        while (i < c->n && c->s[i]->id.clock < end) {
-            yitem_t *it = c->s[i];
+        while (i < c->n && YS(c, i)->id.clock < end) {
+            yitem_t *it = YS(c, i);
             if (end < it->id.clock + it->len)
                 ydoc_clean_start(doc, t, (yid_t){g->client, end});
             i++;
