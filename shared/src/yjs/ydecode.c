@@ -251,30 +251,55 @@ static int read_item(yreader_t *r, uint8_t info, ystruct_t *s, yarena_t **arena)
     return ydecode_content(r, s->ref, arena, &s->content, &s->len);
 }
 
+#define GROW(arr, n, cap)                                                                          \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? (cap)*2 : 8;                                                           \
+            (arr) = rt_xrealloc((arr), (cap) * sizeof *(arr));                                     \
+        }                                                                                          \
+    } while (0)
+
+ystruct_t *ydecoded_push_struct(ydecoded_t *d)
+{
+    GROW(d->structs, d->n_structs, d->cap_structs);
+    ystruct_t *s = &d->structs[d->n_structs++];
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+yblock_t *ydecoded_push_block(ydecoded_t *d)
+{
+    GROW(d->blocks, d->n_blocks, d->cap_blocks);
+    yblock_t *b = &d->blocks[d->n_blocks++];
+    memset(b, 0, sizeof *b);
+    return b;
+}
+
+yrange_t *ydecoded_push_range(ydecoded_t *d)
+{
+    GROW(d->ds, d->n_ds, d->cap_ds);
+    yrange_t *g = &d->ds[d->n_ds++];
+    memset(g, 0, sizeof *g);
+    return g;
+}
+
 static int read_structs(yreader_t *r, ydecoded_t *d)
 {
     uint64_t n_blocks;
     if (yread_varuint(r, &n_blocks) < 0 || n_blocks > yreader_left(r))
         return RT_EINVAL;
-    size_t cap = 0;
-    d->blocks = rt_xcalloc(n_blocks ? n_blocks : 1, sizeof *d->blocks);
     for (uint64_t b = 0; b < n_blocks; b++) {
         uint64_t n, client, clock;
-        if (yread_varuint(r, &n) < 0 || n > yreader_left(r) / 2 || yread_varuint(r, &client) < 0 ||
+        if (yread_varuint(r, &n) < 0 || n > yreader_left(r) || yread_varuint(r, &client) < 0 ||
             yread_varuint(r, &clock) < 0)
             return RT_EINVAL;
-        if (d->n_structs + n > cap) {
-            cap = (d->n_structs + n) * 2;
-            d->structs = rt_xrealloc(d->structs, cap * sizeof *d->structs);
-        }
-        d->blocks[d->n_blocks++] = (yblock_t){client, d->n_structs, (size_t)n};
+        *ydecoded_push_block(d) = (yblock_t){client, d->n_structs, (size_t)n};
         for (uint64_t i = 0; i < n; i++) {
-            ystruct_t *s = &d->structs[d->n_structs];
-            memset(s, 0, sizeof *s);
-            s->id = (yid_t){client, clock};
             uint8_t info;
             if (yread_u8(r, &info) < 0)
                 return RT_EINVAL;
+            ystruct_t *s = ydecoded_push_struct(d);
+            s->id = (yid_t){client, clock};
             if ((info & 0x1f) == 0 || info == YK_SKIP) {
                 if (info != 0 && info != YK_SKIP)
                     return RT_EINVAL;
@@ -287,7 +312,6 @@ static int read_structs(yreader_t *r, ydecoded_t *d)
             if (s->len > YJS_MAX_SAFE - clock)
                 return RT_EINVAL;
             clock += s->len;
-            d->n_structs++;
         }
     }
     return 0;
@@ -299,21 +323,16 @@ static int read_ds(yreader_t *r, ydecoded_t *d)
     uint64_t n_clients;
     if (yread_varuint(r, &n_clients) < 0 || n_clients > yreader_left(r))
         return RT_EINVAL;
-    size_t cap = 0;
     for (uint64_t c = 0; c < n_clients; c++) {
         uint64_t client, n;
-        if (yread_varuint(r, &client) < 0 || yread_varuint(r, &n) < 0 || n > yreader_left(r) / 2)
+        if (yread_varuint(r, &client) < 0 || yread_varuint(r, &n) < 0 || n > yreader_left(r))
             return RT_EINVAL;
-        if (d->n_ds + n > cap) {
-            cap = (d->n_ds + n) * 2;
-            d->ds = rt_xrealloc(d->ds, cap * sizeof *d->ds);
-        }
         for (uint64_t i = 0; i < n; i++) {
-            yrange_t *g = &d->ds[d->n_ds++];
-            g->client = client;
-            if (yread_varuint(r, &g->clock) < 0 || yread_varuint(r, &g->len) < 0 ||
-                g->len > YJS_MAX_SAFE - g->clock)
+            uint64_t clock, len;
+            if (yread_varuint(r, &clock) < 0 || yread_varuint(r, &len) < 0 ||
+                len > YJS_MAX_SAFE - clock)
                 return RT_EINVAL;
+            *ydecoded_push_range(d) = (yrange_t){client, clock, len};
         }
     }
     return 0;
@@ -328,16 +347,32 @@ void ydecoded_dispose(ydecoded_t *d)
     memset(d, 0, sizeof *d);
 }
 
-int ydecode_v1(rt_slice_t update, ydecoded_t *out)
+void ydecoded_clear(ydecoded_t *d)
+{
+    d->n_structs = d->n_blocks = d->n_ds = 0;
+    yarena_free(d->arena);
+    d->arena = NULL;
+}
+
+int ydecode_v1_reuse(rt_slice_t update, ydecoded_t *d)
 {
     yreader_t r;
     yreader_init(&r, update);
-    memset(out, 0, sizeof *out);
-    if (read_structs(&r, out) < 0 || read_ds(&r, out) < 0) {
-        ydecoded_dispose(out);
+    ydecoded_clear(d);
+    if (read_structs(&r, d) < 0 || read_ds(&r, d) < 0) {
+        ydecoded_clear(d);
         return RT_EINVAL;
     }
     return 0;
+}
+
+int ydecode_v1(rt_slice_t update, ydecoded_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = ydecode_v1_reuse(update, out);
+    if (rc < 0)
+        ydecoded_dispose(out);
+    return rc;
 }
 
 static int cmp_sv(const void *a, const void *b)

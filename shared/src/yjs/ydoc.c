@@ -210,23 +210,89 @@ static bool id_eq(bool ha, yid_t a, bool hb, yid_t b)
     return ha == hb && (!ha || (a.client == b.client && a.clock == b.clock));
 }
 
-/* A small pointer set for the conflict scan. */
+/* A pointer set for the conflict scan, cleared in O(1) by bumping a
+ * generation (conflictingItems is cleared often). */
+typedef struct pset_slot {
+    const void *p;
+    uint32_t gen;
+} pset_slot_t;
+
 typedef struct pset {
-    const void **v;
-    size_t n, cap;
+    pset_slot_t *v;
+    size_t cap, n;
+    uint32_t gen;
+    pset_slot_t inline_v[16];
 } pset_t;
+
+static void pset_init(pset_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->v = s->inline_v;
+    s->cap = RT_ARRAY_SIZE(s->inline_v);
+    s->gen = 1;
+}
+
+static size_t pset_hash(const void *p, size_t cap)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p * UINT64_C(0x9e3779b97f4a7c15);
+    return (size_t)(x >> 32) & (cap - 1);
+}
 
 static bool pset_has(const pset_t *s, const void *p)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->v[i] == p)
+    for (size_t h = pset_hash(p, s->cap);; h = (h + 1) & (s->cap - 1)) {
+        if (s->v[h].gen != s->gen)
+            return false;
+        if (s->v[h].p == p)
             return true;
-    return false;
+    }
+}
+
+static void pset_add(pset_t *s, const void *p);
+
+static void pset_grow(pset_t *s)
+{
+    pset_slot_t *old = s->v;
+    size_t old_cap = s->cap;
+    uint32_t gen = s->gen;
+    s->cap *= 2;
+    s->v = rt_xcalloc(s->cap, sizeof *s->v);
+    s->n = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].gen == gen)
+            pset_add(s, old[i].p);
+    if (old != s->inline_v)
+        free(old);
 }
 
 static void pset_add(pset_t *s, const void *p)
 {
-    PUSH(s->v, s->n, s->cap, p);
+    if ((s->n + 1) * 2 > s->cap)
+        pset_grow(s);
+    size_t h = pset_hash(p, s->cap);
+    while (s->v[h].gen == s->gen) {
+        if (s->v[h].p == p)
+            return;
+        h = (h + 1) & (s->cap - 1);
+    }
+    s->v[h] = (pset_slot_t){p, s->gen};
+    s->n++;
+}
+
+static void pset_clear(pset_t *s)
+{
+    s->gen++;
+    s->n = 0;
+    if (s->gen == 0) { /* wrapped: really clear */
+        memset(s->v, 0, s->cap * sizeof *s->v);
+        s->gen = 1;
+    }
+}
+
+static void pset_dispose(pset_t *s)
+{
+    if (s->v != s->inline_v)
+        free(s->v);
 }
 
 /* The conflict scan of Item.integrate; returns the resolved left. */
@@ -242,7 +308,9 @@ static yitem_t *resolve_conflicts(rt_ydoc_t *doc, yitem_t *it, yitem_t *left, yi
     } else {
         o = it->parent->start;
     }
-    pset_t before = {0}, conflicting = {0};
+    pset_t before, conflicting;
+    pset_init(&before);
+    pset_init(&conflicting);
     bool has_o = it->flags & YF_ORIGIN;
     while (o && o != right) {
         pset_add(&before, o);
@@ -250,7 +318,7 @@ static yitem_t *resolve_conflicts(rt_ydoc_t *doc, yitem_t *it, yitem_t *left, yi
         if (id_eq(has_o, it->origin, (o->flags & YF_ORIGIN) != 0, o->origin)) {
             if (o->id.client < it->id.client) {
                 left = o;
-                conflicting.n = 0;
+                pset_clear(&conflicting);
             } else if (id_eq((it->flags & YF_RORIGIN) != 0, it->rorigin, (o->flags & YF_RORIGIN) != 0,
                              o->rorigin)) {
                 break;
@@ -260,7 +328,7 @@ static yitem_t *resolve_conflicts(rt_ydoc_t *doc, yitem_t *it, yitem_t *left, yi
             if (oo && pset_has(&before, oo)) {
                 if (!pset_has(&conflicting, oo)) {
                     left = o;
-                    conflicting.n = 0;
+                    pset_clear(&conflicting);
                 }
             } else {
                 break;
@@ -270,8 +338,8 @@ static yitem_t *resolve_conflicts(rt_ydoc_t *doc, yitem_t *it, yitem_t *left, yi
         }
         o = o->right;
     }
-    free(before.v);
-    free(conflicting.v);
+    pset_dispose(&before);
+    pset_dispose(&conflicting);
     return left;
 }
 

@@ -8,7 +8,7 @@
 #include "yjs_int.h"
 
 /* Types nested deeper than this are integrated as GC (recursion guard). */
-#define YDOC_MAX_TYPE_DEPTH 1000
+#define YDOC_MAX_TYPE_DEPTH 512
 
 enum {
     YF_DELETED = 1,
@@ -46,6 +46,7 @@ typedef struct ytype {
     uint8_t type_ref; /* 0..6, 255 for roots */
     bool has_formatting; /* a format item was ever integrated (YText._hasFormatting) */
     uint64_t changed_txn; /* transaction that listed it as changed */
+    uint64_t full_cleanup_mark; /* formatting cleanup that listed it */
     uint16_t depth;
 } ytype_t;
 

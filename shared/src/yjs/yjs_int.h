@@ -134,14 +134,23 @@ typedef struct yrange {
 
 typedef struct ydecoded {
     ystruct_t *structs;
-    size_t n_structs;
+    size_t n_structs, cap_structs;
     yblock_t *blocks;
-    size_t n_blocks;
+    size_t n_blocks, cap_blocks;
     yrange_t *ds; /* in wire order */
-    size_t n_ds;
-    /* DS clients with a count (to keep `numRanges==0` entries out) */
+    size_t n_ds, cap_ds;
     struct yarena *arena;
 } ydecoded_t;
+
+/* Appends a zeroed struct / block / range (arrays grow geometrically, so
+ * memory follows what was actually read, never a declared count). */
+ystruct_t *ydecoded_push_struct(ydecoded_t *d);
+yblock_t *ydecoded_push_block(ydecoded_t *d);
+yrange_t *ydecoded_push_range(ydecoded_t *d);
+/* Empties a decoded update but keeps its arrays for reuse. */
+void ydecoded_clear(ydecoded_t *d);
+/* ydecode_v1 into an update whose arrays are reused (cleared first). */
+int ydecode_v1_reuse(rt_slice_t update, ydecoded_t *d);
 
 /* Decodes and validates a whole V1 update.  0 or RT_EINVAL (then *out is empty). */
 int ydecode_v1(rt_slice_t update, ydecoded_t *out);

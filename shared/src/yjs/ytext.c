@@ -201,29 +201,29 @@ bool ytext_needs_cleanup(const ytxn_t *t)
     return false;
 }
 
+/* needFullCleanup: types in insertion order, membership by a mark. */
 typedef struct tset {
     ytype_t **v;
     size_t n, cap;
+    uint64_t mark;
 } tset_t;
 
 static bool tset_has(const tset_t *s, const ytype_t *t)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->v[i] == t)
-            return true;
-    return false;
+    return t->full_cleanup_mark == s->mark;
 }
 
 static void tset_add(tset_t *s, ytype_t *t)
 {
     if (tset_has(s, t))
         return;
+    t->full_cleanup_mark = s->mark;
     PUSH(s->v, s->n, s->cap, t);
 }
 
 void ytext_cleanup(rt_ydoc_t *doc, ytxn_t *t, ytxn_t *t2)
 {
-    tset_t full = {0};
+    tset_t full = {.mark = t2->id};
     /* a format item inserted by the transaction: clean its whole type */
     for (size_t k = 0; k < t->n_before; k++) {
         yclient_t *c = ystore_client(doc, t->before[k].client);

@@ -115,6 +115,7 @@ typedef struct yv2 {
     rt_slice_t *keys;
     size_t n_keys, cap_keys;
     struct yarena **arena;
+    size_t max_structs; /* run-length coding can describe endless structs: cap them */
 } yv2_t;
 
 /* StringDecoder.read: the next string, its length given in UTF-16 units. */
@@ -312,29 +313,20 @@ static int v2_structs(yv2_t *d, ydecoded_t *out)
     uint64_t n_blocks;
     if (yread_varuint(&d->rest, &n_blocks) < 0 || n_blocks > yreader_left(&d->rest))
         return RT_EINVAL;
-    out->blocks = rt_xcalloc(n_blocks ? n_blocks : 1, sizeof *out->blocks);
-    size_t cap = 0;
-    /* every struct takes at least one byte of the info column or the rest */
-    size_t budget = yreader_left(&d->rest) + yreader_left(&d->info.r) + 1;
     for (uint64_t b = 0; b < n_blocks; b++) {
         uint64_t n, client, clock;
         if (yread_varuint(&d->rest, &n) < 0 || uint_opt(&d->client, &client) < 0 ||
             client > YJS_MAX_SAFE || yread_varuint(&d->rest, &clock) < 0)
             return RT_EINVAL;
-        if (n > budget || out->n_structs + n > budget * 2)
-            return RT_EINVAL;
-        if (out->n_structs + n > cap) {
-            cap = (out->n_structs + n) * 2;
-            out->structs = rt_xrealloc(out->structs, cap * sizeof *out->structs);
-        }
-        out->blocks[out->n_blocks++] = (yblock_t){client, out->n_structs, (size_t)n};
+        *ydecoded_push_block(out) = (yblock_t){client, out->n_structs, (size_t)n};
         for (uint64_t i = 0; i < n; i++) {
-            ystruct_t *s = &out->structs[out->n_structs];
-            memset(s, 0, sizeof *s);
-            s->id = (yid_t){client, clock};
             uint8_t info;
             if (rle_u8(&d->info, &info) < 0)
                 return RT_EINVAL;
+            if (out->n_structs >= d->max_structs)
+                return RT_EINVAL;
+            ystruct_t *s = ydecoded_push_struct(out);
+            s->id = (yid_t){client, clock};
             if (info == YK_SKIP) {
                 s->kind = YK_SKIP;
                 if (yread_varuint(&d->rest, &s->len) < 0 || s->len == 0)
@@ -351,7 +343,6 @@ static int v2_structs(yv2_t *d, ydecoded_t *out)
             if (s->len > YJS_MAX_SAFE - clock)
                 return RT_EINVAL;
             clock += s->len;
-            out->n_structs++;
         }
     }
     return 0;
@@ -363,16 +354,11 @@ static int v2_ds(yv2_t *d, ydecoded_t *out)
     uint64_t n_clients;
     if (yread_varuint(&d->rest, &n_clients) < 0 || n_clients > yreader_left(&d->rest))
         return RT_EINVAL;
-    size_t cap = 0;
     for (uint64_t c = 0; c < n_clients; c++) {
         uint64_t client, n, cur = 0;
         if (yread_varuint(&d->rest, &client) < 0 || yread_varuint(&d->rest, &n) < 0 ||
-            n > yreader_left(&d->rest) / 2)
+            n > yreader_left(&d->rest))
             return RT_EINVAL;
-        if (out->n_ds + n > cap) {
-            cap = (out->n_ds + n) * 2;
-            out->ds = rt_xrealloc(out->ds, cap * sizeof *out->ds);
-        }
         for (uint64_t i = 0; i < n; i++) {
             uint64_t dc, dl;
             if (yread_varuint(&d->rest, &dc) < 0 || yread_varuint(&d->rest, &dl) < 0)
@@ -384,7 +370,7 @@ static int v2_ds(yv2_t *d, ydecoded_t *out)
             if (len > YJS_MAX_SAFE - cur)
                 return RT_EINVAL;
             cur += len;
-            out->ds[out->n_ds++] = (yrange_t){client, clock, len};
+            *ydecoded_push_range(out) = (yrange_t){client, clock, len};
         }
     }
     return 0;
@@ -395,6 +381,7 @@ int ydecode_v2(rt_slice_t update, ydecoded_t *out)
     yv2_t d = {0};
     memset(out, 0, sizeof *out);
     d.arena = &out->arena;
+    d.max_structs = update.len * 16 + 1024;
     yreader_init(&d.rest, update);
     uint64_t flag;
     ycol_t str_col;
