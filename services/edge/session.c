@@ -5,14 +5,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A publish waiting for its acknowledgement; outlives its connection if need be. */
-typedef struct pending_publish {
-    h2o_linklist_t link; /* conn->pending */
+/* A request waiting for a back end (a publish for its acknowledgement, a
+ * subscribe for NATS to confirm the subscription); outlives its connection if
+ * need be. */
+typedef struct pending {
+    h2o_linklist_t link;  /* conn->pending */
     edge_ws_conn_t *conn; /* NULL once the connection is gone */
     int ephemeral;
     char *channel;
     char *id;
-} pending_publish_t;
+} pending_t;
+
+static pending_t *pending_create(edge_ws_conn_t *conn, const edge_request_t *req)
+{
+    pending_t *p = rt_xcalloc(1, sizeof(*p));
+    p->conn = conn;
+    p->ephemeral = req->ephemeral;
+    p->channel = rt_xstrdup(req->channel);
+    p->id = req->id ? rt_xstrdup(req->id) : NULL;
+    h2o_linklist_insert(&conn->pending, &p->link);
+    return p;
+}
+
+static void pending_free(pending_t *p)
+{
+    if (p->conn != NULL)
+        h2o_linklist_unlink(&p->link);
+    free(p->channel);
+    free(p->id);
+    free(p);
+}
 
 static void send_json(edge_ws_conn_t *conn, json_t *o)
 {
@@ -39,6 +61,24 @@ void edge_session_start(edge_ws_conn_t *conn)
                               conn->client.user, "edge", conn->client.thread->server->config.edge_id));
 }
 
+static void on_subscription_confirmed(void *ctx, int err, rt_slice_t data)
+{
+    (void)data;
+    pending_t *p = ctx;
+    edge_ws_conn_t *conn = p->conn;
+    if (conn != NULL) {
+        edge_sub_t *sub = edge_client_find_sub(&conn->client, p->channel);
+        if (err != RT_OK) {
+            if (sub != NULL)
+                edge_channel_unsubscribe(sub);
+            send_error(conn, "unavailable", "the message bus is unavailable", p->id);
+        } else if (sub != NULL) {
+            send_json(conn, json_pack("{s:s, s:s}", "type", "subscribed", "channel", p->channel));
+        }
+    }
+    pending_free(p);
+}
+
 static void on_subscribe(edge_ws_conn_t *conn, const edge_request_t *req)
 {
     edge_thread_t *t = conn->client.thread;
@@ -52,7 +92,10 @@ static void on_subscribe(edge_ws_conn_t *conn, const edge_request_t *req)
         send_error(conn, "unavailable", "the message bus is unavailable", req->id);
         return;
     }
-    send_json(conn, json_pack("{s:s, s:s}", "type", "subscribed", "channel", req->channel));
+    /* Answer once NATS has the subscription: nothing published after "subscribed" is missed. */
+    pending_t *p = pending_create(conn, req);
+    if (rt_bus_barrier(t->requester, on_subscription_confirmed, p) != RT_OK)
+        on_subscription_confirmed(p, RT_EUNAVAIL, (rt_slice_t){NULL, 0});
 }
 
 static void on_unsubscribe(edge_ws_conn_t *conn, const edge_request_t *req)
@@ -63,18 +106,9 @@ static void on_unsubscribe(edge_ws_conn_t *conn, const edge_request_t *req)
     send_json(conn, json_pack("{s:s, s:s}", "type", "unsubscribed", "channel", req->channel));
 }
 
-static void pending_free(pending_publish_t *p)
-{
-    if (p->conn != NULL)
-        h2o_linklist_unlink(&p->link);
-    free(p->channel);
-    free(p->id);
-    free(p);
-}
-
 static void on_published(void *ctx, int err, uint64_t offset)
 {
-    pending_publish_t *p = ctx;
+    pending_t *p = ctx;
     edge_ws_conn_t *conn = p->conn;
     if (conn == NULL) {
         pending_free(p);
@@ -98,12 +132,7 @@ static void on_published(void *ctx, int err, uint64_t offset)
 static void on_publish(edge_ws_conn_t *conn, const edge_request_t *req)
 {
     char *data = json_dumps(req->data, JSON_COMPACT | JSON_ENCODE_ANY);
-    pending_publish_t *p = rt_xcalloc(1, sizeof(*p));
-    p->conn = conn;
-    p->ephemeral = req->ephemeral;
-    p->channel = rt_xstrdup(req->channel);
-    p->id = req->id ? rt_xstrdup(req->id) : NULL;
-    h2o_linklist_insert(&conn->pending, &p->link);
+    pending_t *p = pending_create(conn, req);
     edge_publish_t pub = {
         .channel = req->channel,
         .event = req->event,
@@ -157,7 +186,7 @@ void edge_session_dispose(edge_ws_conn_t *conn)
     if (conn->pending.next == NULL)
         return; /* the session never started */
     while (!h2o_linklist_is_empty(&conn->pending)) {
-        pending_publish_t *p = RT_CONTAINER_OF(conn->pending.next, pending_publish_t, link);
+        pending_t *p = RT_CONTAINER_OF(conn->pending.next, pending_t, link);
         h2o_linklist_unlink(&p->link);
         p->conn = NULL;
     }

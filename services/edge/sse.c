@@ -15,6 +15,7 @@ typedef struct edge_sse {
     h2o_generator_t generator;
     edge_outq_t outq;
     h2o_linklist_t link; /* thread->sse_streams */
+    unsigned started : 1; /* response headers sent: NATS confirmed the subscription */
     unsigned sending : 1;
     unsigned finishing : 1;
 } edge_sse_t;
@@ -35,7 +36,7 @@ static void stream_destroy(edge_sse_t *s)
 
 static void stream_send(edge_sse_t *s)
 {
-    if (s->sending)
+    if (s->sending || !s->started)
         return;
     h2o_iovec_t vecs[MAX_SEND_VECS];
     size_t n = edge_outq_take(&s->outq, vecs, MAX_SEND_VECS);
@@ -70,7 +71,7 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 
 static void stream_finish(edge_sse_t *s)
 {
-    s->finishing = 1;
+    s->finishing = 1; /* a stream not started yet is refused when NATS confirms it */
     edge_outq_drop_pending(&s->outq);
     stream_send(s);
 }
@@ -102,6 +103,41 @@ static void sse_deliver(edge_client_t *client, edge_channel_t *ch, edge_message_
 
 static const edge_client_ops_t sse_client_ops = {.deliver = sse_deliver};
 
+static void start_response(edge_sse_t *s)
+{
+    h2o_req_t *req = s->req;
+    s->started = 1;
+    s->generator.proceed = on_proceed;
+    s->generator.stop = on_stop;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
+    h2o_start_response(req, &s->generator);
+    stream_send(s);
+}
+
+/* Refuses a stream whose response has not started. */
+static void stream_refuse(edge_sse_t *s, int status, const char *code, const char *message)
+{
+    h2o_req_t *req = s->req;
+    stream_destroy(s);
+    edge_http_error(req, status, code, message);
+}
+
+static void on_subscription_confirmed(void *ctx, int err, rt_slice_t data)
+{
+    (void)data;
+    edge_sse_t *s = ctx;
+    if (err != RT_OK)
+        stream_refuse(s, 503, "unavailable", "the message bus is unavailable");
+    else if (s->finishing)
+        stream_refuse(s, 503, "unavailable", "the edge is draining");
+    else
+        start_response(s);
+}
+
 int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const char *user)
 {
     edge_sse_t *s = rt_xcalloc(1, sizeof(*s));
@@ -111,24 +147,18 @@ int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const 
     h2o_linklist_init_anchor(&s->client.subs);
     edge_thread_conn_id(t, s->client.conn_id, sizeof(s->client.conn_id));
     s->req = req;
-    edge_sub_t *sub;
-    if (edge_channel_subscribe(t, &s->client, channel, &sub) != RT_OK) {
-        free(s->client.user);
-        free(s);
-        edge_http_error(req, 503, "unavailable", "the message bus is unavailable");
-        return 0;
-    }
     h2o_linklist_insert(&t->sse_streams, &s->link);
     EDGE_COUNT(t, sse_streams, 1);
-    s->generator.proceed = on_proceed;
-    s->generator.stop = on_stop;
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
-    h2o_start_response(req, &s->generator);
-    stream_push(s, edge_frame_ref(t->sse_retry_frame));
+    edge_sub_t *sub;
+    if (edge_channel_subscribe(t, &s->client, channel, &sub) != RT_OK) {
+        stream_refuse(s, 503, "unavailable", "the message bus is unavailable");
+        return 0;
+    }
+    /* The first bytes go out once NATS has the subscription, so that a client
+     * that saw the stream open misses nothing published afterwards. */
+    edge_outq_push(&s->outq, edge_frame_ref(t->sse_retry_frame));
+    if (rt_bus_barrier(t->requester, on_subscription_confirmed, s) != RT_OK)
+        stream_refuse(s, 503, "unavailable", "the message bus is unavailable");
     return 0;
 }
 

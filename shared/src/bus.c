@@ -14,6 +14,7 @@ struct rt_bus {
     natsConnection *conn;
     rt_bus_state_cb state_cb;
     void *state_ctx;
+    atomic_bool closed; /* cnats ran its closed callback: no callback of ours runs any more */
 };
 
 /* Shared by the owner, the cnats subscription (until its on-complete callback)
@@ -70,6 +71,14 @@ static void on_reconnected(natsConnection *nc, void *closure)
         bus->state_cb(bus->state_ctx, 1);
 }
 
+/* The last connection callback cnats delivers (they run in order on one thread). */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    rt_bus_t *bus = closure;
+    atomic_store(&bus->closed, true);
+}
+
 static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     (void)nc, (void)sub, (void)closure;
@@ -105,6 +114,8 @@ int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, bus);
     if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(opts, on_closed, bus);
+    if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(opts, on_nats_error, bus);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(opts, true, on_reconnected, bus);
@@ -129,6 +140,10 @@ void rt_bus_destroy(rt_bus_t *bus)
         return;
     natsConnection_FlushTimeout(bus->conn, 1000);
     natsConnection_Close(bus->conn);
+    /* the disconnected callback may still be queued: free the bus only after the
+     * closed callback, which comes after it (at most 2 s) */
+    for (int i = 0; i < 2000 && !atomic_load(&bus->closed); i++)
+        nats_Sleep(1);
     natsConnection_Destroy(bus->conn);
     free(bus);
 }
@@ -192,7 +207,7 @@ static void on_nats_msg(natsConnection *nc, natsSubscription *nsub, natsMsg *nms
         return;
     }
     atomic_fetch_add(&sub->refs, 1);
-    bus_msg_task_t *t = rt_xmalloc(sizeof(*t));
+    bus_msg_task_t *t = rt_xcalloc(1, sizeof(*t)) /* the queue link must start unlinked */;
     t->task.cb = on_msg_task;
     t->sub = sub;
     t->nmsg = nmsg;
@@ -312,8 +327,10 @@ void rt_bus_requester_destroy(rt_bus_requester_t *r)
     free(r);
 }
 
-int rt_bus_request(rt_bus_requester_t *r, const char *subject, const void *data, size_t len, rt_bus_reply_cb cb,
-                   void *ctx)
+/* Publishes to `subject` (NULL: to the request's own reply subject, which
+ * comes back through the server) and waits for the answer. */
+static int request_start(rt_bus_requester_t *r, const char *subject, const void *data, size_t len, rt_bus_reply_cb cb,
+                         void *ctx)
 {
     if (!rt_bus_is_connected(r->bus))
         return RT_EUNAVAIL;
@@ -324,7 +341,9 @@ int rt_bus_request(rt_bus_requester_t *r, const char *subject, const void *data,
     req->idlen = (size_t)snprintf(req->id, sizeof(req->id), "%" PRIu64, ++r->next_id);
     char reply[96];
     snprintf(reply, sizeof(reply), "%s.%s", r->inbox, req->id);
-    if (natsConnection_PublishRequest(r->bus->conn, subject, reply, data, (int)len) != NATS_OK) {
+    natsStatus s = subject ? natsConnection_PublishRequest(r->bus->conn, subject, reply, data, (int)len)
+                           : natsConnection_Publish(r->bus->conn, reply, data, (int)len);
+    if (s != NATS_OK) {
         free(req);
         return RT_EUNAVAIL;
     }
@@ -332,6 +351,18 @@ int rt_bus_request(rt_bus_requester_t *r, const char *subject, const void *data,
     req->timer.cb = on_request_timeout;
     h2o_timeout_link(rt_loop_evloop(r->loop), &r->timeout, &req->timer);
     return RT_OK;
+}
+
+int rt_bus_request(rt_bus_requester_t *r, const char *subject, const void *data, size_t len, rt_bus_reply_cb cb,
+                   void *ctx)
+{
+    return request_start(r, subject, data, len, cb, ctx);
+}
+
+int rt_bus_barrier(rt_bus_requester_t *r, rt_bus_reply_cb cb, void *ctx)
+{
+    /* one byte: an empty message would read as "no responders" */
+    return request_start(r, NULL, "b", 1, cb, ctx);
 }
 
 void rt_bus_subject(char *out, size_t outsize, const char *prefix, const char *name)

@@ -61,6 +61,12 @@ void rt_bus_requester_destroy(rt_bus_requester_t *requester);
 int rt_bus_request(rt_bus_requester_t *requester, const char *subject, const void *data, size_t len,
                    rt_bus_reply_cb cb, void *ctx);
 
+/* On the requester's loop thread: the callback runs (err RT_OK) once the server has
+ * processed everything this connection sent before, subscriptions included; so a
+ * client told "subscribed" after it misses nothing published afterwards.  Same
+ * lifetime rules as rt_bus_request. */
+int rt_bus_barrier(rt_bus_requester_t *requester, rt_bus_reply_cb cb, void *ctx);
+
 /* Writes the NATS subject `prefix.<name>` for a channel or document name, with
  * '.' (valid in names, a token separator in NATS) written as '~'. */
 void rt_bus_subject(char *out, size_t outsize, const char *prefix, const char *name);
