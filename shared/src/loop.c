@@ -40,6 +40,7 @@ void rt_loop_destroy(rt_loop_t *loop)
     h2o_multithread_unregister_receiver(loop->queue, &loop->receiver);
     h2o_multithread_destroy_queue(loop->queue);
     h2o_evloop_destroy(loop->evloop);
+    free(loop->queue); /* h2o's evloop backend closes the queue's pipe but leaves the struct to us */
     free(loop);
 }
 
