@@ -527,7 +527,7 @@ typedef struct yintegrator {
     rt_ydoc_t *doc;
     ytxn_t *txn;
     yrefs_t *refs; /* sorted by client */
-    size_t n_refs;
+    size_t n_refs, cap_refs;
     size_t n_ids; /* clientsStructRefsIds = clients of refs[0..n_ids), ascending */
     const ystruct_t **stack;
     size_t n_stack, cap_stack;
@@ -609,7 +609,11 @@ static int cmp_refs(const void *a, const void *b)
  * earlier one (Map.set). */
 static void build_refs(yintegrator_t *g, const ydecoded_t *d)
 {
-    g->refs = rt_xcalloc(d->n_blocks ? d->n_blocks : 1, sizeof *g->refs);
+    if (g->cap_refs < d->n_blocks) {
+        free(g->refs);
+        g->cap_refs = d->n_blocks;
+        g->refs = rt_xcalloc(g->cap_refs, sizeof *g->refs);
+    }
     for (size_t b = 0; b < d->n_blocks; b++) {
         const yblock_t *bl = &d->blocks[b];
         g->refs[b] = (yrefs_t){.client = bl->client, .refs = d->structs ? d->structs + bl->first : NULL, .n = bl->n, .order = b};
@@ -688,11 +692,18 @@ static void encode_rest(yintegrator_t *g, rt_buf_t *out)
     ywrite_varuint(out, 0);
 }
 
+/* Keeps small arrays for the next update; large ones are freed. */
 static void integrator_dispose(yintegrator_t *g)
 {
-    free(g->refs);
-    free(g->stack);
-    free(g->missing);
+    rt_ydoc_t *doc = g->doc;
+    if (g->cap_refs > 256 || g->cap_stack > 256 || g->cap_missing > 256) {
+        free(g->refs);
+        free(g->stack);
+        free(g->missing);
+        memset(&doc->scratch, 0, sizeof doc->scratch);
+        return;
+    }
+    doc->scratch = (yscratch_t){g->refs, g->cap_refs, g->stack, g->cap_stack, g->missing, g->cap_missing};
 }
 
 /* ---- delete sets ------------------------------------------------------------------ */
@@ -1010,7 +1021,15 @@ static bool apply_decoded(rt_ydoc_t *doc, ytxn_t *t, const ydecoded_t *d)
     for (size_t i = 0; i < d->n_structs; i++)
         if (d->structs[i].kind == YK_ITEM && d->structs[i].parent_kind == YP_KEY)
             root_type(doc, d->structs[i].parent_key);
-    yintegrator_t g = {.doc = doc, .txn = t};
+    yintegrator_t g = {.doc = doc,
+                       .txn = t,
+                       .refs = doc->scratch.refs,
+                       .cap_refs = doc->scratch.cap_refs,
+                       .stack = doc->scratch.stack,
+                       .cap_stack = doc->scratch.cap_stack,
+                       .missing = doc->scratch.missing,
+                       .cap_missing = doc->scratch.cap_missing};
+    memset(&doc->scratch, 0, sizeof doc->scratch);
     integrate_structs(&g, d);
     bool retry = false;
     if (doc->has_pending) {
@@ -1078,6 +1097,11 @@ static void finish(rt_ydoc_t *doc, ytxn_t *t, rt_buf_t *changed)
         ytext_cleanup(doc, t, &t2);
     cleanup(doc, t);
     rt_buf_t ev1 = {0}, ev2 = {0};
+    if (changed && !second) {
+        write_changed(doc, t, changed);
+        txn_dispose(&t2);
+        return;
+    }
     if (changed)
         write_changed(doc, t, &ev1);
     if (second) {
@@ -1099,9 +1123,11 @@ static void finish(rt_ydoc_t *doc, ytxn_t *t, rt_buf_t *changed)
 
 static int apply(rt_ydoc_t *doc, ydecoded_t *d, rt_buf_t *changed)
 {
-    ytxn_t t = {.id = ++doc->txn_counter};
+    ytxn_t t = doc->txn;
+    memset(&doc->txn, 0, sizeof doc->txn);
+    t.id = ++doc->txn_counter;
+    t.n_before = t.n_ds = t.n_merge = t.n_texts = 0;
     bool retry = apply_decoded(doc, &t, d);
-    ydecoded_dispose(d);
     while (retry) {
         rt_buf_t pending = doc->pending;
         memset(&doc->pending, 0, sizeof doc->pending);
@@ -1116,7 +1142,10 @@ static int apply(rt_ydoc_t *doc, ydecoded_t *d, rt_buf_t *changed)
         rt_buf_dispose(&pending);
     }
     finish(doc, &t, changed);
-    txn_dispose(&t);
+    if (t.cap_before > 256 || t.cap_ds > 256 || t.cap_merge > 256 || t.cap_texts > 256)
+        txn_dispose(&t);
+    else
+        doc->txn = t; /* keep the arrays for the next update */
     return 0;
 }
 
@@ -1156,6 +1185,11 @@ void rt_ydoc_destroy(rt_ydoc_t *doc)
     rt_buf_dispose(&doc->pending);
     free(doc->missing);
     free(doc->pending_ds);
+    ydecoded_dispose(&doc->dec);
+    free(doc->scratch.refs);
+    free(doc->scratch.stack);
+    free(doc->scratch.missing);
+    txn_dispose(&doc->txn);
     free(doc);
 }
 
@@ -1166,10 +1200,14 @@ void rt_ydoc_set_gc(rt_ydoc_t *doc, bool gc)
 
 int rt_ydoc_apply_update(rt_ydoc_t *doc, rt_slice_t update, rt_buf_t *changed)
 {
-    ydecoded_t d;
-    if (ydecode_v1(update, &d) < 0)
+    if (ydecode_v1_reuse(update, &doc->dec) < 0)
         return RT_EINVAL;
-    return apply(doc, &d, changed);
+    int rc = apply(doc, &doc->dec, changed);
+    if (doc->dec.cap_structs > 256 || doc->dec.cap_ds > 256 || doc->dec.cap_blocks > 64)
+        ydecoded_dispose(&doc->dec); /* keep only a small scratch */
+    else
+        ydecoded_clear(&doc->dec);
+    return rc;
 }
 
 int rt_ydoc_apply_update_v2(rt_ydoc_t *doc, rt_slice_t update_v2, rt_buf_t *changed)
@@ -1177,7 +1215,9 @@ int rt_ydoc_apply_update_v2(rt_ydoc_t *doc, rt_slice_t update_v2, rt_buf_t *chan
     ydecoded_t d;
     if (ydecode_v2(update_v2, &d) < 0)
         return RT_EINVAL;
-    return apply(doc, &d, changed);
+    int rc = apply(doc, &d, changed);
+    ydecoded_dispose(&d);
+    return rc;
 }
 
 void rt_ydoc_encode_state_vector(const rt_ydoc_t *doc, rt_buf_t *out)

@@ -82,6 +82,39 @@ typedef struct yitem_chunk {
     yitem_t items[256];
 } yitem_chunk_t;
 
+/* One transaction: what changed, for the cleanup and the 'update' event. */
+typedef struct ytxn {
+    uint64_t id;
+    struct ytype **texts; /* changed typed texts (formatting cleanup candidates) */
+    size_t n_texts, cap_texts;
+    yid_t *before; /* (client, clock before) of clients that got new structs */
+    size_t n_before, cap_before;
+    yrange_t *ds;
+    size_t n_ds, cap_ds;
+    yid_t *merge; /* ids of structs to try merging (transaction._mergeStructs) */
+    size_t n_merge, cap_merge;
+} ytxn_t;
+
+#define PUSH(arr, n, cap, val)                                                                     \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? (cap)*2 : 8;                                                           \
+            (arr) = rt_xrealloc((arr), (cap) * sizeof *(arr));                                     \
+        }                                                                                          \
+        (arr)[(n)++] = (val);                                                                      \
+    } while (0)
+
+struct yrefs;
+/* Arrays kept between updates so that small updates allocate nothing. */
+typedef struct yscratch {
+    struct yrefs *refs;
+    size_t cap_refs;
+    const ystruct_t **stack;
+    size_t cap_stack;
+    yid_t *missing;
+    size_t cap_missing;
+} yscratch_t;
+
 struct rt_ydoc {
     yclient_t **clients; /* sorted by client id */
     size_t n_clients, cap_clients;
@@ -99,6 +132,10 @@ struct rt_ydoc {
     /* pending delete set */
     yrange_t *pending_ds;
     size_t n_pending_ds;
+    /* scratch reused by every apply */
+    ydecoded_t dec;
+    yscratch_t scratch;
+    ytxn_t txn;
 };
 
 static inline bool yitem_deleted(const yitem_t *it)
@@ -135,28 +172,6 @@ void ytype_destroy(ytype_t *t);
 /* Fills a ystruct_t view of a stored struct for the encoders. */
 void yitem_view(const yitem_t *it, ystruct_t *s);
 size_t ystore_memory(const rt_ydoc_t *doc);
-
-/* One transaction: what changed, for the cleanup and the 'update' event. */
-typedef struct ytxn {
-    uint64_t id;
-    struct ytype **texts; /* changed typed texts (formatting cleanup candidates) */
-    size_t n_texts, cap_texts;
-    yid_t *before; /* (client, clock before) of clients that got new structs */
-    size_t n_before, cap_before;
-    yrange_t *ds;
-    size_t n_ds, cap_ds;
-    yid_t *merge; /* ids of structs to try merging (transaction._mergeStructs) */
-    size_t n_merge, cap_merge;
-} ytxn_t;
-
-#define PUSH(arr, n, cap, val)                                                                     \
-    do {                                                                                           \
-        if ((n) == (cap)) {                                                                        \
-            (cap) = (cap) ? (cap)*2 : 8;                                                           \
-            (arr) = rt_xrealloc((arr), (cap) * sizeof *(arr));                                     \
-        }                                                                                          \
-        (arr)[(n)++] = (val);                                                                      \
-    } while (0)
 
 /* transaction helpers (ydoc.c) */
 uint64_t ydoc_before_state(const rt_ydoc_t *doc, const ytxn_t *t, uint64_t client);
