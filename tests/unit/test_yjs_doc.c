@@ -239,6 +239,39 @@ static void test_emoji_split(void)
     rt_buf_dispose(&out);
 }
 
+/* A document with text, formats, a map and XML, encoded as V2 by Yjs. */
+static const char *V2_STATE =
+    "000300030202450b090205000004020400520316560419040081002100a800070028000700060084008600c400"
+    "4600c6312574f09f98806d6b7850636c617373626f6c646869626f6c64216974616c69636974616c6963010241"
+    "020504020401460003010200020306024102010d007701767703612062787e787e0105010201";
+static const char *V1_STATE =
+    "010d05000401017404f09f9880810501012101016d016b01a8050301770176070101780301502800050505636c"
+    "61737301770361206207000505060600050704626f6c64047472756584050802686986050a04626f6c64046e75"
+    "6c6cc4050a050b0121460500066974616c69630474727565c605010502066974616c6963046e756c6c0105010202";
+
+static void test_v2(void)
+{
+    rt_buf_t v2 = hex(V2_STATE), out = {0};
+    CU_ASSERT_EQUAL(rt_yupdate_v2_to_v1((rt_slice_t){v2.data, v2.len}, &out), 0);
+    CU_ASSERT(eq_hex(&out, "010d05000401017404f09f9880810501012101016d016b0188050301770176070101780301502800050505636c"
+                           "61737301770361206207000505060600050704626f6c64047472756584050802686986050a04626f6c64046e75"
+                           "6c6cc4050a050b0121460500066974616c69630474727565c605010502066974616c6963046e756c6c0105010202"));
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    CU_ASSERT_EQUAL(rt_ydoc_apply_update_v2(doc, (rt_slice_t){v2.data, v2.len}, NULL), 0);
+    CU_ASSERT(state_is(doc, V1_STATE));
+    rt_ykind_hint_t hints[] = {{"x", RT_YKIND_XML_FRAGMENT}};
+    out.len = 0;
+    CU_ASSERT_EQUAL(rt_ydoc_to_json(doc, hints, 1, &out), 0);
+    CU_ASSERT(eq_str(&out, "{\"t\":\"\xf0\x9f\x98\x80\",\"m\":{\"k\":\"v\"},"
+                           "\"x\":\"<p class=\\\"a b\\\"><bold>hi!</bold></p>\"}"));
+    /* truncated V2 input is rejected */
+    CU_ASSERT_EQUAL(rt_ydoc_apply_update_v2(doc, (rt_slice_t){v2.data, v2.len / 2}, NULL), RT_EINVAL);
+    rt_buf_dispose(&v2);
+    rt_buf_dispose(&out);
+    rt_ydoc_destroy(doc);
+}
+
 void test_yjs_doc_register(void)
 {
     static const CU_TestInfo tests[] = {
@@ -250,6 +283,7 @@ void test_yjs_doc_register(void)
         {"rejected_update_leaves_doc", test_rejected_update_leaves_doc},
         {"update_algebra", test_update_algebra},
         {"emoji_split", test_emoji_split},
+        {"v2", test_v2},
         CU_TEST_INFO_NULL,
     };
     unit_add_suite("yjs_doc", tests);
