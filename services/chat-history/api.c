@@ -212,9 +212,8 @@ static void log_stats(hist_service_t *svc)
     RT_LOG_INFO("stats",
                 "published=%" PRIu64 " duplicates=%" PRIu64 " bad_requests=%" PRIu64 " unavailable=%" PRIu64
                 " overloaded=%" PRIu64 " batches=%" PRIu64 " queries=%" PRIu64 " trimmed=%" PRIu64,
-                (uint64_t)s->published, (uint64_t)s->duplicates, (uint64_t)s->bad_requests,
-                (uint64_t)s->unavailable, (uint64_t)s->overloaded, (uint64_t)s->batches, (uint64_t)s->queries,
-                (uint64_t)s->trimmed);
+                (uint64_t)s->published, (uint64_t)s->duplicates, (uint64_t)s->bad_requests, (uint64_t)s->unavailable,
+                (uint64_t)s->overloaded, (uint64_t)s->batches, (uint64_t)s->queries, (uint64_t)s->trimmed);
 }
 
 void hist_service_run(hist_service_t *svc, volatile int *stop)

@@ -24,11 +24,11 @@
 #include <stdint.h>
 
 #define HIST_MAX_CHANNEL 128
-#define HIST_MAX_FIELD 256     /* event, user, id, conn, origin edge */
+#define HIST_MAX_FIELD 256 /* event, user, id, conn, origin edge */
 #define HIST_MAX_DATA (1 << 20)
 #define HIST_DEFAULT_EVENT "message"
 #define HIST_MAX_LIMIT 1000
-#define HIST_MAX_REPLY (768 * 1024)      /* a HistoryReply stays below NATS's 1 MiB payload limit */
+#define HIST_MAX_REPLY (768 * 1024)     /* a HistoryReply stays below NATS's 1 MiB payload limit */
 #define HIST_BATCH_MAX_BYTES (8u << 20) /* a batch closes at this much message data */
 
 typedef struct hist_config {
@@ -100,8 +100,8 @@ typedef struct hist_item {
 
 typedef struct hist_chan {
     hist_span_t name;
-    uint32_t count;   /* new messages in this batch (after assign) */
-    uint64_t last;    /* the channel's newest offset */
+    uint32_t count; /* new messages in this batch (after assign) */
+    uint64_t last;  /* the channel's newest offset */
 } hist_chan_t;
 
 typedef struct hist_batch {
@@ -114,10 +114,10 @@ typedef struct hist_batch {
     size_t nchans, chans_cap;
     rt_buf_t arena;
     size_t data_bytes; /* sum of the messages' data */
-    rt_map_t keys;    /* "channel\0user\0id" -> first item index + 1 */
+    rt_map_t keys;     /* "channel\0user\0id" -> first item index + 1 */
     rt_buf_t keybuf;
-    int status;       /* RT_OK: committed; else every item failed with this */
-    int commit_sent;  /* the second round trip (with COMMIT) went out: a failure is ambiguous */
+    int status;      /* RT_OK: committed; else every item failed with this */
+    int commit_sent; /* the second round trip (with COMMIT) went out: a failure is ambiguous */
     uint64_t commit_ns;
 } hist_batch_t;
 
@@ -146,6 +146,8 @@ size_t hist_batch_new_count(const hist_batch_t *b);
 
 /* ---- store.c: SQL, on the calling worker's own connection --------------------- */
 
+/* Prepares the statements of commits and queries on a new connection. */
+int hist_store_prepare(PGconn *conn);
 /* Commits a prepared batch: locks its channels, finds stored duplicates, assigns
  * offsets and inserts the new rows in one transaction.  RT_OK, RT_EUNAVAIL,
  * RT_ESTATE (retry) or RT_EINVAL. */
@@ -172,8 +174,8 @@ typedef struct hist_retention hist_retention_t;
 typedef void (*hist_batch_done_cb)(void *ctx, hist_batch_t *b);
 
 /* Loop thread.  Starts the worker thread; borrows everything. */
-hist_seq_t *hist_seq_create(const hist_config_t *cfg, rt_loop_t *loop, hist_stats_t *stats,
-                            hist_retention_t *retention, hist_batch_done_cb done, void *ctx);
+hist_seq_t *hist_seq_create(const hist_config_t *cfg, rt_loop_t *loop, hist_stats_t *stats, hist_retention_t *retention,
+                            hist_batch_done_cb done, void *ctx);
 /* Loop thread: queues a validated publish; RT_ETOOBIG when the queue is full. */
 int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *p, const char *reply);
 /* Loop thread: returns a batch whose results were sent. */

@@ -81,8 +81,14 @@ static void job_run(hist_queries_t *qs, hist_query_job_t *job)
             PQfinish(qs->conn);
             qs->conn = NULL;
         }
-        if (qs->conn == NULL && rt_pg_connect(qs->cfg->database_url, &qs->conn) == RT_OK)
+        if (qs->conn == NULL && rt_pg_connect(qs->cfg->database_url, &qs->conn) == RT_OK) {
+            if (hist_store_prepare(qs->conn) != RT_OK) {
+                PQfinish(qs->conn);
+                qs->conn = NULL;
+                break;
+            }
             RT_LOG_INFO("pg_connected", "worker=query");
+        }
         if (qs->conn == NULL)
             break;
         job->status = hist_store_query(qs->conn, &job->q, &job->out);

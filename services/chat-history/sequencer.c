@@ -39,7 +39,7 @@ struct hist_seq {
     hist_batch_t *open;
     hist_batch_t *closed_head, *closed_tail;
     hist_batch_t *free_list;
-    size_t queued;   /* publishes in open and closed batches */
+    size_t queued; /* publishes in open and closed batches */
     size_t queued_bytes;
     size_t inflight; /* batches taken by the worker and not yet recycled */
     int stopping;
@@ -99,7 +99,9 @@ static PGconn *ensure_conn(hist_seq_t *seq)
     uint64_t now = rt_now_mono_ns();
     if (now < seq->next_connect_ns)
         return NULL;
-    if (rt_pg_connect(seq->cfg->database_url, &seq->conn) != RT_OK) {
+    if (rt_pg_connect(seq->cfg->database_url, &seq->conn) != RT_OK || hist_store_prepare(seq->conn) != RT_OK) {
+        PQfinish(seq->conn);
+        seq->conn = NULL;
         seq->next_connect_ns = now + RECONNECT_INTERVAL_NS;
         return NULL;
     }
@@ -193,8 +195,8 @@ static void *seq_main(void *arg)
     return NULL;
 }
 
-hist_seq_t *hist_seq_create(const hist_config_t *cfg, rt_loop_t *loop, hist_stats_t *stats,
-                            hist_retention_t *retention, hist_batch_done_cb done, void *ctx)
+hist_seq_t *hist_seq_create(const hist_config_t *cfg, rt_loop_t *loop, hist_stats_t *stats, hist_retention_t *retention,
+                            hist_batch_done_cb done, void *ctx)
 {
     hist_seq_t *seq = rt_xcalloc(1, sizeof(*seq));
     seq->cfg = cfg;

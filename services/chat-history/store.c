@@ -41,11 +41,32 @@ static const char SQL_BEFORE[] =
     "m.origin_edge FROM hist_channels c LEFT JOIN LATERAL (SELECT * FROM hist_messages m WHERE m.channel = "
     "c.channel AND m.msg_offset < $2::bigint ORDER BY m.msg_offset DESC LIMIT $3::int) m ON true "
     "WHERE c.channel = $1";
-static const char SQL_TRIM[] =
-    "DELETE FROM hist_messages m USING unnest($1::text[], $2::bigint[]) AS t(channel, upto) "
-    "WHERE m.channel = t.channel AND m.msg_offset <= t.upto";
+static const char SQL_TRIM[] = "DELETE FROM hist_messages m USING unnest($1::text[], $2::bigint[]) AS t(channel, upto) "
+                               "WHERE m.channel = t.channel AND m.msg_offset <= t.upto";
 static const char SQL_TRIM_ALL[] = "DELETE FROM hist_messages m USING hist_channels c "
                                    "WHERE m.channel = c.channel AND m.msg_offset <= c.last_offset - $1::bigint";
+
+/* Prepared once per connection (hist_store_prepare); the name is also what a
+ * failure is logged as. */
+static const struct {
+    const char *name, *sql;
+} statements[] = {
+    {"hist_begin", "BEGIN"},         {"hist_ensure", SQL_ENSURE}, {"hist_lock", SQL_LOCK},
+    {"hist_existing", SQL_EXISTING}, {"hist_insert", SQL_INSERT}, {"hist_advance", SQL_ADVANCE},
+    {"hist_commit", "COMMIT"},       {"hist_after", SQL_AFTER},   {"hist_before", SQL_BEFORE},
+};
+
+int hist_store_prepare(PGconn *conn)
+{
+    for (size_t i = 0; i < RT_ARRAY_SIZE(statements); i++) {
+        PGresult *res = PQprepare(conn, statements[i].name, statements[i].sql, 0, NULL);
+        int err = PQresultStatus(res) == PGRES_COMMAND_OK ? RT_OK : rt_pg_error(conn, res, statements[i].name);
+        PQclear(res);
+        if (err != RT_OK)
+            return err;
+    }
+    return RT_OK;
+}
 
 enum { MAX_PARAMS = 9 };
 
@@ -69,14 +90,13 @@ static void params_dispose(params_t *p)
         rt_buf_dispose(&p->a[i]);
 }
 
-/* One statement of a pipeline: its parameters (NULL: none), the result status it
- * must give, and what to do with its rows. */
+/* One prepared statement of a pipeline: its parameters (NULL: none), the result
+ * status it must give, and what to do with its rows. */
 typedef struct step {
-    const char *sql;
+    const char *name;
     params_t *params;
     ExecStatusType want;
     void (*on_rows)(hist_batch_t *b, const PGresult *res);
-    const char *what;
 } step_t;
 
 /* Closes the literals of p. */
@@ -97,8 +117,8 @@ static int pipeline_run(PGconn *conn, hist_batch_t *b, const step_t *steps, int 
         int nparams = steps[i].params ? steps[i].params->n : 0;
         if (steps[i].params)
             params_close(steps[i].params, values);
-        if (!PQsendQueryParams(conn, steps[i].sql, nparams, NULL, values, NULL, NULL, 1))
-            return rt_pg_error(conn, NULL, steps[i].what);
+        if (!PQsendQueryPrepared(conn, steps[i].name, nparams, values, NULL, NULL, 1))
+            return rt_pg_error(conn, NULL, steps[i].name);
     }
     if (!PQpipelineSync(conn))
         return rt_pg_error(conn, NULL, "hist_sync");
@@ -107,7 +127,7 @@ static int pipeline_run(PGconn *conn, hist_batch_t *b, const step_t *steps, int 
         PGresult *res;
         while ((res = PQgetResult(conn)) != NULL) {
             if (err == RT_OK && PQresultStatus(res) != steps[i].want)
-                err = rt_pg_error(conn, res, steps[i].what);
+                err = rt_pg_error(conn, res, steps[i].name);
             else if (err == RT_OK && steps[i].on_rows)
                 steps[i].on_rows(b, res);
             PQclear(res);
@@ -207,24 +227,24 @@ static int commit_pipelined(PGconn *conn, hist_batch_t *b, params_t *p)
     lock_params(&p[1], b);
     int any = existing_params(&p[2], b);
     const step_t first[] = {
-        {"BEGIN", NULL, PGRES_COMMAND_OK, NULL, "hist_begin"},
-        {SQL_ENSURE, &p[0], PGRES_COMMAND_OK, NULL, "hist_ensure"},
-        {SQL_LOCK, &p[1], PGRES_TUPLES_OK, on_locked, "hist_lock"},
-        {SQL_EXISTING, &p[2], PGRES_TUPLES_OK, on_existing, "hist_existing"},
+        {"hist_begin", NULL, PGRES_COMMAND_OK, NULL},
+        {"hist_ensure", &p[0], PGRES_COMMAND_OK, NULL},
+        {"hist_lock", &p[1], PGRES_TUPLES_OK, on_locked},
+        {"hist_existing", &p[2], PGRES_TUPLES_OK, on_existing},
     };
     int err = pipeline_run(conn, b, first, any ? 4 : 3);
     if (err != RT_OK)
         return err;
     hist_batch_assign(b);
-    const step_t commit = {"COMMIT", NULL, PGRES_COMMAND_OK, NULL, "hist_commit"};
+    const step_t commit = {"hist_commit", NULL, PGRES_COMMAND_OK, NULL};
     if (hist_batch_new_count(b) == 0)
         return pipeline_run(conn, b, &commit, 1); /* all duplicates: nothing to lose */
     insert_params(&p[3], b);
     advance_params(&p[4], b);
     b->commit_sent = 1;
     const step_t second[] = {
-        {SQL_INSERT, &p[3], PGRES_COMMAND_OK, NULL, "hist_insert"},
-        {SQL_ADVANCE, &p[4], PGRES_COMMAND_OK, NULL, "hist_advance"},
+        {"hist_insert", &p[3], PGRES_COMMAND_OK, NULL},
+        {"hist_advance", &p[4], PGRES_COMMAND_OK, NULL},
         commit,
     };
     return pipeline_run(conn, b, second, 3);
@@ -313,8 +333,8 @@ int hist_store_query(PGconn *conn, const hist_query_t *q, rt_buf_t *out)
     snprintf(pos_text, sizeof(pos_text), "%" PRIu64, pos);
     snprintf(limit_text, sizeof(limit_text), "%u", q->limit);
     const char *values[] = {q->channel, pos_text, limit_text};
-    PGresult *res = PQexecParams(conn, q->cursor == HIST_BEFORE ? SQL_BEFORE : SQL_AFTER, 3, NULL, values, NULL,
-                                 NULL, 1);
+    PGresult *res =
+        PQexecPrepared(conn, q->cursor == HIST_BEFORE ? "hist_before" : "hist_after", 3, values, NULL, NULL, 1);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         int err = rt_pg_error(conn, res, "hist_query");
         PQclear(res);

@@ -29,11 +29,17 @@ static void log_text(char *out, size_t size, const char *msg)
 
 int rt_pg_connect(const char *conninfo, PGconn **out)
 {
-    static const char *const keys[] = {"dbname", "connect_timeout", "keepalives_idle", "keepalives_interval",
-                                       "keepalives_count", "application_name", "options", NULL};
+    static const char *const keys[] = {"dbname",           "connect_timeout",  "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "application_name", "options",         NULL};
     /* an idle transaction of a stopped (SIGSTOP) process must not hold its locks for ever */
-    const char *values[] = {conninfo, "5", "10", "5", "3", "rtsync",
-                            "-c client_min_messages=warning -c idle_in_transaction_session_timeout=30s", NULL};
+    const char *values[] = {conninfo,
+                            "5",
+                            "10",
+                            "5",
+                            "3",
+                            "rtsync",
+                            "-c client_min_messages=warning -c idle_in_transaction_session_timeout=30s",
+                            NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         char msg[256];
@@ -249,8 +255,8 @@ static int migration_is_applied(PGconn *conn, int version, int *applied)
     char v[16];
     snprintf(v, sizeof(v), "%d", version);
     const char *params[] = {v};
-    PGresult *res = PQexecParams(conn, "SELECT 1 FROM rt_schema_migrations WHERE version = $1::int", 1, NULL,
-                                 params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, "SELECT 1 FROM rt_schema_migrations WHERE version = $1::int", 1, NULL, params,
+                                 NULL, NULL, 0);
     int err = PQresultStatus(res) == PGRES_TUPLES_OK ? RT_OK : rt_pg_error(conn, res, "migration_check");
     if (err == RT_OK)
         *applied = PQntuples(res) > 0;
@@ -274,8 +280,8 @@ static int migration_apply(PGconn *conn, const char *dir, const migration_t *m)
         const char *params[] = {v, m->name};
         PGresult *res = NULL;
         if (err == RT_OK) {
-            res = PQexecParams(conn, "INSERT INTO rt_schema_migrations (version, name) VALUES ($1::int, $2)", 2,
-                               NULL, params, NULL, NULL, 0);
+            res = PQexecParams(conn, "INSERT INTO rt_schema_migrations (version, name) VALUES ($1::int, $2)", 2, NULL,
+                               params, NULL, NULL, 0);
             if (PQresultStatus(res) != PGRES_COMMAND_OK)
                 err = rt_pg_error(conn, res, "migration_record");
         }

@@ -8,7 +8,12 @@
 
 static void add(hist_batch_t *b, const char *channel, const char *user, const char *id)
 {
-    hist_publish_t p = {.channel = channel, .event = "message", .user = user, .id = id, .conn = "", .origin = "",
+    hist_publish_t p = {.channel = channel,
+                        .event = "message",
+                        .user = user,
+                        .id = id,
+                        .conn = "",
+                        .origin = "",
                         .data = RT_SLICE_LIT("{}")};
     hist_batch_add(b, &p, "_INBOX.x", 1000);
 }

@@ -86,9 +86,9 @@ static void test_publish_rejects(void)
 static void test_utf8(void)
 {
     CU_ASSERT(hist_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
-    CU_ASSERT(!hist_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
+    CU_ASSERT(!hist_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
     CU_ASSERT(!hist_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-    CU_ASSERT(!hist_utf8_valid((const uint8_t *)"\xe2\x82", 2)); /* truncated */
+    CU_ASSERT(!hist_utf8_valid((const uint8_t *)"\xe2\x82", 2));         /* truncated */
     CU_ASSERT(!hist_utf8_valid((const uint8_t *)"a\0b", 3));
 }
 

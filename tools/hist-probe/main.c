@@ -102,8 +102,8 @@ static void print_summary(probe_t *p)
     uint32_t p50 = n ? p->lat_us[n / 2] : 0, p99 = n ? p->lat_us[(long)(n * 0.99)] : 0, max = n ? p->lat_us[n - 1] : 0;
     printf("{\"summary\":1,\"sent\":%ld,\"ok\":%ld,\"duplicate\":%ld,\"unavailable\":%ld,\"failed\":%ld,"
            "\"timeout\":%ld,\"secs\":%.3f,\"rate\":%.0f,\"p50_us\":%u,\"p99_us\":%u,\"max_us\":%u}\n",
-           p->started, p->ok, p->dup, p->unavail, p->failed, p->timeouts, secs, secs > 0 ? (double)n / secs : 0,
-           p50, p99, max);
+           p->started, p->ok, p->dup, p->unavail, p->failed, p->timeouts, secs, secs > 0 ? (double)n / secs : 0, p50,
+           p99, max);
 }
 
 /* ---- publish --------------------------------------------------------------------- */
@@ -134,8 +134,8 @@ static void record_reply(slot_t *s, int err, rt_slice_t data)
         channel_of(p, s->i, ch, sizeof(ch));
         printf("{\"i\":%ld,\"channel\":\"%s\",\"id\":\"%s%ld\",\"code\":%d,\"offset\":%" PRIu64
                ",\"duplicate\":%s,\"us\":%u}\n",
-               s->i, ch, p->o.ids ? p->o.id_prefix : "", p->o.ids ? id_of(p, s->i) : -1L, err == RT_ETIMEOUT ? -2 : code,
-               r ? r->offset : 0, r && r->duplicate ? "true" : "false", us);
+               s->i, ch, p->o.ids ? p->o.id_prefix : "", p->o.ids ? id_of(p, s->i) : -1L,
+               err == RT_ETIMEOUT ? -2 : code, r ? r->offset : 0, r && r->duplicate ? "true" : "false", us);
     }
     if (r)
         rtsync__v1__publish_reply__free_unpacked(r, NULL);
@@ -397,8 +397,8 @@ static int run_garbage(probe_t *p)
     }
     while (g.pending > 0)
         rt_loop_run_once(p->loop, 100);
-    printf("{\"sent\":%ld,\"replies\":%ld,\"bad_request\":%ld,\"timeout\":%ld}\n", p->o.n * 2, g.replies,
-           g.bad_request, g.timeouts);
+    printf("{\"sent\":%ld,\"replies\":%ld,\"bad_request\":%ld,\"timeout\":%ld}\n", p->o.n * 2, g.replies, g.bad_request,
+           g.timeouts);
     return 0;
 }
 
@@ -440,8 +440,16 @@ static int run_listen(probe_t *p)
 
 static int parse_args(int argc, char **argv, opts_t *o)
 {
-    *o = (opts_t){.channel = "probe", .id_prefix = "m", .user = "probe", .n = 1, .concurrency = 1, .channels = 1,
-                  .size = 32, .limit = 50, .timeout_ms = 5000, .count = 1};
+    *o = (opts_t){.channel = "probe",
+                  .id_prefix = "m",
+                  .user = "probe",
+                  .n = 1,
+                  .concurrency = 1,
+                  .channels = 1,
+                  .size = 32,
+                  .limit = 50,
+                  .timeout_ms = 5000,
+                  .count = 1};
     if (argc < 2)
         return -1;
     o->mode = argv[1];
@@ -499,7 +507,8 @@ int main(int argc, char **argv)
 {
     probe_t p = {0};
     if (parse_args(argc, argv, &p.o) != 0) {
-        fprintf(stderr, "usage: hist-probe publish|query|qbench|garbage|listen [options] (see tools/hist-probe/main.c)\n");
+        fprintf(stderr,
+                "usage: hist-probe publish|query|qbench|garbage|listen [options] (see tools/hist-probe/main.c)\n");
         return 2;
     }
     rt_log_init("hist-probe", RT_LOG_ERROR);
