@@ -28,8 +28,9 @@ async function mismatches (session) {
 const original = makeSession(seed, kind)
 const first = await mismatches(original)
 const target = fieldArg || first[0]?.field
-if (!target) {
-  console.log(`${original.name}: no mismatch`)
+if (!target || !first.some(m => m.field === target)) {
+  console.log(`${original.name}: no mismatch${target ? ` in ${target}` : ''}`)
+  fs.rmSync(dir, { recursive: true, force: true })
   process.exit(0)
 }
 const stillFails = async (ups) => {
