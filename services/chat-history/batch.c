@@ -125,6 +125,7 @@ static void group_channels(hist_batch_t *b)
     for (size_t i = 0; i < b->n; i++) {
         hist_span_t name = b->items[i].channel;
         b->items[i].chan = (uint32_t)hist_batch_find_chan(b, hist_batch_str(b, name), name.len);
+        b->chans[b->items[i].chan].claimed++;
     }
 }
 
@@ -157,8 +158,10 @@ static void find_repeats(hist_batch_t *b)
         const char *key = (const char *)b->keybuf.data + start;
         size_t keylen = b->keybuf.len - start;
         uintptr_t first = (uintptr_t)rt_map_get(&b->keys, key, keylen);
-        if (first != 0)
+        if (first != 0) {
             it->first = (int32_t)(first - 1);
+            b->chans[it->chan].claimed--;
+        }
         else
             rt_map_put(&b->keys, key, keylen, (void *)(uintptr_t)(i + 1));
     }
@@ -192,8 +195,10 @@ int hist_batch_mark_existing(hist_batch_t *b, const char *channel, const char *u
 
 void hist_batch_assign(hist_batch_t *b)
 {
-    for (size_t c = 0; c < b->nchans; c++)
+    for (size_t c = 0; c < b->nchans; c++) {
+        b->chans[c].last -= b->chans[c].claimed; /* the offset before the first claimed one */
         b->chans[c].count = 0;
+    }
     for (size_t i = 0; i < b->n; i++) {
         hist_item_t *it = &b->items[i];
         if (it->first >= 0 || it->duplicate)

@@ -100,8 +100,9 @@ typedef struct hist_item {
 
 typedef struct hist_chan {
     hist_span_t name;
-    uint32_t count; /* new messages in this batch (after assign) */
-    uint64_t last;  /* the channel's newest offset */
+    uint32_t claimed; /* offsets claimed: items that are not repeats inside the batch */
+    uint32_t count;   /* new messages in this batch (after assign) */
+    uint64_t last;    /* the channel's newest offset */
 } hist_chan_t;
 
 typedef struct hist_batch {
@@ -138,8 +139,10 @@ int hist_batch_find_chan(const hist_batch_t *b, const char *name, size_t len);
 /* A key already stored with `offset`: its first item becomes a duplicate of it.
  * Returns 1 if the key belongs to the batch, 0 if not. */
 int hist_batch_mark_existing(hist_batch_t *b, const char *channel, const char *user, const char *id, uint64_t offset);
-/* Given chans[].last read from the store, numbers every new item in order, updates
- * chans[].last and counts, and copies offsets to in-batch repeats. */
+/* Given chans[].last as the store returned it after claiming chans[].claimed
+ * offsets, numbers every new item in order from the first claimed offset, sets
+ * chans[].count and chans[].last (lower than claimed when stored duplicates were
+ * found), and copies offsets to in-batch repeats. */
 void hist_batch_assign(hist_batch_t *b);
 /* Number of items that are new (stored and fanned out). */
 size_t hist_batch_new_count(const hist_batch_t *b);

@@ -13,13 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Creates the rows of new channels; then the batch's channel rows are locked in
- * name order (so that replicas never deadlock) and their newest offsets read. */
-static const char SQL_ENSURE[] = "INSERT INTO hist_channels (channel) SELECT unnest($1::text[]) "
-                                 "ON CONFLICT (channel) DO NOTHING";
-static const char SQL_LOCK[] = "SELECT channel, last_offset FROM hist_channels WHERE channel = ANY($1::text[]) "
-                               "ORDER BY channel COLLATE \"C\" FOR UPDATE";
-/* Runs after the lock, so every earlier commit to these channels is visible. */
+/* Claims $2[i] offsets of channel $1[i] (creating the channel's row if new): the
+ * rows are locked in name order, so that replicas never deadlock, until COMMIT or
+ * ROLLBACK (which gives the offsets back). */
+static const char SQL_CLAIM[] =
+    "INSERT INTO hist_channels AS h (channel, last_offset) "
+    "SELECT * FROM unnest($1::text[], $2::bigint[]) AS v(channel, n) ORDER BY channel COLLATE \"C\" "
+    "ON CONFLICT (channel) DO UPDATE SET last_offset = h.last_offset + EXCLUDED.last_offset "
+    "RETURNING channel, last_offset";
+/* Runs after the claim, so every earlier commit to these channels is visible. */
 static const char SQL_EXISTING[] =
     "SELECT m.channel, m.from_user, m.msg_id, m.msg_offset "
     "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, from_user, msg_id) "
@@ -29,6 +31,7 @@ static const char SQL_INSERT[] =
     "INSERT INTO hist_messages (channel, msg_offset, event, data, from_user, msg_id, ts_ms, from_conn, origin_edge) "
     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[], "
     "$8::text[], $9::text[])";
+/* Gives back the offsets claimed for publishes that turned out to be stored already. */
 static const char SQL_ADVANCE[] =
     "UPDATE hist_channels h SET last_offset = v.last FROM unnest($1::text[], $2::bigint[]) AS v(channel, last) "
     "WHERE h.channel = v.channel";
@@ -51,9 +54,9 @@ static const char SQL_TRIM_ALL[] = "DELETE FROM hist_messages m USING hist_chann
 static const struct {
     const char *name, *sql;
 } statements[] = {
-    {"hist_begin", "BEGIN"},         {"hist_ensure", SQL_ENSURE}, {"hist_lock", SQL_LOCK},
-    {"hist_existing", SQL_EXISTING}, {"hist_insert", SQL_INSERT}, {"hist_advance", SQL_ADVANCE},
-    {"hist_commit", "COMMIT"},       {"hist_after", SQL_AFTER},   {"hist_before", SQL_BEFORE},
+    {"hist_begin", "BEGIN"},   {"hist_claim", SQL_CLAIM}, {"hist_existing", SQL_EXISTING},
+    {"hist_insert", SQL_INSERT}, {"hist_advance", SQL_ADVANCE}, {"hist_commit", "COMMIT"},
+    {"hist_after", SQL_AFTER}, {"hist_before", SQL_BEFORE},
 };
 
 int hist_store_prepare(PGconn *conn)
@@ -145,14 +148,16 @@ static void text_at(params_t *p, int i, int first, const hist_batch_t *b, hist_s
     rt_pg_array_add_text(&p->a[i], first, hist_batch_str(b, s), s.len);
 }
 
-static void lock_params(params_t *p, const hist_batch_t *b)
+static void claim_params(params_t *p, const hist_batch_t *b)
 {
-    params_open(p, 1);
-    for (size_t c = 0; c < b->nchans; c++)
+    params_open(p, 2);
+    for (size_t c = 0; c < b->nchans; c++) {
         text_at(p, 0, c == 0, b, b->chans[c].name);
+        rt_pg_array_add_int(&p->a[1], c == 0, b->chans[c].claimed);
+    }
 }
 
-static void on_locked(hist_batch_t *b, const PGresult *res)
+static void on_claimed(hist_batch_t *b, const PGresult *res)
 {
     for (int r = 0; r < PQntuples(res); r++) {
         int c = hist_batch_find_chan(b, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
@@ -206,48 +211,47 @@ static void insert_params(params_t *p, const hist_batch_t *b)
     }
 }
 
-static void advance_params(params_t *p, const hist_batch_t *b)
+/* The channels that got fewer new messages than they claimed; 0 if none. */
+static int advance_params(params_t *p, const hist_batch_t *b)
 {
     params_open(p, 2);
     int first = 1;
     for (size_t c = 0; c < b->nchans; c++) {
-        if (b->chans[c].count == 0)
+        if (b->chans[c].count == b->chans[c].claimed)
             continue;
         text_at(p, 0, first, b, b->chans[c].name);
         rt_pg_array_add_int(&p->a[1], first, (int64_t)b->chans[c].last);
         first = 0;
     }
+    return !first;
 }
 
-/* Round trip 1: BEGIN, create and lock the channels, look up stored keys.  Round trip 2:
- * insert the new rows, advance the counters, COMMIT. */
+/* Round trip 1: BEGIN, claim offsets (locking the channels), look up stored keys.
+ * Round trip 2: insert the new rows, give back what duplicates did not use, COMMIT. */
 static int commit_pipelined(PGconn *conn, hist_batch_t *b, params_t *p)
 {
-    lock_params(&p[0], b);
-    lock_params(&p[1], b);
-    int any = existing_params(&p[2], b);
+    claim_params(&p[0], b);
+    int any = existing_params(&p[1], b);
     const step_t first[] = {
         {"hist_begin", NULL, PGRES_COMMAND_OK, NULL},
-        {"hist_ensure", &p[0], PGRES_COMMAND_OK, NULL},
-        {"hist_lock", &p[1], PGRES_TUPLES_OK, on_locked},
-        {"hist_existing", &p[2], PGRES_TUPLES_OK, on_existing},
+        {"hist_claim", &p[0], PGRES_TUPLES_OK, on_claimed},
+        {"hist_existing", &p[1], PGRES_TUPLES_OK, on_existing},
     };
-    int err = pipeline_run(conn, b, first, any ? 4 : 3);
+    int err = pipeline_run(conn, b, first, any ? 3 : 2);
     if (err != RT_OK)
         return err;
     hist_batch_assign(b);
-    const step_t commit = {"hist_commit", NULL, PGRES_COMMAND_OK, NULL};
-    if (hist_batch_new_count(b) == 0)
-        return pipeline_run(conn, b, &commit, 1); /* all duplicates: nothing to lose */
-    insert_params(&p[3], b);
-    advance_params(&p[4], b);
+    step_t second[3];
+    int n = 0;
+    if (hist_batch_new_count(b) > 0) {
+        insert_params(&p[2], b);
+        second[n++] = (step_t){"hist_insert", &p[2], PGRES_COMMAND_OK, NULL};
+    }
+    if (advance_params(&p[3], b))
+        second[n++] = (step_t){"hist_advance", &p[3], PGRES_COMMAND_OK, NULL};
+    second[n++] = (step_t){"hist_commit", NULL, PGRES_COMMAND_OK, NULL};
     b->commit_sent = 1;
-    const step_t second[] = {
-        {"hist_insert", &p[3], PGRES_COMMAND_OK, NULL},
-        {"hist_advance", &p[4], PGRES_COMMAND_OK, NULL},
-        commit,
-    };
-    return pipeline_run(conn, b, second, 3);
+    return pipeline_run(conn, b, second, n);
 }
 
 int hist_store_commit(PGconn *conn, hist_batch_t *b)
@@ -256,7 +260,7 @@ int hist_store_commit(PGconn *conn, hist_batch_t *b)
     b->commit_sent = 0;
     if (!PQenterPipelineMode(conn))
         return rt_pg_error(conn, NULL, "hist_pipeline");
-    params_t p[5];
+    params_t p[4];
     memset(p, 0, sizeof(p));
     int err = commit_pipelined(conn, b, p);
     for (size_t i = 0; i < RT_ARRAY_SIZE(p); i++)

@@ -34,7 +34,10 @@ static void test_groups_and_offsets(void)
     CU_ASSERT_STRING_EQUAL(hist_batch_str(&b, b.chans[2].name), "zeta");
     CU_ASSERT_EQUAL(hist_batch_find_chan(&b, "zeta", 4), 2);
     CU_ASSERT_EQUAL(hist_batch_find_chan(&b, "zet", 3), -1);
-    b.chans[2].last = 10; /* as read from the store */
+    CU_ASSERT_EQUAL(b.chans[2].claimed, 2);
+    b.chans[0].last = 1; /* as the store returns them: 1 claimed by a new channel */
+    b.chans[1].last = 1;
+    b.chans[2].last = 12; /* 2 claimed after offset 10 */
     hist_batch_assign(&b);
     CU_ASSERT_EQUAL(b.items[0].offset, 11);
     CU_ASSERT_EQUAL(b.items[2].offset, 12);
@@ -59,6 +62,11 @@ static void test_repeats_in_batch(void)
     add(&b, "c", "alice", "");   /* no id: never a duplicate */
     add(&b, "c", "alice", "");
     hist_batch_prepare(&b);
+    CU_ASSERT_EQUAL(b.nchans, 2);
+    CU_ASSERT_EQUAL(b.chans[0].claimed, 4); /* c: alice/k1, bob/k1 and the two without id */
+    CU_ASSERT_EQUAL(b.chans[1].claimed, 1);
+    b.chans[0].last = 4;
+    b.chans[1].last = 1;
     hist_batch_assign(&b);
     CU_ASSERT_EQUAL(b.items[0].offset, 1);
     CU_ASSERT_FALSE(b.items[0].duplicate);
@@ -80,7 +88,8 @@ static void test_existing_keys(void)
     add(&b, "c", "alice", "new");
     add(&b, "c", "alice", "old");
     hist_batch_prepare(&b);
-    b.chans[0].last = 7;
+    CU_ASSERT_EQUAL(b.chans[0].claimed, 2);
+    b.chans[0].last = 9; /* claimed 8 and 9 */
     CU_ASSERT_EQUAL(hist_batch_mark_existing(&b, "c", "alice", "old", 5), 1);
     CU_ASSERT_EQUAL(hist_batch_mark_existing(&b, "c", "alice", "other", 6), 0);
     hist_batch_assign(&b);
@@ -89,14 +98,16 @@ static void test_existing_keys(void)
     CU_ASSERT_EQUAL(b.items[1].offset, 8); /* dense: no offset spent on duplicates */
     CU_ASSERT_EQUAL(b.items[2].offset, 5);
     CU_ASSERT_TRUE(b.items[2].duplicate);
-    CU_ASSERT_EQUAL(b.chans[0].last, 8);
+    CU_ASSERT_EQUAL(b.chans[0].last, 8); /* offset 9 is given back */
+    CU_ASSERT_EQUAL(b.chans[0].count, 1);
     CU_ASSERT_EQUAL(hist_batch_new_count(&b), 1);
     /* a retry prepares the same batch again from scratch */
     hist_batch_prepare(&b);
-    b.chans[0].last = 7;
+    b.chans[0].last = 9;
     hist_batch_assign(&b);
     CU_ASSERT_EQUAL(b.items[0].offset, 8);
     CU_ASSERT_FALSE(b.items[0].duplicate);
+    CU_ASSERT_EQUAL(b.items[1].offset, 9);
     hist_batch_clear(&b);
     CU_ASSERT_EQUAL(b.n, 0);
     hist_batch_dispose(&b);
