@@ -1,9 +1,9 @@
 -- 0001_chat_history.sql: channel history of the chat-history service.
 --
 -- hist_channels holds one counter row per channel: a publishing transaction
--- locks the rows of its channels (in name order), assigns the next offsets and
--- writes last_offset back before COMMIT, so offsets stay unique and dense across
--- replicas and a rolled-back transaction leaves no gap.
+-- claims the next offsets of its channels by raising last_offset (which locks
+-- the rows, in name order, until COMMIT), so offsets stay unique and dense
+-- across replicas and a rolled-back transaction leaves no gap.
 CREATE TABLE hist_channels (
     channel text PRIMARY KEY,
     last_offset bigint NOT NULL DEFAULT 0

@@ -151,9 +151,9 @@ size_t hist_batch_new_count(const hist_batch_t *b);
 
 /* Prepares the statements of commits and queries on a new connection. */
 int hist_store_prepare(PGconn *conn);
-/* Commits a prepared batch: locks its channels, finds stored duplicates, assigns
- * offsets and inserts the new rows in one transaction.  RT_OK, RT_EUNAVAIL,
- * RT_ESTATE (retry) or RT_EINVAL. */
+/* Prepares and commits a batch in one transaction: claims offsets (locking its
+ * channels), finds stored duplicates, assigns offsets, inserts the new rows.
+ * RT_OK, RT_EUNAVAIL (see b->commit_sent), RT_ESTATE (retry) or RT_EINVAL. */
 int hist_store_commit(PGconn *conn, hist_batch_t *b);
 /* Runs a history query; packs a HistoryReply into out.  RT_OK or RT_EUNAVAIL/RT_EINVAL. */
 int hist_store_query(PGconn *conn, const hist_query_t *q, rt_buf_t *out);
