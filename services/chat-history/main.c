@@ -86,6 +86,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-history: RT_LOG_LEVEL=%s is not a log level\n", cfg.log_level);
         return 2;
     }
+    char *bad = NULL;
+    PQconninfoOption *conninfo = PQconninfoParse(cfg.database_url, &bad);
+    if (conninfo == NULL) {
+        fprintf(stderr, "chat-history: RT_DATABASE_URL is not a connection string: %s", bad ? bad : "out of memory\n");
+        PQfreemem(bad);
+        return 2;
+    }
+    PQconninfoFree(conninfo);
     rt_log_init("chat-history", level);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
@@ -98,8 +106,9 @@ int main(int argc, char **argv)
         return 0;
 
     hist_service_t *svc = NULL;
-    if (hist_service_create(&cfg, &svc) != RT_OK)
-        return 1;
+    int err = hist_service_create(&cfg, &svc);
+    if (err != RT_OK)
+        return err == RT_EINVAL ? 2 : 1; /* RT_EINVAL: a bad RT_NATS_URL */
     hist_service_run(svc, &stop_requested);
     hist_service_drain(svc);
     hist_service_destroy(svc);
