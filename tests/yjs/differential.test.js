@@ -3,13 +3,14 @@
 // session the engine must reproduce, byte for byte, Yjs's server outputs: the
 // 'update' event of each applied update, the state vector, encodeStateAsUpdate
 // (also against a mid-session state vector), the JSON content, mergeUpdates,
-// encodeStateVectorFromUpdate, diffUpdate, and V2 conversion and decoding.
+// encodeStateVectorFromUpdate, diffUpdate, V2 conversion and decoding, and the
+// events and state of a server document with garbage collection off.
 //
 // Environment:
 //   YJS_SESSIONS=N   sessions per run (default 360, spread over the kinds)
 //   YJS_SEED=S       first seed (default 1); session i uses seed S+i
 //   YJS_KINDS=a,b    session kinds to run, or "all" (default: DEFAULT_KINDS)
-//   YJS_CHECKS=a,b   check groups (core, merge, v2), or "all" (default: DEFAULT_CHECKS)
+//   YJS_CHECKS=a,b   check groups (core, merge, v2, nogc), or "all" (default: DEFAULT_CHECKS)
 //   YJS_STRICT=1     also compare the fields of KNOWN_GAPS
 //   YJS_KEEP=1       keep the generated session files (the path is printed)
 // Reproduce one session: node tests/yjs/repro.mjs KIND SEED

@@ -271,7 +271,8 @@ int main(int argc, char **argv)
         }
         arg = argv[at++];
     }
-    if (!opts.hex && isatty(STDOUT_FILENO) && !is_cmd(cmd, (const char *const[]){"sv", "json", "events", "check", "svfrom"}, 5))
+    static const char *const binary_cmds[] = {"state", "merge", "diff", "v1"};
+    if (isatty(STDOUT_FILENO) && is_cmd(cmd, binary_cmds, RT_ARRAY_SIZE(binary_cmds)))
         opts.hex = true; /* never spray binary on a terminal */
     ydoc_input_t in;
     int rc = ydoc_input_load(&in, argv + at, (size_t)(argc - at), &opts);

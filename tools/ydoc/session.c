@@ -7,8 +7,10 @@
  *
  *   in:  {name, roots:{NAME:KIND}, updates:[hex], sv_mid:hex, state_v2:hex, updates_v2:[hex]}
  *   out: {name, events:[hex|null], sv, state, json_text, state_mid, merge, merge_sv,
- *         diff_mid, merge_pairs:[hex], diff_each:[hex], sv_each:[hex], v2_to_v1, v2_apply_state, updates_v2_to_v1:[hex], events_v2:[hex|null],
- *         errors:{step: message}}
+ *         diff_mid, merge_pairs:[hex], diff_each:[hex], sv_each:[hex], v2_to_v1,
+ *         v2_apply_state, updates_v2_to_v1:[hex], events_v2:[hex|null],
+ *         events_nogc:[hex|null], state_nogc, errors:{step: message}}
+ *   (the _nogc outputs come from a document with garbage collection off)
  */
 #include "ydoc.h"
 
@@ -100,7 +102,7 @@ static void session_dispose(session_t *s)
 
 /* Applies updates one by one, collecting each 'update' event (null when none). */
 static json_t *apply_events(session_t *s, rt_ydoc_t *doc, const rt_slice_t *ups, size_t n, bool v2,
-                            const char *step, rt_buf_t *sv_mid)
+                            const char *step)
 {
     json_t *events = json_array();
     rt_buf_t ch = {0};
@@ -110,8 +112,6 @@ static json_t *apply_events(session_t *s, rt_ydoc_t *doc, const rt_slice_t *ups,
         if (rc != 0)
             session_error(s, step, i, rc);
         json_array_append_new(events, rc == 0 && ch.len > 0 ? hex_json(ch.data, ch.len) : json_null());
-        if (sv_mid && i + 1 == s->n / 2)
-            rt_ydoc_encode_state_vector(doc, sv_mid);
     }
     rt_buf_dispose(&ch);
     return events;
@@ -130,8 +130,8 @@ static void server_outputs(session_t *s, json_t *out)
 {
     rt_ydoc_t *doc;
     rt_ydoc_create(&doc);
-    rt_buf_t b = {0}, mid = {0};
-    json_object_set_new(out, "events", apply_events(s, doc, s->updates, s->n, false, "apply", &mid));
+    rt_buf_t b = {0};
+    json_object_set_new(out, "events", apply_events(s, doc, s->updates, s->n, false, "apply"));
     rt_ydoc_encode_state_vector(doc, &b);
     set_hex(s, out, "sv", 0, &b);
     b.len = 0;
@@ -146,7 +146,6 @@ static void server_outputs(session_t *s, json_t *out)
     else
         json_object_set_new(s->errors, "json", json_string("cannot render"));
     rt_buf_dispose(&b);
-    rt_buf_dispose(&mid);
     rt_ydoc_destroy(doc);
 }
 
@@ -216,7 +215,19 @@ static void v2_outputs(session_t *s, json_t *out)
     set_hex(s, out, "v2_apply_state", rc ? rc : rt_ydoc_encode_state_as_update(doc, (rt_slice_t){0}, &b), &b);
     rt_ydoc_destroy(doc);
     rt_ydoc_create(&doc);
-    json_object_set_new(out, "events_v2", apply_events(s, doc, s->updates_v2, s->n_v2, true, "apply_v2", NULL));
+    json_object_set_new(out, "events_v2", apply_events(s, doc, s->updates_v2, s->n_v2, true, "apply_v2"));
+    rt_ydoc_destroy(doc);
+    rt_buf_dispose(&b);
+}
+
+static void nogc_outputs(session_t *s, json_t *out)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    rt_ydoc_set_gc(doc, false);
+    rt_buf_t b = {0};
+    json_object_set_new(out, "events_nogc", apply_events(s, doc, s->updates, s->n, false, "apply_nogc"));
+    set_hex(s, out, "state_nogc", rt_ydoc_encode_state_as_update(doc, (rt_slice_t){0}, &b), &b);
     rt_ydoc_destroy(doc);
     rt_buf_dispose(&b);
 }
@@ -237,6 +248,7 @@ static int session_run(const char *path)
         server_outputs(&s, out);
         algebra_outputs(&s, out);
         v2_outputs(&s, out);
+        nogc_outputs(&s, out);
         json_object_set(out, "errors", s.errors);
         char *line = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY);
         puts(line);

@@ -15,7 +15,8 @@ export const YDOC = process.env.YDOC || path.join(ROOT, 'build/bin/ydoc') // YDO
 export const CHECKS = {
   core: ['events', 'sv', 'state', 'state_mid', 'json'],
   merge: ['merge', 'merge_sv', 'diff_mid', 'merge_pairs', 'diff_each', 'sv_each'],
-  v2: ['v2_to_v1', 'updates_v2_to_v1', 'v2_apply_state', 'events_v2']
+  v2: ['v2_to_v1', 'updates_v2_to_v1', 'v2_apply_state', 'events_v2'],
+  nogc: ['events_nogc', 'state_nogc']
 }
 
 export function tmpDir () {
@@ -71,6 +72,7 @@ export async function runSessions (files, { batch = 100, jobs = Math.max(1, os.c
 function errorGroup (step) {
   if (step === 'apply') return 'core'
   if (step === 'apply_v2') return 'v2'
+  if (step === 'apply_nogc') return 'nogc'
   return Object.keys(CHECKS).find(g => CHECKS[g].includes(step)) || 'core'
 }
 

@@ -222,12 +222,22 @@ function clientIds (rng) {
   return [...ids]
 }
 
+function rootType (doc, name, type) {
+  if (type === 'text') return doc.getText(name)
+  if (type === 'array') return doc.getArray(name)
+  if (type === 'map') return doc.getMap(name)
+  return doc.getXmlFragment(name)
+}
+
 // Runs the clients and returns the local updates in the order they were made.
+// Each client also has an UndoManager over its roots: undo and redo make
+// deletions of its own items and re-insertions of deleted content.
 function runClients (rng, kind) {
   const clients = clientIds(rng).map(id => {
     const doc = new Y.Doc()
     doc.clientID = id
-    const c = { doc, out: [], seen: [] }
+    const roots = Object.entries(ROOTS[kind]).map(([name, type]) => rootType(doc, name, type))
+    const c = { doc, out: [], undo: new Y.UndoManager(roots, { captureTimeout: 0 }) }
     doc.on('update', (u, origin) => { if (origin !== 'remote') c.out.push(u) })
     return c
   })
@@ -239,6 +249,9 @@ function runClients (rng, kind) {
       for (let t = rng.range(0, 4); t > 0; t--) {
         c.doc.transact(() => { for (let e = rng.range(1, 3); e > 0; e--) editOnce(rng, c.doc, kind) })
       }
+      const r2 = rng.int(10)
+      if (r2 < 2) c.undo.undo()
+      else if (r2 === 2) c.undo.redo()
       for (const u of c.out.slice(before)) all.push(u)
     }
     // sync: every client gets every other client's updates, or a random subset of clients
@@ -293,14 +306,7 @@ export const hex = u => Buffer.from(u).toString('hex')
 // NaN and infinities as null, a subdocument as {} (Doc.toJSON of an unloaded doc).
 export function docJson (doc, roots) {
   const out = {}
-  for (const [name, type] of Object.entries(roots)) {
-    let t
-    if (type === 'text') t = doc.getText(name)
-    else if (type === 'array') t = doc.getArray(name)
-    else if (type === 'map') t = doc.getMap(name)
-    else t = doc.getXmlFragment(name)
-    out[name] = t.toJSON()
-  }
+  for (const [name, type] of Object.entries(roots)) out[name] = rootType(doc, name, type).toJSON()
   return normalizeJson(out)
 }
 
@@ -358,6 +364,9 @@ export function sessionFrom (name, kind, seed, roots, updates) {
   const updatesV2 = updates.map(u => Y.convertUpdateFormatV1ToV2(u))
   const loaded = new Y.Doc()
   Y.applyUpdateV2(loaded, stateV2)
+  const nogc = new Y.Doc({ gc: false })
+  nogc.on('update', u => { evs.push(u) })
+  const eventsNogc = updates.map(u => { evs = []; Y.applyUpdate(nogc, u); return eventOf(evs) })
   const server2 = new Y.Doc()
   server2.on('update', u => { evs.push(u) })
   const eventsV2 = updatesV2.map(u => { evs = []; Y.applyUpdateV2(server2, u); return eventOf(evs) })
@@ -385,7 +394,9 @@ export function sessionFrom (name, kind, seed, roots, updates) {
       v2_to_v1: hex(Y.convertUpdateFormatV2ToV1(stateV2)),
       updates_v2_to_v1: updatesV2.map(u => hex(Y.convertUpdateFormatV2ToV1(u))),
       v2_apply_state: hex(Y.encodeStateAsUpdate(loaded)),
-      events_v2: eventsV2
+      events_v2: eventsV2,
+      events_nogc: eventsNogc,
+      state_nogc: hex(Y.encodeStateAsUpdate(nogc))
     }
   }
 }
