@@ -58,6 +58,17 @@ static int report(const ydoc_input_t *in, size_t i, int rc, const char *what)
     return 1;
 }
 
+/* Why an apply failed, as far as the public API can tell. */
+static const char *apply_failure(rt_slice_t u, bool v2)
+{
+    rt_buf_t v1 = {0};
+    int rc = v2 ? rt_yupdate_v2_to_v1(u, &v1) : rt_yupdate_validate(u);
+    rt_buf_dispose(&v1);
+    if (rc != 0)
+        return v2 ? "does not decode as a V2 update" : "does not decode as a V1 update";
+    return "well-formed but rejected by the document";
+}
+
 static int write_out(const rt_buf_t *b, bool hex)
 {
     if (hex) {
@@ -80,7 +91,7 @@ static int apply_all(rt_ydoc_t *doc, const ydoc_input_t *in, const ydoc_opts_t *
         int rc = ydoc_apply(doc, in->updates[i], opts->v2, changes ? &ch : NULL);
         if (rc != 0) {
             rt_buf_dispose(&ch);
-            return report(in, i, rc, "apply");
+            return report(in, i, rc, apply_failure(in->updates[i], opts->v2));
         }
         if (changes && ch.len == 0)
             rt_buf_append_str(changes, "-\n");
@@ -93,7 +104,7 @@ static int apply_all(rt_ydoc_t *doc, const ydoc_input_t *in, const ydoc_opts_t *
     return 0;
 }
 
-/* Runs `fn(doc, out)` after applying every input, then writes `out`. */
+/* Applies every input to a fresh document, then prints what `cmd` asks for. */
 static int with_doc(ydoc_input_t *in, const ydoc_opts_t *opts, const char *cmd)
 {
     rt_ydoc_t *doc;
