@@ -1,7 +1,8 @@
 // trace.test.js: the real automerge-paper editing trace (259,778 transactions)
 // replayed through Yjs with clientID 1, then applied update by update to the C
 // engine through build/bin/ydoc.  The final text must equal the trace's
-// endContent, and the encoded state and every 'update' event must equal Yjs's.
+// endContent, and the encoded state, every 'update' event and the merge of
+// all updates must equal Yjs's.
 // The Yjs side is cached in build/yjs/ (see lib/trace.mjs).
 
 import test from 'node:test'
@@ -48,6 +49,13 @@ test('trace: C engine applies every update like a Yjs server', async (t) => {
       const want = expected[i].length ? expected[i].toString('hex') : '-'
       if (lines[i] !== want) assert.fail(`event ${i}: expected ${want} got ${lines[i]}`)
     }
+  })
+
+  await t.test('mergeUpdates of all updates equals Yjs', () => {
+    const merged = ydoc(['merge', files.updates])
+    const expected = fs.readFileSync(files.merged)
+    assert.equal(merged.length, expected.length)
+    assert.ok(merged.equals(expected), 'the merged update differs from Yjs')
   })
 
   await t.test('the Yjs state loads and re-encodes unchanged', () => {
