@@ -9,7 +9,7 @@ import test from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { execFileSync } from 'node:child_process'
-import { ensureTraceCache, unframeUpdates } from './lib/trace.mjs'
+import { DIFF_SV, ensureTraceCache, unframeUpdates } from './lib/trace.mjs'
 import { YDOC } from './lib/harness.mjs'
 
 const ydoc = (args, opts = {}) => execFileSync(YDOC, args, { maxBuffer: 1 << 30, ...opts })
@@ -56,6 +56,13 @@ test('trace: C engine applies every update like a Yjs server', async (t) => {
     const expected = fs.readFileSync(files.merged)
     assert.equal(merged.length, expected.length)
     assert.ok(merged.equals(expected), 'the merged update differs from Yjs')
+  })
+
+  await t.test('diffUpdate and encodeStateVectorFromUpdate of the merge equal Yjs', () => {
+    const diff = ydoc(['diff', Buffer.from(DIFF_SV).toString('hex'), files.updates])
+    assert.ok(diff.equals(fs.readFileSync(files.diff)), 'the diff differs from Yjs')
+    const sv = ydoc(['svfrom', files.updates]).toString().trim()
+    assert.equal(sv, meta.mergedSv)
   })
 
   await t.test('the Yjs state loads and re-encodes unchanged', () => {

@@ -7,6 +7,7 @@
 //                       (length-prefixed; an empty record when there was none)
 //   trace-merged.bin    Y.mergeUpdates of all updates (merged in chunks of 1000, then
 //                       the chunks: Yjs's merge is quadratic in the number of inputs)
+//   trace-diff.bin      Y.diffUpdate(merged, DIFF_SV), the state vector {1: 100000}
 //   trace-meta.json     counts and the expected final text
 
 import * as Y from 'yjs'
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 export const TRACE_GZ = '/work/shared/data/automerge-paper.json.gz'
 export const CACHE = path.join(ROOT, 'build/yjs')
+export const DIFF_SV = Y.encodeStateVector(new Map([[1, 100000]]))
 
 export function loadTrace () {
   return JSON.parse(zlib.gunzipSync(fs.readFileSync(process.env.YJS_TRACE || TRACE_GZ)).toString('utf8'))
@@ -110,6 +112,7 @@ export function ensureTraceCache () {
     state: path.join(CACHE, 'trace-state.bin'),
     events: path.join(CACHE, 'trace-events.bin'),
     merged: path.join(CACHE, 'trace-merged.bin'),
+    diff: path.join(CACHE, 'trace-diff.bin'),
     meta: path.join(CACHE, 'trace-meta.json')
   }
   const src = fs.statSync(process.env.YJS_TRACE || TRACE_GZ).mtimeMs
@@ -120,11 +123,14 @@ export function ensureTraceCache () {
   fs.writeFileSync(files.updates, frameUpdates(updates))
   fs.writeFileSync(files.state, Y.encodeStateAsUpdate(doc))
   fs.writeFileSync(files.events, frameUpdates(serverEvents(updates)))
-  fs.writeFileSync(files.merged, chunkedMerge(updates, 1000))
+  const merged = chunkedMerge(updates, 1000)
+  fs.writeFileSync(files.merged, merged)
+  fs.writeFileSync(files.diff, Y.diffUpdate(merged, DIFF_SV))
   // meta last: its presence marks a complete cache
   fs.writeFileSync(files.meta, JSON.stringify({
     updates: updates.length,
     updateBytes: updates.reduce((a, u) => a + u.length, 0),
+    mergedSv: Buffer.from(Y.encodeStateVectorFromUpdate(merged)).toString('hex'),
     endContent: trace.endContent
   }))
   return files
