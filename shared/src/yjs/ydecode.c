@@ -105,11 +105,7 @@ static int read_json_text(yreader_t *r, rt_buf_t *canon, bool allow_undefined)
     rt_slice_t s;
     if (yread_string(r, &s) < 0)
         return RT_EINVAL;
-    size_t at = canon->len;
-    if (yjson_canon(s, canon, allow_undefined) < 0)
-        return RT_EINVAL;
-    (void)at;
-    return 0;
+    return yjson_canon(s, canon, allow_undefined);
 }
 
 int ydecode_content(yreader_t *r, uint8_t ref, yarena_t **arena, rt_slice_t *payload,
@@ -137,13 +133,11 @@ int ydecode_content(yreader_t *r, uint8_t ref, yarena_t **arena, rt_slice_t *pay
                 if (yany_canon(r, &canon, 0) < 0)
                     goto out;
             } else {
-                size_t at = canon.len;
                 rt_buf_t text = {0};
                 if (read_json_text(r, &text, true) < 0) {
                     rt_buf_dispose(&text);
                     goto out;
                 }
-                (void)at;
                 ywrite_bytes(&canon, text.data, text.len);
                 rt_buf_dispose(&text);
             }
@@ -209,7 +203,7 @@ int ydecode_content(yreader_t *r, uint8_t ref, yarena_t **arena, rt_slice_t *pay
     default:
         goto out;
     }
-    rc = 0;
+    rc = payload->len > UINT32_MAX ? RT_ETOOBIG : 0; /* items keep 32-bit sizes */
 out:
     rt_buf_dispose(&canon);
     return rc;

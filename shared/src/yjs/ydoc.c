@@ -803,7 +803,8 @@ static bool merge_with(yitem_t *l, yitem_t *r)
         r->origin.clock != l->id.clock + l->len - 1 || l->right != r ||
         !id_eq((l->flags & YF_RORIGIN) != 0, l->rorigin, (r->flags & YF_RORIGIN) != 0, r->rorigin) ||
         l->id.client != r->id.client || l->id.clock + l->len != r->id.clock ||
-        ((l->flags ^ r->flags) & YF_DELETED) || l->ref != r->ref || !mergeable_ref(l->ref))
+        ((l->flags ^ r->flags) & YF_DELETED) || l->ref != r->ref || !mergeable_ref(l->ref) ||
+        (uint64_t)l->size + r->size > UINT32_MAX)
         return false;
     if (l->ref != YC_DELETED)
         append_data(l, r->data, r->size);
@@ -1040,9 +1041,10 @@ static bool apply_decoded(rt_ydoc_t *doc, ytxn_t *t, const ydecoded_t *d)
             rt_buf_t rest = {0}, merged = {0};
             encode_rest(&g, &rest);
             rt_slice_t two[2] = {{doc->pending.data, doc->pending.len}, {rest.data, rest.len}};
-            ymerge_updates(two, 2, &merged);
-            rt_buf_dispose(&doc->pending);
-            doc->pending = merged;
+            if (ymerge_updates(two, 2, &merged) == 0) {
+                rt_buf_dispose(&doc->pending);
+                doc->pending = merged;
+            }
             rt_buf_dispose(&rest);
         }
     } else if (g.n_rest) {
@@ -1255,7 +1257,8 @@ int rt_ydoc_encode_state_as_update(rt_ydoc_t *doc, rt_slice_t sv, rt_buf_t *out)
     if (doc->has_pending) {
         ydecoded_t d;
         if (ydecode_v1((rt_slice_t){doc->pending.data, doc->pending.len}, &d) == 0) {
-            ydiff_decoded(&d, &v, &parts[n++]);
+            if (ydiff_decoded(&d, &v, &parts[n]) == 0)
+                n++;
             ydecoded_dispose(&d);
         }
     }

@@ -133,19 +133,26 @@ void ylazy_write(ylazy_writer_t *w, const ystruct_t *s, uint64_t offset)
         w->cur_client = s->id.client;
         ywrite_varuint(&w->cur, s->id.client);
         ywrite_varuint(&w->cur, s->id.clock + offset);
+        w->next_clock = s->id.clock + offset;
     }
     yenc_struct(&w->cur, s, offset);
     w->written++;
+    if (s->len - offset > YJS_MAX_SAFE - w->next_clock)
+        w->overflow = true;
+    else
+        w->next_clock += s->len - offset;
 }
 
-void ylazy_finish(ylazy_writer_t *w, rt_buf_t *out)
+int ylazy_finish(ylazy_writer_t *w, rt_buf_t *out)
 {
     lazy_flush(w);
     ywrite_varuint(out, w->n_blocks);
     rt_buf_append(out, w->blocks.data, w->blocks.len);
+    int rc = w->overflow ? RT_EINVAL : 0;
     rt_buf_dispose(&w->blocks);
     rt_buf_dispose(&w->cur);
     memset(w, 0, sizeof *w);
+    return rc;
 }
 
 static int cmp_range(const void *a, const void *b)

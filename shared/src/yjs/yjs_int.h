@@ -203,10 +203,14 @@ typedef struct ylazy_writer {
     uint64_t cur_client;
     uint64_t written;
     uint64_t n_blocks;
+    uint64_t next_clock; /* the clock a reader will give the next struct */
+    bool overflow;       /* ... went past 2^53 */
 } ylazy_writer_t;
 void ylazy_write(ylazy_writer_t *w, const ystruct_t *s, uint64_t offset);
-/* Appends the struct section to out and frees the writer. */
-void ylazy_finish(ylazy_writer_t *w, rt_buf_t *out);
+/* Appends the struct section to out and frees the writer.  RT_EINVAL if the
+ * clocks a reader would assign pass 2^53 (structs of one client that were not
+ * contiguous are written as one block, as Yjs does). */
+int ylazy_finish(ylazy_writer_t *w, rt_buf_t *out);
 
 /* Delete sets: sort and join overlapping or adjacent ranges per client, then
  * write clients descending. */
@@ -219,8 +223,8 @@ void yds_write(rt_buf_t *out, const yrange_t *r, size_t n);
 
 /* Y.mergeUpdates on V1 updates (n >= 1; n == 1 copies). */
 int ymerge_updates(const rt_slice_t *updates, size_t n, rt_buf_t *out);
-/* Y.diffUpdate on a decoded V1 update. */
-void ydiff_decoded(const ydecoded_t *d, const ysv_t *sv, rt_buf_t *out);
+/* Y.diffUpdate on a decoded V1 update (RT_EINVAL: see ylazy_finish). */
+int ydiff_decoded(const ydecoded_t *d, const ysv_t *sv, rt_buf_t *out);
 /* Writes a delete set in readDeleteSet/writeDeleteSet form: clients
  * descending (stable), ranges of one client in input order, appended. */
 void yds_write_grouped(rt_buf_t *out, const yrange_t *r, size_t n);

@@ -255,12 +255,6 @@ static void any_string(yreader_t *r, rt_buf_t *out)
             rt_buf_printf(out, "%s%u", i ? "," : "", r->p[i]);
         r->p += n;
         break;
-    case 122: {
-        size_t at = out->len;
-        yany_to_json(r, out);
-        (void)at;
-        break;
-    }
     default:
         yany_to_json(r, out);
         break;

@@ -336,7 +336,7 @@ static void merge_structs(ylazy_t *readers, size_t n, struct yarena **arena, yla
     queue_dispose(&q);
 }
 
-int ymerge_updates(const rt_slice_t *updates, size_t n, rt_buf_t *out)
+static int merge_into(const rt_slice_t *updates, size_t n, rt_buf_t *out)
 {
     ydecoded_t *d = rt_xcalloc(n ? n : 1, sizeof *d);
     ylazy_t *readers = rt_xcalloc(n ? n : 1, sizeof *readers);
@@ -357,7 +357,8 @@ int ymerge_updates(const rt_slice_t *updates, size_t n, rt_buf_t *out)
     }
     ylazy_writer_t w = {0};
     merge_structs(readers, n, &arena, &w);
-    ylazy_finish(&w, out);
+    if ((rc = ylazy_finish(&w, out)) < 0)
+        goto out;
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += d[i].n_ds;
@@ -379,7 +380,17 @@ out:
     return rc;
 }
 
-void ydiff_decoded(const ydecoded_t *d, const ysv_t *sv, rt_buf_t *out)
+int ymerge_updates(const rt_slice_t *updates, size_t n, rt_buf_t *out)
+{
+    rt_buf_t tmp = {0};
+    int rc = merge_into(updates, n, &tmp);
+    if (rc == 0)
+        rt_buf_append(out, tmp.data, tmp.len);
+    rt_buf_dispose(&tmp);
+    return rc;
+}
+
+int ydiff_decoded(const ydecoded_t *d, const ysv_t *sv, rt_buf_t *out)
 {
     ylazy_writer_t w = {0};
     ylazy_t r = {.d = d};
@@ -404,8 +415,9 @@ void ydiff_decoded(const ydecoded_t *d, const ysv_t *sv, rt_buf_t *out)
                 lazy_next(&r);
         }
     }
-    ylazy_finish(&w, out);
+    int rc = ylazy_finish(&w, out);
     yds_write_grouped(out, d->ds, d->n_ds);
+    return rc;
 }
 
 /* ---- public API --------------------------------------------------------------- */
@@ -421,12 +433,7 @@ int rt_yupdate_validate(rt_slice_t update)
 
 int rt_yupdate_merge(const rt_slice_t *updates, size_t n, rt_buf_t *out)
 {
-    rt_buf_t tmp = {0};
-    int rc = ymerge_updates(updates, n, &tmp);
-    if (rc == 0)
-        rt_buf_append(out, tmp.data, tmp.len);
-    rt_buf_dispose(&tmp);
-    return rc;
+    return ymerge_updates(updates, n, out);
 }
 
 int rt_yupdate_diff(rt_slice_t update, rt_slice_t sv, rt_buf_t *out)
@@ -439,10 +446,14 @@ int rt_yupdate_diff(rt_slice_t update, rt_slice_t sv, rt_buf_t *out)
         ysv_dispose(&v);
         return RT_EINVAL;
     }
-    ydiff_decoded(&d, &v, out);
+    rt_buf_t tmp = {0};
+    int rc = ydiff_decoded(&d, &v, &tmp);
+    if (rc == 0)
+        rt_buf_append(out, tmp.data, tmp.len);
+    rt_buf_dispose(&tmp);
     ydecoded_dispose(&d);
     ysv_dispose(&v);
-    return 0;
+    return rc;
 }
 
 int rt_yupdate_state_vector(rt_slice_t update, rt_buf_t *out)
@@ -493,10 +504,14 @@ int rt_yupdate_v2_to_v1(rt_slice_t update_v2, rt_buf_t *out)
     if (ydecode_v2(update_v2, &d) < 0)
         return RT_EINVAL;
     ylazy_writer_t w = {0};
+    rt_buf_t v1 = {0};
     for (size_t i = 0; i < d.n_structs; i++)
         ylazy_write(&w, &d.structs[i], 0);
-    ylazy_finish(&w, out);
-    yds_write_grouped(out, d.ds, d.n_ds);
+    int rc = ylazy_finish(&w, &v1);
+    yds_write_grouped(&v1, d.ds, d.n_ds);
     ydecoded_dispose(&d);
-    return 0;
+    if (rc == 0)
+        rt_buf_append(out, v1.data, v1.len);
+    rt_buf_dispose(&v1);
+    return rc;
 }

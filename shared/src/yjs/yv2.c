@@ -265,7 +265,7 @@ static int v2_content(yv2_t *d, ystruct_t *s)
     default:
         goto out;
     }
-    rc = 0;
+    rc = s->content.len > UINT32_MAX ? RT_ETOOBIG : 0; /* items keep 32-bit sizes */
 out:
     rt_buf_dispose(&b);
     return rc;
