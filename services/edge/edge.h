@@ -98,6 +98,10 @@ edge_frame_t *edge_message_sse(edge_message_t *m);
 typedef struct edge_client_ops {
     /* Queues a channel message; the client takes a reference of what it keeps. */
     void (*deliver)(edge_client_t *client, edge_channel_t *ch, edge_message_t *msg);
+    /* The subscription is live: latest is the channel's newest offset, if sub->known. */
+    void (*subscribed)(edge_client_t *client, edge_sub_t *sub, uint64_t latest);
+    /* The replay a subscription asked for is impossible; the subscription is gone. */
+    void (*replay_failed)(edge_client_t *client, const char *channel);
 } edge_client_ops_t;
 
 struct edge_client {
@@ -109,11 +113,22 @@ struct edge_client {
     char *user;
 };
 
+/*
+ * A client's subscription to a channel.  Durable messages reach it in offset
+ * order, each once: `delivered` is the last offset it got; a message past a
+ * gap is held until the gap is filled from chat-history (or found to be gone).
+ */
 struct edge_sub {
     edge_client_t *client;
     edge_channel_t *channel;
     h2o_linklist_t channel_link;
     h2o_linklist_t client_link;
+    h2o_linklist_t held; /* held messages, ascending offsets */
+    uint64_t delivered;
+    unsigned known : 1;     /* delivered is meaningful */
+    unsigned replaying : 1; /* waiting for the first history answer; everything is held */
+    unsigned has_since : 1;
+    unsigned announced : 1; /* the client was told it is subscribed */
 };
 
 struct edge_channel {
@@ -121,19 +136,34 @@ struct edge_channel {
     char *name;
     h2o_linklist_t subs; /* edge_sub_t.channel_link */
     uint32_t nsubs;
+    uint64_t generation; /* tells a late history answer from one for this channel */
     rt_bus_sub_t *bus_sub;
+    h2o_timeout_entry_t gap_entry; /* a gap is given a moment to fill by itself */
+    unsigned filling : 1;
 };
 
 /* Subscribes the client to the channel (creating the channel and its NATS
  * subscription if it is the first local subscriber); an existing subscription
- * is returned as it is.  RT_EUNAVAIL if NATS refuses. */
-int edge_channel_subscribe(edge_thread_t *t, edge_client_t *client, const char *name, edge_sub_t **out);
+ * is returned as it is.  The new subscription replays from `since` (when
+ * has_since) once edge_channel_start_replay is called.  RT_EUNAVAIL if NATS
+ * refuses. */
+int edge_channel_subscribe(edge_thread_t *t, edge_client_t *client, const char *name, int has_since, uint64_t since,
+                           edge_sub_t **out);
+/* NATS has the subscription: ask chat-history where the channel stands (and for
+ * the replay); the client hears back through ops->subscribed or replay_failed. */
+void edge_channel_start_replay(edge_sub_t *sub);
 /* Unsubscribes; drops the channel (and its NATS subscription) with its last subscriber. */
 void edge_channel_unsubscribe(edge_sub_t *sub);
 edge_sub_t *edge_client_find_sub(edge_client_t *client, const char *channel);
 void edge_client_unsubscribe_all(edge_client_t *client);
 /* Returns 1 if `name` is a valid channel or document name. */
 int edge_name_is_valid(const char *name, size_t len);
+
+/* history.c: asks chat-history; the callback gets the unpacked reply (owned by the
+ * caller of the callback) or NULL with err. */
+typedef void (*edge_history_cb)(void *ctx, int err, Rtsync__V1__HistoryReply *reply);
+void edge_history_query(edge_thread_t *t, const char *channel, int before, uint64_t cursor, uint32_t limit,
+                        edge_history_cb cb, void *ctx);
 
 /* ---- metrics: per-thread counters, summed when scraped ---- */
 
@@ -177,6 +207,8 @@ struct edge_thread {
     edge_frame_t *ping_frame;      /* shared by every connection of the thread */
     edge_frame_t *sse_retry_frame;
     edge_frame_t *sse_hb_frame;
+    h2o_timeout_t gap_timeout; /* how long a gap may fill by itself */
+    uint64_t next_generation;
     h2o_timeout_t drain_timeout;
     h2o_timeout_entry_t drain_entry;
     uint64_t next_conn;
@@ -224,7 +256,9 @@ void edge_ws_heartbeat(edge_thread_t *t);
 void edge_ws_drain_all(edge_thread_t *t);
 
 /* sse.c */
-int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const char *user);
+/* Starts an SSE stream replaying from `since` when has_since (Last-Event-ID or ?since=). */
+int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const char *user, int has_since,
+                   uint64_t since);
 void edge_sse_heartbeat(edge_thread_t *t);
 void edge_sse_drain_all(edge_thread_t *t);
 

@@ -135,6 +135,32 @@ static int on_ws(edge_thread_t *t, h2o_req_t *req)
     return edge_ws_accept(t, req, user);
 }
 
+/* Parses a decimal offset; 0 or RT_EINVAL. */
+static int parse_offset(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 19)
+        return RT_EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return RT_EINVAL;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return RT_OK;
+}
+
+/* Reads an optional numeric query parameter: 0 (absent: *present = 0) or RT_EINVAL. */
+static int query_offset(h2o_req_t *req, const char *name, int *present, uint64_t *out)
+{
+    char text[32];
+    int err = query_param(req, name, text, sizeof(text));
+    *present = err == RT_OK;
+    if (err == RT_ENOTFOUND)
+        return RT_OK;
+    return err == RT_OK ? parse_offset(text, strlen(text), out) : RT_EINVAL;
+}
+
 static int on_sse(edge_thread_t *t, h2o_req_t *req, const char *channel)
 {
     if (!edge_name_is_valid(channel, strlen(channel))) {
@@ -146,7 +172,70 @@ static int on_sse(edge_thread_t *t, h2o_req_t *req, const char *channel)
         edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
-    return edge_sse_start(t, req, channel, user);
+    /* Resume: the browser's Last-Event-ID first, else ?since= */
+    int has_since = 0;
+    uint64_t since = 0;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
+    int err = i >= 0 ? (has_since = 1, parse_offset(req->headers.entries[i].value.base,
+                                                    req->headers.entries[i].value.len, &since))
+                     : query_offset(req, "since", &has_since, &since);
+    if (err != RT_OK) {
+        edge_http_error(req, 400, "bad_request", "Last-Event-ID and since are offsets: decimal integers");
+        return 0;
+    }
+    return edge_sse_start(t, req, channel, user, has_since, since);
+}
+
+static void on_history(void *ctx, int err, Rtsync__V1__HistoryReply *reply)
+{
+    h2o_req_t *req = ctx;
+    if (err == RT_EINVAL) {
+        edge_http_error(req, 400, "bad_request", "the history query was refused");
+        return;
+    }
+    if (err != RT_OK) {
+        edge_http_error(req, 503, "unavailable", "the history service is unavailable");
+        return;
+    }
+    json_t *messages = json_array();
+    for (size_t i = 0; i < reply->n_messages; i++) {
+        const Rtsync__V1__ChannelMessage *m = reply->messages[i];
+        json_t *data = json_loadb((const char *)m->data.data, m->data.len, JSON_DECODE_ANY, NULL);
+        json_t *o = json_pack("{s:I, s:s, s:o, s:s, s:I}", "offset", (json_int_t)m->offset, "event", m->event,
+                              "data", data ? data : json_null(), "from", m->from_user, "ts", (json_int_t)m->ts_ms);
+        if (*m->id)
+            json_object_set_new(o, "id", json_string(m->id));
+        json_array_append_new(messages, o);
+    }
+    /* the channel name was validated before the query was sent */
+    char channel[130];
+    path_name(req, "/v1/channels/", "/messages", channel, sizeof(channel));
+    json_t *body = json_pack("{s:s, s:o, s:I}", "channel", channel, "messages", messages, "latest",
+                             (json_int_t)reply->latest);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    h2o_iovec_t copy = h2o_strdup(&req->pool, text, strlen(text));
+    free(text);
+    send_body(req, 200, "application/json", copy.base, copy.len);
+}
+
+static int on_messages(edge_thread_t *t, h2o_req_t *req, const char *channel)
+{
+    if (!edge_name_is_valid(channel, strlen(channel))) {
+        edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
+        return 0;
+    }
+    int has_after, has_before, has_limit;
+    uint64_t after = 0, before = 0, limit = 50;
+    if (query_offset(req, "after", &has_after, &after) != RT_OK ||
+        query_offset(req, "before", &has_before, &before) != RT_OK ||
+        query_offset(req, "limit", &has_limit, &limit) != RT_OK || (has_after && has_before) || limit < 1 ||
+        limit > 1000) {
+        edge_http_error(req, 400, "bad_request", "use after=N or before=N (not both) and limit=1..1000");
+        return 0;
+    }
+    edge_history_query(t, channel, has_before, has_before ? before : after, (uint32_t)limit, on_history, req);
+    return 0;
 }
 
 static void on_http_published(void *ctx, int err, uint64_t offset)
@@ -245,6 +334,8 @@ int edge_http_on_req(h2o_handler_t *self, h2o_req_t *req)
         return on_sse(t, req, name);
     if (path_name(req, "/v1/channels/", "/publish", name, sizeof(name)))
         return on_publish(t, req, name);
+    if (path_name(req, "/v1/channels/", "/messages", name, sizeof(name)))
+        return on_messages(t, req, name);
     edge_http_error(req, 404, "not_found", "no such route");
     return 0;
 }

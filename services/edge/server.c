@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define CLOSE_WAIT_MS 10000
+#define GAP_HOLD_MS 50 /* two chat-history replicas' fan-outs are rarely further apart */
 
 static int listen_socket(const char *listen_addr, int *out)
 {
@@ -129,6 +130,7 @@ static void *thread_main(void *arg)
     h2o_timeout_init(loop, &t->heartbeat_timeout, (uint64_t)t->server->config.heartbeat_ms);
     h2o_timeout_init(loop, &t->close_timeout, CLOSE_WAIT_MS);
     h2o_timeout_init(loop, &t->drain_timeout, (uint64_t)t->server->config.drain_ms);
+    h2o_timeout_init(loop, &t->gap_timeout, GAP_HOLD_MS);
     t->flush_entry.cb = on_flush;
     t->heartbeat_entry.cb = on_heartbeat;
     t->drain_entry.cb = on_drain_deadline;

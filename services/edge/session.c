@@ -66,15 +66,12 @@ static void on_subscription_confirmed(void *ctx, int err, rt_slice_t data)
     (void)data;
     pending_t *p = ctx;
     edge_ws_conn_t *conn = p->conn;
-    if (conn != NULL) {
-        edge_sub_t *sub = edge_client_find_sub(&conn->client, p->channel);
-        if (err != RT_OK) {
-            if (sub != NULL)
-                edge_channel_unsubscribe(sub);
-            send_error(conn, "unavailable", "the message bus is unavailable", p->id);
-        } else if (sub != NULL) {
-            send_json(conn, json_pack("{s:s, s:s}", "type", "subscribed", "channel", p->channel));
-        }
+    edge_sub_t *sub = conn != NULL ? edge_client_find_sub(&conn->client, p->channel) : NULL;
+    if (sub != NULL && err != RT_OK) {
+        edge_channel_unsubscribe(sub);
+        send_error(conn, "unavailable", "the message bus is unavailable", p->id);
+    } else if (sub != NULL) {
+        edge_channel_start_replay(sub); /* the client hears back through ws_subscribed */
     }
     pending_free(p);
 }
@@ -82,20 +79,38 @@ static void on_subscription_confirmed(void *ctx, int err, rt_slice_t data)
 static void on_subscribe(edge_ws_conn_t *conn, const edge_request_t *req)
 {
     edge_thread_t *t = conn->client.thread;
-    if (edge_client_find_sub(&conn->client, req->channel) == NULL &&
-        conn->client.nsubs >= (uint32_t)t->server->config.max_subscriptions) {
+    edge_sub_t *sub = edge_client_find_sub(&conn->client, req->channel);
+    if (sub != NULL) {
+        send_json(conn, json_pack("{s:s, s:s}", "type", "subscribed", "channel", req->channel));
+        return;
+    }
+    if (conn->client.nsubs >= (uint32_t)t->server->config.max_subscriptions) {
         send_error(conn, "too_large", "subscription limit (RT_MAX_SUBSCRIPTIONS) reached", req->id);
         return;
     }
-    edge_sub_t *sub;
-    if (edge_channel_subscribe(t, &conn->client, req->channel, &sub) != RT_OK) {
+    if (edge_channel_subscribe(t, &conn->client, req->channel, req->has_since, req->since, &sub) != RT_OK) {
         send_error(conn, "unavailable", "the message bus is unavailable", req->id);
         return;
     }
-    /* Answer once NATS has the subscription: nothing published after "subscribed" is missed. */
+    /* Go on once NATS has the subscription: nothing published after it is missed. */
     pending_t *p = pending_create(conn, req);
     if (rt_bus_barrier(t->requester, on_subscription_confirmed, p) != RT_OK)
         on_subscription_confirmed(p, RT_EUNAVAIL, (rt_slice_t){NULL, 0});
+}
+
+void edge_session_subscribed(edge_ws_conn_t *conn, edge_sub_t *sub, uint64_t latest)
+{
+    json_t *o = json_pack("{s:s, s:s}", "type", "subscribed", "channel", sub->channel->name);
+    if (sub->known) /* unknown while chat-history is unavailable */
+        json_object_set_new(o, "offset", json_integer((json_int_t)latest));
+    send_json(conn, o);
+}
+
+void edge_session_replay_failed(edge_ws_conn_t *conn, const char *channel)
+{
+    char message[200];
+    snprintf(message, sizeof(message), "cannot resume %s: the history service is unavailable", channel);
+    send_error(conn, "unavailable", message, NULL);
 }
 
 static void on_unsubscribe(edge_ws_conn_t *conn, const edge_request_t *req)

@@ -101,7 +101,23 @@ static void sse_deliver(edge_client_t *client, edge_channel_t *ch, edge_message_
     stream_push(RT_CONTAINER_OF(client, edge_sse_t, client), edge_frame_ref(frame));
 }
 
-static const edge_client_ops_t sse_client_ops = {.deliver = sse_deliver};
+static void sse_subscribed(edge_client_t *client, edge_sub_t *sub, uint64_t latest)
+{
+    (void)client, (void)sub, (void)latest; /* the stream has already started */
+}
+
+/* The resume cannot be served now: end the stream; EventSource comes back with Last-Event-ID. */
+static void sse_replay_failed(edge_client_t *client, const char *channel)
+{
+    (void)channel;
+    stream_finish(RT_CONTAINER_OF(client, edge_sse_t, client));
+}
+
+static const edge_client_ops_t sse_client_ops = {
+    .deliver = sse_deliver,
+    .subscribed = sse_subscribed,
+    .replay_failed = sse_replay_failed,
+};
 
 static void start_response(edge_sse_t *s)
 {
@@ -134,11 +150,14 @@ static void on_subscription_confirmed(void *ctx, int err, rt_slice_t data)
         stream_refuse(s, 503, "unavailable", "the message bus is unavailable");
     else if (s->finishing)
         stream_refuse(s, 503, "unavailable", "the edge is draining");
-    else
+    else {
         start_response(s);
+        edge_channel_start_replay(RT_CONTAINER_OF(s->client.subs.next, edge_sub_t, client_link));
+    }
 }
 
-int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const char *user)
+int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const char *user, int has_since,
+                   uint64_t since)
 {
     edge_sse_t *s = rt_xcalloc(1, sizeof(*s));
     s->client.ops = &sse_client_ops;
@@ -150,7 +169,7 @@ int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const 
     h2o_linklist_insert(&t->sse_streams, &s->link);
     EDGE_COUNT(t, sse_streams, 1);
     edge_sub_t *sub;
-    if (edge_channel_subscribe(t, &s->client, channel, &sub) != RT_OK) {
+    if (edge_channel_subscribe(t, &s->client, channel, has_since, since, &sub) != RT_OK) {
         stream_refuse(s, 503, "unavailable", "the message bus is unavailable");
         return 0;
     }

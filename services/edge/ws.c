@@ -304,7 +304,21 @@ static void ws_deliver(edge_client_t *client, edge_channel_t *ch, edge_message_t
     edge_ws_send(conn_of(client), edge_frame_ref(frame));
 }
 
-static const edge_client_ops_t ws_client_ops = {.deliver = ws_deliver};
+static void ws_subscribed(edge_client_t *client, edge_sub_t *sub, uint64_t latest)
+{
+    edge_session_subscribed(conn_of(client), sub, latest);
+}
+
+static void ws_replay_failed(edge_client_t *client, const char *channel)
+{
+    edge_session_replay_failed(conn_of(client), channel);
+}
+
+static const edge_client_ops_t ws_client_ops = {
+    .deliver = ws_deliver,
+    .subscribed = ws_subscribed,
+    .replay_failed = ws_replay_failed,
+};
 
 void edge_ws_heartbeat(edge_thread_t *t)
 {

@@ -41,6 +41,10 @@ size_t edge_ws_complete_frames_len(const uint8_t *buf, size_t len, uint64_t max)
 void edge_session_start(edge_ws_conn_t *conn);
 void edge_session_on_text(edge_ws_conn_t *conn, const char *text, size_t len);
 void edge_session_on_binary(edge_ws_conn_t *conn, const uint8_t *data, size_t len);
+/* The subscription is live (latest: the channel's newest offset, 0 if unknown). */
+void edge_session_subscribed(edge_ws_conn_t *conn, edge_sub_t *sub, uint64_t latest);
+/* A resume could not be served; the subscription is gone. */
+void edge_session_replay_failed(edge_ws_conn_t *conn, const char *channel);
 /* The connection is going away: detach what still refers to it. */
 void edge_session_dispose(edge_ws_conn_t *conn);
 
