@@ -272,6 +272,37 @@ static void test_v2(void)
     rt_ydoc_destroy(doc);
 }
 
+static void test_gc_off(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    rt_ydoc_set_gc(doc, false);
+    for (size_t i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(apply_hex(doc, WORKED[i], NULL), 0);
+    /* the deleted 'a' keeps its content */
+    CU_ASSERT(state_is(doc, "010301000401017401618401000162c40100010101580101010001"));
+    rt_ydoc_destroy(doc);
+}
+
+static void test_hostile_references(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[0], NULL), 0);
+    /* a parent ID that names a string item: integrated as GC, like Yjs */
+    rt_buf_t ch = {0};
+    CU_ASSERT_EQUAL(apply_hex(doc, "0101020004000101017800", &ch), 0);
+    CU_ASSERT(eq_hex(&ch, "01010200000100"));
+    CU_ASSERT(state_is(doc, "020102000001010100040101740261620102010001"));
+    /* an origin that names the item itself waits forever, harmlessly */
+    ch.len = 0;
+    CU_ASSERT_EQUAL(apply_hex(doc, "01010300840300016100", &ch), 0);
+    CU_ASSERT_EQUAL(ch.len, 0);
+    CU_ASSERT(rt_ydoc_has_pending(doc));
+    rt_buf_dispose(&ch);
+    rt_ydoc_destroy(doc);
+}
+
 void test_yjs_doc_register(void)
 {
     static const CU_TestInfo tests[] = {
@@ -284,6 +315,8 @@ void test_yjs_doc_register(void)
         {"update_algebra", test_update_algebra},
         {"emoji_split", test_emoji_split},
         {"v2", test_v2},
+        {"gc_off", test_gc_off},
+        {"hostile_references", test_hostile_references},
         CU_TEST_INFO_NULL,
     };
     unit_add_suite("yjs_doc", tests);

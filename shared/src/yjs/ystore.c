@@ -310,5 +310,8 @@ size_t ystore_memory(const rt_ydoc_t *doc)
         }
     }
     total += doc->roots.n * (sizeof(ykey_t) + sizeof(ytype_t) + 16);
+    total += doc->dec.cap_structs * sizeof(ystruct_t) + doc->dec.cap_blocks * sizeof(yblock_t) +
+             doc->dec.cap_ds * sizeof(yrange_t) + doc->txn.cap_before * sizeof(yid_t) +
+             doc->txn.cap_ds * sizeof(yrange_t) + doc->txn.cap_merge * sizeof(yid_t);
     return total;
 }
