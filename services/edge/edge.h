@@ -248,8 +248,9 @@ void edge_http_error(h2o_req_t *req, int status, const char *code, const char *m
 
 /* ws.c */
 int edge_ws_is_upgrade(h2o_req_t *req);
-/* Upgrades `req` to a WebSocket connection for the JSON protocol. */
-int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user);
+struct edge_ws_handler;
+/* Upgrades `req` to a WebSocket connection that speaks what `handler` does. */
+int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user, const struct edge_ws_handler *handler);
 /* Writes every dirty connection's queue (end of loop turn). */
 void edge_ws_flush_dirty(edge_thread_t *t);
 void edge_ws_heartbeat(edge_thread_t *t);

@@ -132,7 +132,7 @@ static int on_ws(edge_thread_t *t, h2o_req_t *req)
         edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
-    return edge_ws_accept(t, req, user);
+    return edge_ws_accept(t, req, user, &edge_json_session);
 }
 
 /* Parses a decimal offset; 0 or RT_EINVAL. */

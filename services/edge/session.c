@@ -54,7 +54,7 @@ static void send_error(edge_ws_conn_t *conn, const char *code, const char *messa
     rt_buf_dispose(&out);
 }
 
-void edge_session_start(edge_ws_conn_t *conn)
+static void session_start(edge_ws_conn_t *conn)
 {
     h2o_linklist_init_anchor(&conn->pending);
     send_json(conn, json_pack("{s:s, s:s, s:s, s:s}", "type", "welcome", "conn", conn->client.conn_id, "user",
@@ -98,16 +98,18 @@ static void on_subscribe(edge_ws_conn_t *conn, const edge_request_t *req)
         on_subscription_confirmed(p, RT_EUNAVAIL, (rt_slice_t){NULL, 0});
 }
 
-void edge_session_subscribed(edge_ws_conn_t *conn, edge_sub_t *sub, uint64_t latest)
+static void session_subscribed(edge_client_t *client, edge_sub_t *sub, uint64_t latest)
 {
+    edge_ws_conn_t *conn = edge_ws_of(client);
     json_t *o = json_pack("{s:s, s:s}", "type", "subscribed", "channel", sub->channel->name);
     if (sub->known) /* unknown while chat-history is unavailable */
         json_object_set_new(o, "offset", json_integer((json_int_t)latest));
     send_json(conn, o);
 }
 
-void edge_session_replay_failed(edge_ws_conn_t *conn, const char *channel)
+static void session_replay_failed(edge_client_t *client, const char *channel)
 {
+    edge_ws_conn_t *conn = edge_ws_of(client);
     char message[200];
     snprintf(message, sizeof(message), "cannot resume %s: the history service is unavailable", channel);
     send_error(conn, "unavailable", message, NULL);
@@ -162,7 +164,7 @@ static void on_publish(edge_ws_conn_t *conn, const edge_request_t *req)
     free(data);
 }
 
-void edge_session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
+static void session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
 {
     edge_request_t req;
     edge_proto_error_t err;
@@ -189,14 +191,14 @@ void edge_session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
     edge_request_dispose(&req);
 }
 
-void edge_session_on_binary(edge_ws_conn_t *conn, const uint8_t *data, size_t len)
+static void session_on_binary(edge_ws_conn_t *conn, const uint8_t *data, size_t len)
 {
     (void)data, (void)len;
     EDGE_COUNT(conn->client.thread, bad_frames, 1);
     send_error(conn, "bad_request", "binary frames are not accepted on /ws: send JSON text frames", NULL);
 }
 
-void edge_session_dispose(edge_ws_conn_t *conn)
+static void session_dispose(edge_ws_conn_t *conn)
 {
     if (conn->pending.next == NULL)
         return; /* the session never started */
@@ -206,3 +208,11 @@ void edge_session_dispose(edge_ws_conn_t *conn)
         p->conn = NULL;
     }
 }
+
+const edge_ws_handler_t edge_json_session = {
+    .on_start = session_start,
+    .on_text = session_on_text,
+    .on_binary = session_on_binary,
+    .on_dispose = session_dispose,
+    .client_ops = {.deliver = edge_ws_deliver, .subscribed = session_subscribed, .replay_failed = session_replay_failed},
+};

@@ -23,12 +23,6 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define MAX_WRITE_VECS 256
 
-static const edge_client_ops_t ws_client_ops;
-
-static edge_ws_conn_t *conn_of(edge_client_t *client)
-{
-    return RT_CONTAINER_OF(client, edge_ws_conn_t, client);
-}
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -82,7 +76,7 @@ void edge_ws_close(edge_ws_conn_t *conn, uint16_t code, const char *reason)
 static void conn_destroy(edge_ws_conn_t *conn)
 {
     edge_thread_t *t = conn->client.thread;
-    edge_session_dispose(conn);
+    conn->handler->on_dispose(conn);
     edge_client_unsubscribe_all(&conn->client);
     if (h2o_linklist_is_linked(&conn->dirty_link))
         h2o_linklist_unlink(&conn->dirty_link);
@@ -217,10 +211,10 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         return; /* closing: only the peer's close matters now */
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
-        edge_session_on_text(conn, (const char *)arg->msg, arg->msg_length);
+        conn->handler->on_text(conn, (const char *)arg->msg, arg->msg_length);
         break;
     case WSLAY_BINARY_FRAME:
-        edge_session_on_binary(conn, arg->msg, arg->msg_length);
+        conn->handler->on_binary(conn, arg->msg, arg->msg_length);
         break;
     case WSLAY_CONNECTION_CLOSE:
         conn->close_received = 1;
@@ -294,31 +288,15 @@ static void on_read(h2o_socket_t *sock, const char *err)
 
 /* ---- delivery and heartbeat ------------------------------------------------------ */
 
-static void ws_deliver(edge_client_t *client, edge_channel_t *ch, edge_message_t *msg)
+void edge_ws_deliver(edge_client_t *client, edge_channel_t *ch, edge_message_t *msg)
 {
     (void)ch;
     edge_frame_t *frame = edge_message_ws(msg);
     if (frame == NULL)
         return;
     EDGE_COUNT(client->thread, deliveries, 1);
-    edge_ws_send(conn_of(client), edge_frame_ref(frame));
+    edge_ws_send(edge_ws_of(client), edge_frame_ref(frame));
 }
-
-static void ws_subscribed(edge_client_t *client, edge_sub_t *sub, uint64_t latest)
-{
-    edge_session_subscribed(conn_of(client), sub, latest);
-}
-
-static void ws_replay_failed(edge_client_t *client, const char *channel)
-{
-    edge_session_replay_failed(conn_of(client), channel);
-}
-
-static const edge_client_ops_t ws_client_ops = {
-    .deliver = ws_deliver,
-    .subscribed = ws_subscribed,
-    .replay_failed = ws_replay_failed,
-};
 
 void edge_ws_heartbeat(edge_thread_t *t)
 {
@@ -367,7 +345,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     sock->data = conn;
     h2o_buffer_consume(&sock->input, reqsize);
     conn->last_rx = h2o_now(conn->client.thread->ctx.loop);
-    edge_session_start(conn);
+    conn->handler->on_start(conn);
     h2o_socket_read_start(sock, on_read);
     if (sock->input->size > 0)
         on_read(sock, NULL);
@@ -379,7 +357,7 @@ static int offers_rt_v1(h2o_iovec_t protocols)
     return protocols.base != NULL && h2o_contains_token(protocols.base, protocols.len, H2O_STRLIT("rt.v1"), ',');
 }
 
-int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user)
+int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user, const edge_ws_handler_t *handler)
 {
     h2o_iovec_t key = find_header(req, "sec-websocket-key");
     h2o_iovec_t version = find_header(req, "sec-websocket-version");
@@ -388,7 +366,8 @@ int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user)
         return 0;
     }
     edge_ws_conn_t *conn = rt_xcalloc(1, sizeof(*conn));
-    conn->client.ops = &ws_client_ops;
+    conn->handler = handler;
+    conn->client.ops = &handler->client_ops;
     conn->client.thread = t;
     conn->client.user = rt_xstrdup(user);
     h2o_linklist_init_anchor(&conn->client.subs);

@@ -8,8 +8,23 @@
 
 #include "edge.h"
 
-typedef struct edge_ws_conn {
+typedef struct edge_ws_conn edge_ws_conn_t;
+
+/* What a connection speaks: the JSON protocol of /ws (session.c), or y-websocket on /yjs. */
+typedef struct edge_ws_handler {
+    void (*on_start)(edge_ws_conn_t *conn);
+    void (*on_text)(edge_ws_conn_t *conn, const char *text, size_t len);
+    void (*on_binary)(edge_ws_conn_t *conn, const uint8_t *data, size_t len);
+    /* The connection is going away: detach what still refers to it. */
+    void (*on_dispose)(edge_ws_conn_t *conn);
+    /* How channel subscriptions talk to it (deliver is usually edge_ws_deliver). */
+    edge_client_ops_t client_ops;
+} edge_ws_handler_t;
+
+struct edge_ws_conn {
     edge_client_t client;
+    const edge_ws_handler_t *handler;
+    void *session; /* the handler's own state, if any */
     h2o_socket_t *sock; /* NULL until the upgrade completes */
     struct wslay_event_context *wslay; /* only while a frame or message is being received */
     edge_outq_t outq;
@@ -24,7 +39,7 @@ typedef struct edge_ws_conn {
     unsigned msg_open : 1;
     unsigned close_queued : 1;
     unsigned close_received : 1;
-} edge_ws_conn_t;
+};
 
 /* Queues a frame (takes it); closes with 4008 past RT_SEND_QUEUE. */
 void edge_ws_send(edge_ws_conn_t *conn, edge_frame_t *frame);
@@ -37,15 +52,14 @@ void edge_ws_close(edge_ws_conn_t *conn, uint16_t code, const char *reason);
  * than `max` bytes counts as complete, so that wslay sees it and refuses it. */
 size_t edge_ws_complete_frames_len(const uint8_t *buf, size_t len, uint64_t max);
 
-/* session.c */
-void edge_session_start(edge_ws_conn_t *conn);
-void edge_session_on_text(edge_ws_conn_t *conn, const char *text, size_t len);
-void edge_session_on_binary(edge_ws_conn_t *conn, const uint8_t *data, size_t len);
-/* The subscription is live (latest: the channel's newest offset, 0 if unknown). */
-void edge_session_subscribed(edge_ws_conn_t *conn, edge_sub_t *sub, uint64_t latest);
-/* A resume could not be served; the subscription is gone. */
-void edge_session_replay_failed(edge_ws_conn_t *conn, const char *channel);
-/* The connection is going away: detach what still refers to it. */
-void edge_session_dispose(edge_ws_conn_t *conn);
+/* Queues a channel message's WebSocket frame (the usual client_ops.deliver). */
+void edge_ws_deliver(edge_client_t *client, edge_channel_t *ch, edge_message_t *msg);
+static inline edge_ws_conn_t *edge_ws_of(edge_client_t *client)
+{
+    return (edge_ws_conn_t *)client;
+}
+
+/* session.c: the JSON protocol of /ws */
+extern const edge_ws_handler_t edge_json_session;
 
 #endif
