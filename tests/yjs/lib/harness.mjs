@@ -7,6 +7,7 @@ import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { isDeepStrictEqual } from 'node:util'
 import { ROOT } from './trace.mjs'
+export { ROOT }
 import { normalizeJson } from './sessions.mjs'
 
 export const YDOC = process.env.YDOC || path.join(ROOT, 'build/bin/ydoc') // YDOC= to test another build
