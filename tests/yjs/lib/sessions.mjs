@@ -12,7 +12,7 @@
 import * as Y from 'yjs'
 
 // Session kinds, one per feature area; the test can select kinds by name.
-export const KINDS = ['text', 'format', 'emoji', 'array', 'map', 'nested', 'xml', 'anyedge', 'mixed']
+export const KINDS = ['text', 'format', 'emoji', 'array', 'map', 'nested', 'xml', 'anyedge', 'mixed', 'collision']
 
 // The root types each kind edits: name -> Yjs type kind.
 const ROOTS = {
@@ -24,7 +24,8 @@ const ROOTS = {
   nested: { map: 'map', arr: 'array' },
   xml: { xml: 'xml' },
   anyedge: { arr: 'array', map: 'map' },
-  mixed: { text: 'text', arr: 'array', map: 'map', xml: 'xml' }
+  mixed: { text: 'text', arr: 'array', map: 'map', xml: 'xml' },
+  collision: { text: 'text', map: 'map' } // two clients share a client ID (e.g. a reused ID)
 }
 
 /** mulberry32: a small, seedable 32-bit PRNG. */
@@ -207,19 +208,21 @@ function editOnce (rng, doc, kind) {
   const roots = Object.keys(ROOTS[kind])
   const root = rng.pick(roots)
   const type = ROOTS[kind][root]
-  const k = kind === 'mixed' ? rng.pick(['format', 'emoji', 'nested', 'array']) : kind
+  const k = kind === 'mixed' ? rng.pick(['format', 'emoji', 'nested', 'array']) : kind === 'collision' ? 'format' : kind
   if (type === 'text') editText(rng, doc.getText(root), k)
   else if (type === 'array') editArray(rng, doc.getArray(root), k)
   else if (type === 'map') editMap(rng, doc.getMap(root), k)
   else editXml(rng, doc.getXmlFragment(root))
 }
 
-function clientIds (rng) {
+function clientIds (rng, kind) {
   const n = rng.range(2, 4)
   const ids = new Set()
   const big = rng.bool(0.5)
   while (ids.size < n) ids.add(big ? rng.int(2 ** 32) : rng.range(0, 12))
-  return [...ids]
+  const list = [...ids]
+  if (kind === 'collision') list.push(list[0])
+  return list
 }
 
 function rootType (doc, name, type) {
@@ -233,7 +236,7 @@ function rootType (doc, name, type) {
 // Each client also has an UndoManager over its roots: undo and redo make
 // deletions of its own items and re-insertions of deleted content.
 function runClients (rng, kind) {
-  const clients = clientIds(rng).map(id => {
+  const clients = clientIds(rng, kind).map(id => {
     const doc = new Y.Doc()
     doc.clientID = id
     const roots = Object.entries(ROOTS[kind]).map(([name, type]) => rootType(doc, name, type))
@@ -254,9 +257,12 @@ function runClients (rng, kind) {
       else if (r2 === 2) c.undo.redo()
       for (const u of c.out.slice(before)) all.push(u)
     }
-    // sync: every client gets every other client's updates, or a random subset of clients
+    // sync: every client gets every other client's updates, or a random subset of clients.
+    // Clients sharing an ID receive nothing: a Yjs client that sees its own ID in remote
+    // data picks a new random ID, which would make the session irreproducible.
+    const shared = id => clients.filter(o => o.doc.clientID === id).length > 1
     for (const c of clients) {
-      if (!rng.bool(0.7)) continue
+      if (!rng.bool(0.7) || shared(c.doc.clientID)) continue
       for (const o of clients) {
         if (o !== c && rng.bool(0.8)) Y.applyUpdate(c.doc, Y.encodeStateAsUpdate(o.doc, Y.encodeStateVector(c.doc)), 'remote')
       }
