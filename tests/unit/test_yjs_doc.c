@@ -170,6 +170,11 @@ static void test_map_array_gc(void)
     CU_ASSERT_EQUAL(rt_ydoc_root_to_json(doc, "nope", RT_YKIND_AUTO, &json), RT_ENOTFOUND);
     json.len = 0;
     CU_ASSERT_EQUAL(rt_ydoc_to_json(doc, &hint, 1, &json), 0);
+    /* hinted roots the document lacks are listed empty */
+    rt_ykind_hint_t missing[] = {{"t", RT_YKIND_TEXT}, {"x", RT_YKIND_XML_FRAGMENT}, {"t", RT_YKIND_TEXT}};
+    json.len = 0;
+    CU_ASSERT_EQUAL(rt_ydoc_to_json(doc, missing, 3, &json), 0);
+    CU_ASSERT(eq_str(&json, "{\"m\":{\"k\":\"v\"},\"a\":[1,\"x\",{\"y\":[true,null]}],\"t\":\"\",\"x\":\"\"}"));
     rt_buf_dispose(&json);
     /* state relative to a state vector {7:1} */
     rt_buf_t sv = hex("010701"), out = {0};

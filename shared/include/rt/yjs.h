@@ -73,7 +73,10 @@ int rt_ydoc_encode_state_as_update(rt_ydoc_t *doc, rt_slice_t sv, rt_buf_t *out)
 /* Appends a JSON object {rootName: content} for every root type, keys in the
  * order roots were first created.  Text -> string, map -> object, array ->
  * array, XML fragment -> string as Yjs toString() shows it.  `hints` (may be
- * NULL, n_hints entries) overrides the inferred kind per root name. */
+ * NULL, n_hints entries) overrides the inferred kind per root name; a hinted
+ * root the document does not have is listed empty, after the others.  Numbers
+ * are printed as JavaScript prints them; Uint8Array values as arrays of
+ * bytes; undefined, NaN and infinities as null; bigints as numbers. */
 int rt_ydoc_to_json(const rt_ydoc_t *doc, const rt_ykind_hint_t *hints, size_t n_hints,
                     rt_buf_t *out);
 

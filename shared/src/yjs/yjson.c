@@ -648,6 +648,24 @@ int rt_ydoc_to_json(const rt_ydoc_t *doc, const rt_ykind_hint_t *hints, size_t n
         rt_ykind_t kind = hint_for(k, hints, n_hints);
         type_json(k->type, kind == RT_YKIND_AUTO ? infer_kind(k->type) : kind, out);
     }
+    /* a named root the document lacks is empty (doc.getText(name) would create it) */
+    bool first = doc->roots.n == 0;
+    for (size_t i = 0; i < n_hints; i++) {
+        if (!hints[i].name || ytable_find(&doc->roots, (const uint8_t *)hints[i].name, strlen(hints[i].name)))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = hints[j].name && strcmp(hints[j].name, hints[i].name) == 0;
+        if (dup)
+            continue;
+        if (!first)
+            rt_buf_append_byte(out, ',');
+        first = false;
+        yjson_string(out, (const uint8_t *)hints[i].name, strlen(hints[i].name));
+        static const char *const empty[] = {"[]", "\"\"", "{}", "[]", "\"\""};
+        rt_buf_append_byte(out, ':');
+        rt_buf_append_str(out, empty[hints[i].kind <= RT_YKIND_XML_FRAGMENT ? hints[i].kind : 0]);
+    }
     rt_buf_append_byte(out, '}');
     return 0;
 }
