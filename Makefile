@@ -77,7 +77,7 @@ $(BUILD)/flags-%: FORCE
 	@echo '$(CC) $(BASE_CFLAGS) $(WARN) $(MODE_CFLAGS_$*)' | cmp -s - $@ || echo '$(CC) $(BASE_CFLAGS) $(WARN) $(MODE_CFLAGS_$*)' > $@
 FORCE:
 .PHONY: FORCE
-.SECONDARY: $(BUILD)/flags-release $(BUILD)/flags-debug $(BUILD)/flags-asan
+.SECONDARY: $(BUILD)/flags-release $(BUILD)/flags-debug $(BUILD)/flags-asan $(PROTO_C) $(PROTO_H)
 
 # ---- binaries -----------------------------------------------------------------
 define program
