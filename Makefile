@@ -59,7 +59,7 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 
 # generated protobuf code is compiled without our warnings (it is not ours)
 define compile_mode
-$(BUILD)/obj/$(1)/$(GEN)/%.o: $(GEN)/%.c
+$(BUILD)/obj/$(1)/$(GEN)/%.o: $(GEN)/%.c $(PROTO_H)
 	@mkdir -p $$(@D)
 	$$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) -MMD -MP $$(MODE_CFLAGS_$(1)) -w -c $$< -o $$@
 $(BUILD)/obj/$(1)/%.o: %.c $(PROTO_H) $(BUILD)/flags-$(1)
