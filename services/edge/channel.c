@@ -103,6 +103,16 @@ static void drop_held(edge_sub_t *sub)
 static void offer(edge_sub_t *sub, edge_message_t *m)
 {
     uint64_t off = m->pb->offset;
+    if (*m->pb->to_conn) { /* a signal: for one connection only */
+        if (strcmp(m->pb->to_conn, sub->client->conn_id) == 0)
+            sub->client->ops->deliver(sub->client, sub->channel, m);
+        return;
+    }
+    if (m->pb->presence != NULL) { /* member events: for the others, as they come */
+        if (strcmp(m->pb->from_conn, sub->client->conn_id) != 0)
+            sub->client->ops->deliver(sub->client, sub->channel, m);
+        return;
+    }
     if (off == 0) { /* ephemeral: no order to keep */
         sub->client->ops->deliver(sub->client, sub->channel, m);
         return;

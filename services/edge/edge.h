@@ -36,6 +36,7 @@ typedef struct edge_config {
     int64_t max_subscriptions;
     int64_t drain_ms;
     int64_t request_timeout_ms;
+    int64_t presence_ttl_ms;
 } edge_config_t;
 
 typedef struct edge_server edge_server_t;
@@ -43,6 +44,7 @@ typedef struct edge_thread edge_thread_t;
 typedef struct edge_channel edge_channel_t;
 typedef struct edge_client edge_client_t;
 typedef struct edge_sub edge_sub_t;
+typedef struct edge_presence edge_presence_t;
 
 /* ---- frames: immutable, reference-counted output bytes (one thread only) ---- */
 
@@ -129,6 +131,8 @@ struct edge_sub {
     unsigned replaying : 1; /* waiting for the first history answer; everything is held */
     unsigned has_since : 1;
     unsigned announced : 1; /* the client was told it is subscribed */
+    unsigned member : 1;    /* announced as a member of the channel (presence) */
+    unsigned want_presence : 1; /* send a member snapshot once subscribed */
 };
 
 struct edge_channel {
@@ -178,6 +182,7 @@ typedef struct edge_counters {
     _Atomic uint64_t bus_messages;     /* NATS messages received */
     _Atomic uint64_t bus_bad;          /* undecodable NATS messages */
     _Atomic uint64_t writes;           /* socket write calls */
+    _Atomic uint64_t presence_updates; /* member changes sent to the presence service */
     _Atomic uint64_t latency_buckets[16]; /* publish-to-queue, ms: <=1,2,4,...; last = more */
     _Atomic uint64_t latency_sum_us;
 } edge_counters_t;
@@ -226,6 +231,7 @@ struct edge_server {
     size_t nthreads;
     _Atomic int draining;
     _Atomic int64_t open_conns; /* WebSocket connections on every thread, for RT_MAX_CONNS */
+    edge_presence_t *presence;
     int64_t started_ms;
 };
 
@@ -280,6 +286,28 @@ typedef void (*edge_publish_cb)(void *ctx, int err, uint64_t offset);
 /* Publishes; the callback runs exactly once, possibly before this returns. */
 void edge_publish(edge_thread_t *t, const edge_publish_t *p, edge_publish_cb cb, void *ctx);
 
+/* presence.c: this edge's members, reported to subscribers and the presence service.
+ * join/leave/state may be called from any loop thread, for that thread's clients. */
+int edge_presence_create(edge_server_t *server, edge_presence_t **out);
+/* Heartbeats, batching and resync answers run on `loop` (thread 0's). */
+void edge_presence_start(edge_presence_t *p, rt_loop_t *loop);
+/* On that loop's thread, when draining is done: last batch and heartbeat. */
+void edge_presence_stop(edge_presence_t *p);
+void edge_presence_destroy(edge_presence_t *p);
+void edge_presence_join(edge_presence_t *p, const char *channel, const edge_client_t *client);
+void edge_presence_leave(edge_presence_t *p, const char *channel, const edge_client_t *client);
+/* Sets a member's state (JSON text); RT_ENOTFOUND if the client is not a member. */
+int edge_presence_state(edge_presence_t *p, const char *channel, const edge_client_t *client, const char *state,
+                        size_t len);
+
+/* The presence service's answer: err RT_OK with members (borrowed JSON array of
+ * {user, conn, edge, state, since}; NULL for a signal), RT_ENOTFOUND (signal
+ * target absent), or RT_EUNAVAIL / RT_ETIMEOUT. */
+typedef void (*edge_presence_reply_cb)(void *ctx, int err, json_t *members);
+void edge_presence_query(edge_thread_t *t, const char *channel, edge_presence_reply_cb cb, void *ctx);
+void edge_presence_signal(edge_thread_t *t, const char *channel, const edge_client_t *from, const char *to,
+                          const char *data, size_t len, edge_presence_reply_cb cb, void *ctx);
+
 /* metrics.c */
 void edge_metrics_render(edge_server_t *server, rt_buf_t *out);
 void edge_metrics_observe_latency(edge_thread_t *t, int64_t ts_ms);
@@ -290,6 +318,8 @@ typedef enum edge_frame_type {
     EDGE_FT_UNSUBSCRIBE,
     EDGE_FT_PUBLISH,
     EDGE_FT_PING,
+    EDGE_FT_STATE,
+    EDGE_FT_SIGNAL,
 } edge_frame_type_t;
 
 typedef struct edge_request {
@@ -297,7 +327,8 @@ typedef struct edge_request {
     const char *channel;
     const char *event;
     const char *id;
-    json_t *data; /* borrowed from root */
+    json_t *data; /* borrowed from root: publish and signal data, or the state */
+    const char *to; /* signal: the target connection */
     int ephemeral;
     int has_since;
     uint64_t since;

@@ -299,6 +299,33 @@ static int on_publish(edge_thread_t *t, h2o_req_t *req, const char *channel)
     return 0;
 }
 
+static void on_presence(void *ctx, int err, json_t *members)
+{
+    h2o_req_t *req = ctx;
+    if (err != RT_OK) {
+        edge_http_error(req, 503, "unavailable", "the presence service is unavailable");
+        return;
+    }
+    char channel[130];
+    path_name(req, "/v1/channels/", "/presence", channel, sizeof(channel));
+    json_t *body = json_pack("{s:s, s:O}", "channel", channel, "members", members);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    h2o_iovec_t copy = h2o_strdup(&req->pool, text, strlen(text));
+    free(text);
+    send_body(req, 200, "application/json", copy.base, copy.len);
+}
+
+static int on_presence_route(edge_thread_t *t, h2o_req_t *req, const char *channel)
+{
+    if (!edge_name_is_valid(channel, strlen(channel))) {
+        edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
+        return 0;
+    }
+    edge_presence_query(t, channel, on_presence, req);
+    return 0;
+}
+
 static int on_metrics(edge_thread_t *t, h2o_req_t *req)
 {
     rt_buf_t out = {0};
@@ -336,6 +363,8 @@ int edge_http_on_req(h2o_handler_t *self, h2o_req_t *req)
         return on_publish(t, req, name);
     if (path_name(req, "/v1/channels/", "/messages", name, sizeof(name)))
         return on_messages(t, req, name);
+    if (path_name(req, "/v1/channels/", "/presence", name, sizeof(name)))
+        return on_presence_route(t, req, name);
     edge_http_error(req, 404, "not_found", "no such route");
     return 0;
 }

@@ -26,6 +26,8 @@ static const rt_config_var_t config_vars[] = {
     {"RT_DRAIN_TIMEOUT", RT_CFG_MILLIS, "8s", 0, 600000, CFG(drain_ms), "longest drain on SIGTERM"},
     {"RT_REQUEST_TIMEOUT", RT_CFG_MILLIS, "5s", 10, 600000, CFG(request_timeout_ms),
      "how long the edge waits for a back-end service"},
+    {"RT_PRESENCE_TTL", RT_CFG_MILLIS, "30s", 600, 3600000, CFG(presence_ttl_ms),
+     "members of an edge silent this long are gone; heartbeats go every sixth of it"},
     {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, CFG(log_level), "debug, info, warn or error"},
 };
 

@@ -6,8 +6,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const presence_types[] = {"join", "leave", "state"};
+
+/* A member event: {"type": "join"|"leave"|"state", "channel", "user", "conn"[, "state"]}. */
+static json_t *presence_json(const Rtsync__V1__ChannelMessage *pb)
+{
+    const Rtsync__V1__PresenceUpdate *u = pb->presence;
+    if (u->member == NULL || (size_t)u->kind >= RT_ARRAY_SIZE(presence_types))
+        return NULL;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "type", presence_types[u->kind], "channel", pb->channel, "user",
+                          u->member->user, "conn", u->member->conn);
+    if (o != NULL && u->kind == RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_STATE) {
+        json_t *state = json_loadb((const char *)u->member->state.data, u->member->state.len, JSON_DECODE_ANY, NULL);
+        json_object_set_new(o, "state", state ? state : json_null());
+    }
+    return o;
+}
+
+/* A signal: {"type": "signal", "channel", "from", "from_conn", "data"}. */
+static json_t *signal_json(const Rtsync__V1__ChannelMessage *pb)
+{
+    json_t *data = json_loadb((const char *)pb->data.data, pb->data.len, JSON_DECODE_ANY, NULL);
+    if (data == NULL)
+        return NULL;
+    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", "signal", "channel", pb->channel, "from", pb->from_user,
+                     "from_conn", pb->from_conn, "data", data);
+}
+
 static json_t *message_json(const Rtsync__V1__ChannelMessage *pb)
 {
+    if (pb->presence != NULL)
+        return presence_json(pb);
+    if (*pb->to_conn)
+        return signal_json(pb);
     json_t *data = json_loadb((const char *)pb->data.data, pb->data.len, JSON_DECODE_ANY, NULL);
     if (data == NULL)
         return NULL;
@@ -72,6 +103,8 @@ edge_frame_t *edge_message_sse(edge_message_t *m)
     if (m->sse != NULL)
         return m->sse;
     const Rtsync__V1__ChannelMessage *pb = m->pb;
+    if (pb->presence != NULL || *pb->to_conn)
+        return NULL; /* streams carry messages only */
     json_t *data = json_loadb((const char *)pb->data.data, pb->data.len, JSON_DECODE_ANY, NULL);
     if (data == NULL)
         return NULL;

@@ -37,6 +37,8 @@ static const metric_t metrics[] = {
     {"rtsync_edge_bus_messages_total", "counter", "Channel messages received from NATS.", COUNTER_AT(bus_messages)},
     {"rtsync_edge_bus_bad_messages_total", "counter", "Undecodable NATS messages dropped.", COUNTER_AT(bus_bad)},
     {"rtsync_edge_socket_writes_total", "counter", "Write calls to client sockets.", COUNTER_AT(writes)},
+    {"rtsync_edge_presence_updates_total", "counter", "Member changes sent to the presence service (states coalesced).",
+     COUNTER_AT(presence_updates)},
 };
 
 static uint64_t sum(edge_server_t *server, size_t offset)

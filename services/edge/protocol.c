@@ -103,6 +103,8 @@ static const struct {
     {"unsubscribe", EDGE_FT_UNSUBSCRIBE},
     {"publish", EDGE_FT_PUBLISH},
     {"ping", EDGE_FT_PING},
+    {"state", EDGE_FT_STATE},
+    {"signal", EDGE_FT_SIGNAL},
 };
 
 static int parse_root(const char *text, size_t len, size_t max_len, edge_request_t *req, edge_proto_error_t *err)
@@ -151,6 +153,23 @@ int edge_request_parse(const char *text, size_t len, size_t max_len, edge_reques
         if (get_channel(req->root, &req->channel, err) != RT_OK)
             return RT_EINVAL;
         return parse_publish_fields(req->root, req, err);
+    case EDGE_FT_STATE:
+        if (get_channel(req->root, &req->channel, err) != RT_OK)
+            return RT_EINVAL;
+        req->data = json_object_get(req->root, "state");
+        if (!json_is_object(req->data))
+            return fail(err, "bad_request", "'%s' must be an object", "state");
+        return RT_OK;
+    case EDGE_FT_SIGNAL:
+        if (get_channel(req->root, &req->channel, err) != RT_OK ||
+            get_string(req->root, "to", MAX_ID_LEN, &req->to, err) != RT_OK)
+            return RT_EINVAL;
+        if (req->to == NULL)
+            return fail(err, "bad_request", "'%s' is required", "to");
+        req->data = json_object_get(req->root, "data");
+        if (req->data == NULL)
+            return fail(err, "bad_request", "'%s' is required", "data");
+        return RT_OK;
     }
     return RT_EINVAL;
 }

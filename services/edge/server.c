@@ -126,6 +126,8 @@ static void *thread_main(void *arg)
     t->accept_ctx.hosts = t->server->globalconf.hosts;
     t->listener->data = t;
     h2o_socket_read_start(t->listener, on_accept);
+    if (t->index == 0)
+        edge_presence_start(t->server->presence, t->loop);
     h2o_timeout_init(loop, &t->flush_timeout, 0);
     h2o_timeout_init(loop, &t->heartbeat_timeout, (uint64_t)t->server->config.heartbeat_ms);
     h2o_timeout_init(loop, &t->close_timeout, CLOSE_WAIT_MS);
@@ -167,6 +169,7 @@ int edge_server_create(const edge_config_t *config, edge_server_t **out)
     int err = rt_bus_create(config->nats_url, config->edge_id, &server->bus);
     if (err != RT_OK)
         goto Error;
+    edge_presence_create(server, &server->presence);
     h2o_config_init(&server->globalconf);
     server->globalconf.http1.upgrade_to_http2 = 0; /* this h2o lacks later HTTP/2 security fixes */
     server->globalconf.max_request_entity_size = (size_t)config->max_frame * 2;
@@ -217,6 +220,9 @@ int edge_server_run(edge_server_t *server)
         rt_loop_post(server->threads[i].loop, &server->threads[i].drain_task);
     for (size_t i = 0; i < server->nthreads; i++)
         pthread_join(server->threads[i].tid, NULL);
+    /* every loop has stopped: the last leaves and heartbeat go from here */
+    edge_presence_stop(server->presence);
+    rt_bus_flush(server->bus, 1000);
     RT_LOG_INFO("stopped", "edge=%s", server->config.edge_id);
     return RT_OK;
 }
@@ -234,6 +240,7 @@ void edge_server_destroy(edge_server_t *server)
         edge_frame_release(t->sse_hb_frame);
     }
     free(server->threads);
+    edge_presence_destroy(server->presence);
     rt_bus_destroy(server->bus);
     free(server);
 }

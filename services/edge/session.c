@@ -92,10 +92,21 @@ static void on_subscribe(edge_ws_conn_t *conn, const edge_request_t *req)
         send_error(conn, "unavailable", "the message bus is unavailable", req->id);
         return;
     }
+    sub->want_presence = req->presence != 0;
     /* Go on once NATS has the subscription: nothing published after it is missed. */
     pending_t *p = pending_create(conn, req);
     if (rt_bus_barrier(t->requester, on_subscription_confirmed, p) != RT_OK)
         on_subscription_confirmed(p, RT_EUNAVAIL, (rt_slice_t){NULL, 0});
+}
+
+static void on_presence_snapshot(void *ctx, int err, json_t *members)
+{
+    pending_t *p = ctx;
+    if (p->conn != NULL && err == RT_OK)
+        send_json(p->conn, json_pack("{s:s, s:s, s:O}", "type", "presence", "channel", p->channel, "members", members));
+    else if (p->conn != NULL)
+        send_error(p->conn, "unavailable", "the presence service is unavailable", p->id);
+    pending_free(p);
 }
 
 static void session_subscribed(edge_client_t *client, edge_sub_t *sub, uint64_t latest)
@@ -105,6 +116,20 @@ static void session_subscribed(edge_client_t *client, edge_sub_t *sub, uint64_t 
     if (sub->known) /* unknown while chat-history is unavailable */
         json_object_set_new(o, "offset", json_integer((json_int_t)latest));
     send_json(conn, o);
+    sub->member = 1;
+    edge_presence_join(client->thread->server->presence, sub->channel->name, client);
+    if (sub->want_presence) {
+        edge_request_t req = {.channel = sub->channel->name};
+        edge_presence_query(client->thread, sub->channel->name, on_presence_snapshot, pending_create(conn, &req));
+    }
+}
+
+/* Unsubscribes, telling the channel's members first. */
+static void leave(edge_ws_conn_t *conn, edge_sub_t *sub)
+{
+    if (sub->member)
+        edge_presence_leave(conn->client.thread->server->presence, sub->channel->name, &conn->client);
+    edge_channel_unsubscribe(sub);
 }
 
 static void session_replay_failed(edge_client_t *client, const char *channel)
@@ -119,7 +144,7 @@ static void on_unsubscribe(edge_ws_conn_t *conn, const edge_request_t *req)
 {
     edge_sub_t *sub = edge_client_find_sub(&conn->client, req->channel);
     if (sub != NULL)
-        edge_channel_unsubscribe(sub);
+        leave(conn, sub);
     send_json(conn, json_pack("{s:s, s:s}", "type", "unsubscribed", "channel", req->channel));
 }
 
@@ -164,6 +189,39 @@ static void on_publish(edge_ws_conn_t *conn, const edge_request_t *req)
     free(data);
 }
 
+static void on_state(edge_ws_conn_t *conn, const edge_request_t *req)
+{
+    char *state = json_dumps(req->data, JSON_COMPACT);
+    int err = edge_presence_state(conn->client.thread->server->presence, req->channel, &conn->client, state,
+                                  strlen(state));
+    free(state);
+    if (err != RT_OK)
+        send_error(conn, "not_found", "subscribe to the channel before setting a state in it", req->id);
+}
+
+static void on_signalled(void *ctx, int err, json_t *members)
+{
+    (void)members;
+    pending_t *p = ctx;
+    if (p->conn != NULL && err == RT_ENOTFOUND)
+        send_error(p->conn, "not_found", "no such connection in the channel", p->id);
+    else if (p->conn != NULL && err != RT_OK)
+        send_error(p->conn, "unavailable", "the presence service is unavailable", p->id);
+    pending_free(p);
+}
+
+static void on_signal(edge_ws_conn_t *conn, const edge_request_t *req)
+{
+    if (edge_client_find_sub(&conn->client, req->channel) == NULL) {
+        send_error(conn, "not_found", "subscribe to the channel before signaling in it", req->id);
+        return;
+    }
+    char *data = json_dumps(req->data, JSON_COMPACT | JSON_ENCODE_ANY);
+    edge_presence_signal(conn->client.thread, req->channel, &conn->client, req->to, data, strlen(data), on_signalled,
+                         pending_create(conn, req));
+    free(data);
+}
+
 static void session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
 {
     edge_request_t req;
@@ -187,6 +245,12 @@ static void session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
     case EDGE_FT_PING:
         edge_ws_send_text(conn, H2O_STRLIT("{\"type\":\"pong\"}"));
         break;
+    case EDGE_FT_STATE:
+        on_state(conn, &req);
+        break;
+    case EDGE_FT_SIGNAL:
+        on_signal(conn, &req);
+        break;
     }
     edge_request_dispose(&req);
 }
@@ -202,6 +266,8 @@ static void session_dispose(edge_ws_conn_t *conn)
 {
     if (conn->pending.next == NULL)
         return; /* the session never started */
+    while (!h2o_linklist_is_empty(&conn->client.subs))
+        leave(conn, RT_CONTAINER_OF(conn->client.subs.next, edge_sub_t, client_link));
     while (!h2o_linklist_is_empty(&conn->pending)) {
         pending_t *p = RT_CONTAINER_OF(conn->pending.next, pending_t, link);
         h2o_linklist_unlink(&p->link);
