@@ -4,9 +4,11 @@
  * integer.  They are applied in order to one document (malformed ones are
  * rejected).  Then a copy built from the 'update' events alone must have
  * the document's state vector (what a server broadcasts must be enough to
- * rebuild what it integrated), and a copy built from the encoded state must
- * have at least it (the state also carries pending structs, which may
- * integrate in the copy: Yjs does the same).  Rendering the JSON must not crash.
+ * rebuild what it integrated), and the encoded state must be accepted by a
+ * fresh document.  Its state vector is not compared: on self-inconsistent
+ * input (e.g. an item whose parent disagrees with its origin's) Yjs's own
+ * state does not rebuild its document either, and pending structs in the
+ * state may integrate in the copy.  Rendering the JSON must not crash.
  */
 #include "rt/yjs.h"
 
@@ -15,43 +17,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static uint64_t read_var(const rt_buf_t *b, size_t *off)
-{
-    uint64_t v = 0;
-    for (int shift = 0; *off < b->len && shift < 64; shift += 7) {
-        uint8_t c = b->data[(*off)++];
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80))
-            break;
-    }
-    return v;
-}
-
-/* The clock of `client` in an encoded state vector (0 if absent). */
-static uint64_t sv_clock(const rt_buf_t *sv, uint64_t client)
-{
-    size_t off = 0;
-    for (uint64_t n = read_var(sv, &off); n > 0 && off < sv->len; n--) {
-        uint64_t c = read_var(sv, &off), clock = read_var(sv, &off);
-        if (c == client)
-            return clock;
-    }
-    return 0;
-}
-
-/* Aborts unless `copy` has the state vector `sv` (exactly, or at least each clock). */
-static void check_sv(const rt_ydoc_t *copy, const rt_buf_t *sv, bool exact)
+/* Aborts unless `copy` has the state vector `sv`. */
+static void check_sv(const rt_ydoc_t *copy, const rt_buf_t *sv)
 {
     rt_buf_t sv2 = {0};
     rt_ydoc_encode_state_vector(copy, &sv2);
-    if (exact && (sv->len != sv2.len || memcmp(sv->data, sv2.data, sv->len) != 0))
+    if (sv->len != sv2.len || memcmp(sv->data, sv2.data, sv->len) != 0)
         abort();
-    size_t off = 0;
-    for (uint64_t n = read_var(sv, &off); n > 0 && off < sv->len; n--) {
-        uint64_t client = read_var(sv, &off), clock = read_var(sv, &off);
-        if (sv_clock(&sv2, client) < clock)
-            abort();
-    }
     rt_buf_dispose(&sv2);
 }
 
@@ -66,7 +38,6 @@ static void check_copies(rt_ydoc_t *doc, const rt_buf_t *events)
         abort();
     if (rt_ydoc_apply_update(copy, (rt_slice_t){state.data, state.len}, NULL) != 0)
         abort(); /* our own encoding must be accepted */
-    check_sv(copy, &sv, false);
     rt_ydoc_destroy(copy);
     rt_ydoc_create(&copy);
     for (size_t off = 0; off < events->len;) {
@@ -76,7 +47,7 @@ static void check_copies(rt_ydoc_t *doc, const rt_buf_t *events)
             abort(); /* our own events must be accepted */
         off += sizeof len + len;
     }
-    check_sv(copy, &sv, true);
+    check_sv(copy, &sv);
     rt_ydoc_destroy(copy);
     (void)rt_ydoc_to_json(doc, NULL, 0, &json); /* may refuse, must not crash */
     rt_buf_dispose(&state);
