@@ -1,0 +1,83 @@
+/*
+ * peers.c: the election of the one replica that announces the leaves of dead
+ * edges.  Every replica hears every PeerHeartbeat; the emitter is the ready
+ * replica with the smallest instance id among those heard from recently.  No
+ * messages are exchanged to agree: replicas that heard the same heartbeats
+ * reach the same answer, and a replica that is not ready (just restarted,
+ * still rebuilding its view) never announces, so it cannot announce leaves
+ * from a partial view.  Loop thread only.
+ */
+#include "pres.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct peer {
+    uint64_t seen_ns;
+    int ready;
+    char id[];
+} peer_t;
+
+void pres_peers_init(pres_peers_t *peers, const char *self, uint64_t dead_after_ns)
+{
+    *peers = (pres_peers_t){.self = rt_xstrdup(self), .dead_after_ns = dead_after_ns};
+}
+
+void pres_peers_dispose(pres_peers_t *peers)
+{
+    size_t pos = 0;
+    rt_map_entry_t *ent;
+    while ((ent = rt_map_next(&peers->peers, &pos)) != NULL)
+        free(ent->value);
+    rt_map_dispose(&peers->peers);
+    free(peers->self);
+    peers->self = NULL;
+}
+
+void pres_peers_seen(pres_peers_t *peers, const char *instance, int ready, uint64_t now_ns)
+{
+    if (strcmp(instance, peers->self) == 0)
+        return;
+    size_t len = strlen(instance);
+    peer_t *p = rt_map_get(&peers->peers, instance, len);
+    if (p == NULL) {
+        p = rt_xmalloc(sizeof(*p) + len + 1);
+        memcpy(p->id, instance, len + 1);
+        rt_map_put(&peers->peers, p->id, len, p);
+    }
+    p->seen_ns = now_ns;
+    p->ready = ready != 0;
+}
+
+static int alive(const pres_peers_t *peers, const peer_t *p, uint64_t now_ns)
+{
+    return now_ns - p->seen_ns <= peers->dead_after_ns;
+}
+
+int pres_peers_is_emitter(pres_peers_t *peers, int self_ready, uint64_t now_ns)
+{
+    if (!self_ready)
+        return 0;
+    size_t pos = 0;
+    rt_map_entry_t *ent;
+    while ((ent = rt_map_next(&peers->peers, &pos)) != NULL) {
+        const peer_t *p = ent->value;
+        if (p->ready && alive(peers, p, now_ns) && strcmp(p->id, peers->self) < 0)
+            return 0;
+    }
+    return 1;
+}
+
+size_t pres_peers_expire(pres_peers_t *peers, uint64_t now_ns)
+{
+    size_t pos = 0;
+    rt_map_entry_t *ent;
+    while ((ent = rt_map_next(&peers->peers, &pos)) != NULL) {
+        peer_t *p = ent->value;
+        if (!alive(peers, p, now_ns)) {
+            rt_map_remove(&peers->peers, p->id, strlen(p->id));
+            free(p);
+        }
+    }
+    return peers->peers.len;
+}
