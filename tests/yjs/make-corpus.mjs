@@ -1,6 +1,7 @@
 // make-corpus.mjs: writes the seed corpora of the Yjs fuzz targets from real
 // Yjs updates (random sessions of every kind, plus the worked examples of the
-// spec).  Run it again to regenerate; file names are content hashes.
+// spec).  File names are content hashes; existing files are kept, because the
+// corpora also hold regression inputs found by fuzzing.
 //
 //   node tests/yjs/make-corpus.mjs [PER_TARGET=40]
 //
@@ -19,10 +20,7 @@ const PER_TARGET = Number(process.argv[2] || 40)
 const MAX_FILE = 1500 // bytes; small seeds mutate best
 
 const dirs = Object.fromEntries(['yjs_v1', 'yjs_v2', 'yjs_apply'].map(n => [n, path.join(ROOT, 'tests/fuzz/corpus', n)]))
-for (const d of Object.values(dirs)) {
-  fs.rmSync(d, { recursive: true, force: true })
-  fs.mkdirSync(d, { recursive: true })
-}
+for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true })
 
 const seen = { yjs_v1: new Set(), yjs_v2: new Set(), yjs_apply: new Set() }
 function put (target, bytes) {
