@@ -387,7 +387,8 @@ static void integrate_item(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it)
         add_to_ds(t, it->id.client, it->id.clock, it->len);
         it->flags |= YF_DELETED;
     }
-    if ((it->parent->item && (it->parent->item->flags & YF_DELETED)) || (it->psub && it->right))
+    if (it->parent->dead || (it->parent->item && (it->parent->item->flags & YF_DELETED)) ||
+        (it->psub && it->right))
         ydoc_item_delete(doc, t, it);
 }
 
@@ -477,10 +478,7 @@ static void integrate_struct(rt_ydoc_t *doc, ytxn_t *t, const ystruct_t *s, uint
         if (left->kind == YK_GC)
             parent = NULL;
     }
-    /* Neighbours from another list would corrupt both lists (hostile input). */
-    bool foreign = (left && left->kind == YK_ITEM && (left->parent != parent || left->psub != psub)) ||
-                   (right && right->kind == YK_ITEM && (right->parent != parent || right->psub != psub));
-    if (!parent || gc || foreign || (s->ref == YC_TYPE && parent->depth >= YDOC_MAX_TYPE_DEPTH)) {
+    if (!parent || gc || (s->ref == YC_TYPE && parent->depth >= YDOC_MAX_TYPE_DEPTH)) {
         integrate_gc(doc, t, id, len);
         return;
     }
@@ -764,7 +762,6 @@ static void type_gc(rt_ydoc_t *doc, ytype_t *ty)
         }
         ty->map.entries[i]->cur = NULL;
     }
-    ytable_dispose(&ty->map);
 }
 
 static void item_gc(rt_ydoc_t *doc, yitem_t *it, bool parent_gcd)
@@ -772,11 +769,16 @@ static void item_gc(rt_ydoc_t *doc, yitem_t *it, bool parent_gcd)
     if (it->kind != YK_ITEM)
         return;
     if (it->ref == YC_TYPE && it->type) {
-        type_gc(doc, it->type);
-        ytype_destroy(it->type);
+        ytype_t *ty = it->type;
+        type_gc(doc, ty);
+        ty->dead = true;
+        ty->item = NULL;
+        PUSH(doc->dead_types, doc->n_dead, doc->cap_dead, ty);
         it->type = NULL;
     }
     if (parent_gcd) {
+        if (it->psub && it->psub->cur == it)
+            it->psub->cur = NULL; /* only for items linked elsewhere by collisions */
         yclient_t *c = ystore_client(doc, it->id.client);
         size_t i = ystore_find_index(c, it->id.clock);
         yitem_t *g = yitem_alloc(doc);
@@ -1178,6 +1180,9 @@ void rt_ydoc_destroy(rt_ydoc_t *doc)
     free(doc->clients);
     for (size_t i = 0; i < doc->roots.n; i++)
         ytype_destroy(doc->roots.entries[i]->type);
+    for (size_t i = 0; i < doc->n_dead; i++)
+        ytype_destroy(doc->dead_types[i]);
+    free(doc->dead_types);
     ytable_dispose(&doc->roots);
     while (doc->chunks) {
         yitem_chunk_t *n = doc->chunks->next;

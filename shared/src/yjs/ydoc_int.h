@@ -38,8 +38,12 @@ typedef struct ytable {
 } ytable_t;
 
 typedef struct ytype {
-    struct yitem *item; /* NULL for a root */
-    ykey_t *root;       /* root name */
+    struct yitem *item; /* NULL for a root and for a collected type */
+    ykey_t *root;       /* root name (roots only) */
+    yid_t item_id;      /* the id of the item holding a nested type */
+    bool dead;          /* collected: kept (empty) until the document goes, since
+                           items linked elsewhere by clock collisions may still
+                           name it as their parent */
     struct yitem *start;
     ytable_t map;
     uint64_t length;
@@ -132,6 +136,8 @@ struct rt_ydoc {
     /* pending delete set */
     yrange_t *pending_ds;
     size_t n_pending_ds;
+    struct ytype **dead_types;
+    size_t n_dead, cap_dead;
     /* scratch reused by every apply */
     ydecoded_t dec;
     yscratch_t scratch;

@@ -210,15 +210,12 @@ static void map_json(const ytype_t *t, rt_buf_t *out)
     bool first = true;
     for (size_t i = 0; i < n; i++) {
         const yitem_t *it = keys[i].k->cur;
-        size_t mark = out->len;
         if (!first)
             rt_buf_append_byte(out, ',');
         yjson_string(out, keys[i].k->bytes, keys[i].k->len);
         rt_buf_append_byte(out, ':');
-        if (!content_json(it, it->len - 1, out)) {
-            out->len = mark;
-            continue;
-        }
+        if (!content_json(it, it->len - 1, out))
+            rt_buf_append_str(out, "null"); /* no content (a format item): undefined */
         first = false;
     }
     rt_buf_append_byte(out, '}');

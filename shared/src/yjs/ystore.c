@@ -84,6 +84,8 @@ ytype_t *ytype_create(uint8_t type_ref, yitem_t *item, uint16_t depth)
     ytype_t *t = rt_xcalloc(1, sizeof *t);
     t->type_ref = type_ref;
     t->item = item;
+    if (item)
+        t->item_id = item->id;
     t->depth = depth;
     return t;
 }
@@ -277,9 +279,9 @@ void yitem_view(const yitem_t *it, ystruct_t *s)
     s->has_rorigin = (it->flags & YF_RORIGIN) != 0;
     s->origin = it->origin;
     s->rorigin = it->rorigin;
-    if (it->parent->item) {
+    if (!it->parent->root) {
         s->parent_kind = YP_ID;
-        s->parent_id = it->parent->item->id;
+        s->parent_id = it->parent->item_id;
     } else {
         s->parent_kind = YP_KEY;
         s->parent_key = (rt_slice_t){it->parent->root->bytes, it->parent->root->len};
@@ -310,6 +312,7 @@ size_t ystore_memory(const rt_ydoc_t *doc)
         }
     }
     total += doc->roots.n * (sizeof(ykey_t) + sizeof(ytype_t) + 16);
+    total += doc->n_dead * sizeof(ytype_t) + doc->cap_dead * sizeof(void *);
     total += doc->dec.cap_structs * sizeof(ystruct_t) + doc->dec.cap_blocks * sizeof(yblock_t) +
              doc->dec.cap_ds * sizeof(yrange_t) + doc->txn.cap_before * sizeof(yid_t) +
              doc->txn.cap_ds * sizeof(yrange_t) + doc->txn.cap_merge * sizeof(yid_t);

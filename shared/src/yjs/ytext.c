@@ -195,7 +195,7 @@ bool ytext_needs_cleanup(const ytxn_t *t)
 {
     for (size_t i = 0; i < t->n_texts; i++) {
         const ytype_t *ty = t->texts[i];
-        if (!(ty->item->flags & YF_DELETED) && ty->has_formatting)
+        if (ty->item && !(ty->item->flags & YF_DELETED) && ty->has_formatting)
             return true;
     }
     return false;
