@@ -18,6 +18,7 @@ void pres_edges_init(pres_edges_t *e, uint64_t ttl_ns, uint64_t resync_every_ns,
                      void *ctx)
 {
     *e = (pres_edges_t){.ops = *ops, .ctx = ctx, .ttl_ns = ttl_ns, .resync_every_ns = resync_every_ns};
+    e->claim_grace_ns = resync_every_ns < 1000000000u ? resync_every_ns : 1000000000u;
 }
 
 void pres_edges_dispose(pres_edges_t *e)
@@ -55,7 +56,7 @@ static void restart(pres_edges_t *e, pres_edge_t *edge, uint64_t epoch, int snap
         pres_view_edge_clear(&e->view, edge, member_gone, e);
     edge->restarted = snapshot_follows;
     edge->epoch = epoch;
-    edge->last_seq = 0;
+    edge->last_seq = edge->claimed_seq = 0;
     edge->synced = 1; /* a new process starts empty: seq 1 is its first change */
 }
 
@@ -136,19 +137,27 @@ void pres_edges_on_heartbeat(pres_edges_t *e, const Rtsync__V1__EdgeHeartbeat *h
     edge->last_heartbeat_ns = now_ns;
     edge->draining = hb->draining;
     edge->reported_members = hb->members;
-    if (edge->staging)
-        return; /* the rest of a snapshot is on its way */
     if (hb->seq > edge->last_seq) {
-        /* batches up to hb->seq were sent and not received (or, for an edge first heard
-         * of now, sent before this replica started) */
-        e->gaps++;
-        edge->last_seq = hb->seq;
-        edge->synced = 0;
-    } else if (edge->synced && hb->seq == edge->last_seq && hb->members != edge->members.len) {
+        /* batches up to hb->seq were sent and not received yet: cnats delivers each
+         * subject on its own thread, so they may still come; tick() waits a little */
+        if (edge->claimed_seq < hb->seq)
+            edge->claimed_ns = now_ns;
+        edge->claimed_seq = hb->seq;
+    } else if (edge->synced && !edge->staging && hb->seq == edge->last_seq && hb->members != edge->members.len) {
         edge->synced = 0; /* same history, different count: trust a snapshot over our view */
-    }
-    if (!edge->synced)
         want_snapshot(e, edge, now_ns);
+    }
+}
+
+/* A heartbeat named a seq that did not arrive in time: those batches are lost (or, for
+ * an edge first heard of now, were sent before this replica started). */
+static void check_claimed(pres_edges_t *e, pres_edge_t *edge, uint64_t now_ns)
+{
+    if (edge->claimed_seq <= edge->last_seq || edge->staging || now_ns - edge->claimed_ns < e->claim_grace_ns)
+        return;
+    e->gaps++;
+    edge->last_seq = edge->claimed_seq;
+    want_snapshot(e, edge, now_ns);
 }
 
 void pres_edges_tick(pres_edges_t *e, uint64_t now_ns)
@@ -160,9 +169,11 @@ void pres_edges_tick(pres_edges_t *e, uint64_t now_ns)
         if (now_ns - edge->last_heartbeat_ns > e->ttl_ns) {
             e->expired_edges++;
             pres_view_edge_remove(&e->view, edge, member_gone, e);
-        } else if (!edge->synced && !edge->staging) {
-            want_snapshot(e, edge, now_ns);
+            continue;
         }
+        check_claimed(e, edge, now_ns);
+        if (!edge->synced && !edge->staging)
+            want_snapshot(e, edge, now_ns);
     }
 }
 
@@ -187,7 +198,7 @@ size_t pres_edges_unsynced(const pres_edges_t *e)
     rt_map_entry_t *ent;
     while ((ent = rt_map_next(&e->view.edges, &pos)) != NULL) {
         const pres_edge_t *edge = ent->value;
-        n += !edge->synced || edge->staging;
+        n += !edge->synced || edge->staging || edge->claimed_seq > edge->last_seq;
     }
     return n;
 }

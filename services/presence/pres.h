@@ -77,6 +77,7 @@ typedef struct pres_member {
 struct pres_edge {
     char *id;
     uint64_t epoch, last_seq;
+    uint64_t claimed_seq, claimed_ns; /* the largest seq a heartbeat named, and since when */
     uint64_t last_heartbeat_ns, resync_sent_ns;
     uint32_t reported_members; /* from its last heartbeat */
     int synced;                /* its members are known completely (from a snapshot or its start) */
@@ -164,6 +165,7 @@ typedef struct pres_edges {
     pres_edges_ops_t ops;
     void *ctx;
     uint64_t ttl_ns, resync_every_ns, all_resync_ns;
+    uint64_t claim_grace_ns; /* how long batches a heartbeat named may lag behind it */
     uint64_t stale, gaps, expired_edges, restarted_edges, resyncs;
 } pres_edges_t;
 
