@@ -13,6 +13,7 @@ PACKAGES=(
 	libprotobuf-c-dev protobuf-c-compiler
 	libpq-dev postgresql
 	libcunit1-dev libjansson-dev libjwt-dev libssl-dev
+	docker-compose
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }
@@ -28,6 +29,9 @@ missing_packages() {
 	for p in "${PACKAGES[@]}"; do
 		installed "$p" || echo "$p"
 	done
+	# tests/deploy renders k8s/ with `kubectl kustomize`: any kubectl will do
+	# (Debian's kubernetes-client is kubectl 1.20 with kustomize v2.0)
+	command -v kubectl >/dev/null || echo kubernetes-client
 	# node may come from elsewhere (nodesource, nvm): only install Debian's when absent
 	if ! command -v node >/dev/null; then
 		echo nodejs

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the node:test integration suites (tests/integration/, tests/yjs/) one
 # file at a time against real servers (each file starts its own stack through
-# tests/integration/lib/stack.js).
+# tests/integration/lib/stack.js), and the offline checks of the deployment
+# files (tests/deploy/).
 #
 # Environment: TEST_FILTER (only tests whose name matches this regex),
 # TEST_FILES (files or dirs instead of the default dirs), TEST_TIMEOUT (ms;
@@ -19,7 +20,7 @@ paths=()
 if [[ -n "${TEST_FILES:-}" ]]; then
 	read -r -a paths <<<"$TEST_FILES"
 else
-	for d in tests/integration tests/yjs; do
+	for d in tests/integration tests/yjs tests/deploy; do
 		[[ -d "$d" ]] && paths+=("$d/")
 	done
 fi
