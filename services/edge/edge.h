@@ -10,6 +10,7 @@
 #ifndef EDGE_H
 #define EDGE_H
 
+#include "rt/auth.h"
 #include "rt/bus.h"
 #include "rt/common.h"
 #include "rt/loop.h"
@@ -37,6 +38,12 @@ typedef struct edge_config {
     int64_t drain_ms;
     int64_t request_timeout_ms;
     int64_t presence_ttl_ms;
+    const char *jwt_secret; /* empty: open */
+    const char *allowed_origins;
+    int64_t rate_limit;
+    int64_t rate_window_ms;
+    int64_t max_user_conns;
+    int64_t handshake_timeout_ms;
 } edge_config_t;
 
 typedef struct edge_server edge_server_t;
@@ -45,6 +52,7 @@ typedef struct edge_channel edge_channel_t;
 typedef struct edge_client edge_client_t;
 typedef struct edge_sub edge_sub_t;
 typedef struct edge_presence edge_presence_t;
+typedef struct edge_guard edge_guard_t;
 
 /* ---- frames: immutable, reference-counted output bytes (one thread only) ---- */
 
@@ -106,6 +114,13 @@ typedef struct edge_client_ops {
     void (*replay_failed)(edge_client_t *client, const char *channel);
 } edge_client_ops_t;
 
+/* Who a request or connection is: the user, and the token's claims when auth is on. */
+typedef struct edge_identity {
+    char user[129];
+    int authenticated;
+    rt_auth_claims_t claims;
+} edge_identity_t;
+
 struct edge_client {
     const edge_client_ops_t *ops;
     edge_thread_t *thread;
@@ -113,6 +128,7 @@ struct edge_client {
     uint32_t nsubs;
     char conn_id[48];
     char *user;
+    edge_identity_t *identity; /* owned */
 };
 
 /*
@@ -213,6 +229,8 @@ struct edge_thread {
     edge_frame_t *sse_retry_frame;
     edge_frame_t *sse_hb_frame;
     h2o_timeout_t gap_timeout; /* how long a gap may fill by itself */
+    h2o_timeout_t expiry_timeout; /* every second, with tokens: close what has expired */
+    h2o_timeout_entry_t expiry_entry;
     uint64_t next_generation;
     h2o_timeout_t drain_timeout;
     h2o_timeout_entry_t drain_entry;
@@ -232,6 +250,7 @@ struct edge_server {
     _Atomic int draining;
     _Atomic int64_t open_conns; /* WebSocket connections on every thread, for RT_MAX_CONNS */
     edge_presence_t *presence;
+    edge_guard_t *guard;
     int64_t started_ms;
 };
 
@@ -255,8 +274,10 @@ void edge_http_error(h2o_req_t *req, int status, const char *code, const char *m
 /* ws.c */
 int edge_ws_is_upgrade(h2o_req_t *req);
 struct edge_ws_handler;
-/* Upgrades `req` to a WebSocket connection that speaks what `handler` does. */
-int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user, const struct edge_ws_handler *handler);
+/* Upgrades `req` to a WebSocket connection that speaks what `handler` does; takes `identity`. */
+int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, edge_identity_t *identity, const struct edge_ws_handler *handler);
+/* Closes with 4001 the connections whose token has expired. */
+void edge_ws_expire_tokens(edge_thread_t *t, int64_t now_s);
 /* Writes every dirty connection's queue (end of loop turn). */
 void edge_ws_flush_dirty(edge_thread_t *t);
 void edge_ws_heartbeat(edge_thread_t *t);
@@ -264,8 +285,10 @@ void edge_ws_drain_all(edge_thread_t *t);
 
 /* sse.c */
 /* Starts an SSE stream replaying from `since` when has_since (Last-Event-ID or ?since=). */
-int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const char *user, int has_since,
+int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, edge_identity_t *identity, int has_since,
                    uint64_t since);
+/* Ends the streams whose token has expired. */
+void edge_sse_expire_tokens(edge_thread_t *t, int64_t now_s);
 void edge_sse_heartbeat(edge_thread_t *t);
 void edge_sse_drain_all(edge_thread_t *t);
 
@@ -307,6 +330,23 @@ typedef void (*edge_presence_reply_cb)(void *ctx, int err, json_t *members);
 void edge_presence_query(edge_thread_t *t, const char *channel, edge_presence_reply_cb cb, void *ctx);
 void edge_presence_signal(edge_thread_t *t, const char *channel, const edge_client_t *from, const char *to,
                           const char *data, size_t len, edge_presence_reply_cb cb, void *ctx);
+
+/* guard.c: identity, origins, rate limits (any thread). */
+int edge_guard_create(const edge_config_t *config, edge_guard_t **out);
+void edge_guard_destroy(edge_guard_t *g);
+/* Resolves who `req` is into *out; on failure it has answered (400, 401, 403). */
+int edge_guard_identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffix, edge_identity_t *out);
+void edge_identity_dispose(edge_identity_t *id);
+/* 1 if the identity may use the channel or document `name`. */
+int edge_identity_allows(const edge_identity_t *id, const char *name);
+/* Counts one publish, state or signal of `user`: RT_OK, or RT_ETOOBIG with the wait. */
+int edge_guard_rate(edge_guard_t *g, const char *user, int64_t now_ms, int64_t *retry_after_ms);
+/* A connection of `user` opens (RT_ETOOBIG over RT_MAX_USER_CONNS) or closes. */
+int edge_guard_conn_open(edge_guard_t *g, const char *user);
+void edge_guard_conn_close(edge_guard_t *g, const char *user);
+
+/* http.c: a query parameter, percent-decoded: 0, RT_ENOTFOUND or RT_ETOOBIG. */
+int edge_http_query_param(h2o_req_t *req, const char *name, char *out, size_t outsize);
 
 /* metrics.c */
 void edge_metrics_render(edge_server_t *server, rt_buf_t *out);

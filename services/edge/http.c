@@ -1,12 +1,12 @@
 /* http.c: the edge's routes (PROTOCOL.md section 3): health, metrics, the
  * WebSocket and SSE entry points, and the HTTP publish API. */
+#include "docs.h"
 #include "ws.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define USER_MAX 128
 
 typedef struct http_publish {
     h2o_req_t *req;
@@ -25,6 +25,9 @@ void edge_http_error(h2o_req_t *req, int status, const char *code, const char *m
                       : status == 404 ? "Not Found"
                       : status == 405 ? "Method Not Allowed"
                       : status == 413 ? "Payload Too Large"
+                      : status == 401 ? "Unauthorized"
+                      : status == 403 ? "Forbidden"
+                      : status == 429 ? "Too Many Requests"
                       : status == 503 ? "Service Unavailable"
                                       : "Error";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
@@ -46,8 +49,7 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/* Finds query parameter `name` and writes its percent-decoded value; 0 if found. */
-static int query_param(h2o_req_t *req, const char *name, char *out, size_t outsize)
+int edge_http_query_param(h2o_req_t *req, const char *name, char *out, size_t outsize)
 {
     if (req->query_at == SIZE_MAX)
         return RT_ENOTFOUND;
@@ -76,17 +78,28 @@ static int query_param(h2o_req_t *req, const char *name, char *out, size_t outsi
     return RT_ENOTFOUND;
 }
 
-/* The user of an unauthenticated request: ?user=NAME, else anon-<suffix>. */
-static int request_user(h2o_req_t *req, const char *anon_suffix, char *out, size_t outsize)
+/* Identifies the request and checks it may use `name` (NULL: no name);
+ * returns an owned identity, or NULL after answering 400/401/403. */
+static edge_identity_t *identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffix, const char *name)
 {
-    int err = query_param(req, "user", out, outsize);
-    if (err == RT_ENOTFOUND) {
-        snprintf(out, outsize, "anon-%s", anon_suffix);
-        return RT_OK;
+    edge_identity_t *id = rt_xmalloc(sizeof(*id));
+    if (edge_guard_identify(t, req, anon_suffix, id) != RT_OK) {
+        free(id);
+        return NULL;
     }
-    if (err != RT_OK || !edge_name_is_valid(out, strlen(out)))
-        return RT_EINVAL;
-    return RT_OK;
+    if (name != NULL && !edge_identity_allows(id, name)) {
+        edge_identity_dispose(id);
+        free(id);
+        edge_http_error(req, 403, "forbidden", "the token does not allow this channel");
+        return NULL;
+    }
+    return id;
+}
+
+static void identity_free(edge_identity_t *id)
+{
+    edge_identity_dispose(id);
+    free(id);
 }
 
 static int path_is(h2o_req_t *req, const char *path)
@@ -125,14 +138,12 @@ static int on_ws(edge_thread_t *t, h2o_req_t *req)
         edge_http_error(req, 503, "unavailable", "connection limit (RT_MAX_CONNS) reached");
         return 0;
     }
-    char user[USER_MAX + 1];
     char suffix[48];
     snprintf(suffix, sizeof(suffix), "%u-%" PRIu64, t->index, t->next_conn + 1);
-    if (request_user(req, suffix, user, sizeof(user)) != RT_OK) {
-        edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
+    edge_identity_t *id = identify(t, req, suffix, NULL);
+    if (id == NULL)
         return 0;
-    }
-    return edge_ws_accept(t, req, user, &edge_json_session);
+    return edge_ws_accept(t, req, id, &edge_json_session);
 }
 
 /* Parses a decimal offset; 0 or RT_EINVAL. */
@@ -154,7 +165,7 @@ static int parse_offset(const char *s, size_t len, uint64_t *out)
 static int query_offset(h2o_req_t *req, const char *name, int *present, uint64_t *out)
 {
     char text[32];
-    int err = query_param(req, name, text, sizeof(text));
+    int err = edge_http_query_param(req, name, text, sizeof(text));
     *present = err == RT_OK;
     if (err == RT_ENOTFOUND)
         return RT_OK;
@@ -165,11 +176,6 @@ static int on_sse(edge_thread_t *t, h2o_req_t *req, const char *channel)
 {
     if (!edge_name_is_valid(channel, strlen(channel))) {
         edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
-        return 0;
-    }
-    char user[USER_MAX + 1];
-    if (request_user(req, "sse", user, sizeof(user)) != RT_OK) {
-        edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
     /* Resume: the browser's Last-Event-ID first, else ?since= */
@@ -183,7 +189,10 @@ static int on_sse(edge_thread_t *t, h2o_req_t *req, const char *channel)
         edge_http_error(req, 400, "bad_request", "Last-Event-ID and since are offsets: decimal integers");
         return 0;
     }
-    return edge_sse_start(t, req, channel, user, has_since, since);
+    edge_identity_t *id = identify(t, req, "sse", channel);
+    if (id == NULL)
+        return 0;
+    return edge_sse_start(t, req, channel, id, has_since, since);
 }
 
 static void on_history(void *ctx, int err, Rtsync__V1__HistoryReply *reply)
@@ -234,6 +243,10 @@ static int on_messages(edge_thread_t *t, h2o_req_t *req, const char *channel)
         edge_http_error(req, 400, "bad_request", "use after=N or before=N (not both) and limit=1..1000");
         return 0;
     }
+    edge_identity_t *id = identify(t, req, "http", channel);
+    if (id == NULL)
+        return 0;
+    identity_free(id);
     edge_history_query(t, channel, has_before, has_before ? before : after, (uint32_t)limit, on_history, req);
     return 0;
 }
@@ -269,9 +282,17 @@ static int on_publish(edge_thread_t *t, h2o_req_t *req, const char *channel)
         edge_http_error(req, 413, "too_large", "body over the RT_MAX_FRAME limit");
         return 0;
     }
-    char user[USER_MAX + 1];
-    if (request_user(req, "http", user, sizeof(user)) != RT_OK) {
-        edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
+    edge_identity_t *id = identify(t, req, "http", channel);
+    if (id == NULL)
+        return 0;
+    int64_t retry_ms;
+    if (edge_guard_rate(t->server->guard, id->user, rt_now_wall_ms(), &retry_ms) != RT_OK) {
+        char seconds[24];
+        int n = snprintf(seconds, sizeof(seconds), "%lld", (long long)(retry_ms + 999) / 1000);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&req->pool, seconds, (size_t)n).base,
+                       (size_t)n);
+        identity_free(id);
+        edge_http_error(req, 429, "rate_limited", "too many messages: RT_RATE_LIMIT per RT_RATE_WINDOW");
         return 0;
     }
     edge_request_t body;
@@ -279,6 +300,7 @@ static int on_publish(edge_thread_t *t, h2o_req_t *req, const char *channel)
     if (edge_request_parse_publish_body(req->entity.base, req->entity.len, &body, &err) != RT_OK) {
         edge_http_error(req, 400, err.code, err.message);
         edge_request_dispose(&body);
+        identity_free(id);
         return 0;
     }
     char *data = json_dumps(body.data, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -290,12 +312,13 @@ static int on_publish(edge_thread_t *t, h2o_req_t *req, const char *channel)
         .data = data,
         .data_len = strlen(data),
         .id = body.id,
-        .user = user,
+        .user = id->user,
         .ephemeral = body.ephemeral,
     };
     edge_publish(t, &pub, on_http_published, p);
     free(data);
     edge_request_dispose(&body);
+    identity_free(id);
     return 0;
 }
 
@@ -322,6 +345,10 @@ static int on_presence_route(edge_thread_t *t, h2o_req_t *req, const char *chann
         edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
+    edge_identity_t *id = identify(t, req, "http", channel);
+    if (id == NULL)
+        return 0;
+    identity_free(id);
     edge_presence_query(t, channel, on_presence, req);
     return 0;
 }
@@ -365,6 +392,8 @@ int edge_http_on_req(h2o_handler_t *self, h2o_req_t *req)
         return on_messages(t, req, name);
     if (path_name(req, "/v1/channels/", "/presence", name, sizeof(name)))
         return on_presence_route(t, req, name);
+    if (edge_docs_route(t, req))
+        return 0;
     edge_http_error(req, 404, "not_found", "no such route");
     return 0;
 }

@@ -28,6 +28,16 @@ static const rt_config_var_t config_vars[] = {
      "how long the edge waits for a back-end service"},
     {"RT_PRESENCE_TTL", RT_CFG_MILLIS, "30s", 600, 3600000, CFG(presence_ttl_ms),
      "members of an edge silent this long are gone; heartbeats go every sixth of it"},
+    {"RT_JWT_SECRET", RT_CFG_STRING, "", 0, 0, CFG(jwt_secret),
+     "HS256 secret; unset: the stack runs open (development)"},
+    {"RT_ALLOWED_ORIGINS", RT_CFG_STRING, "", 0, 0, CFG(allowed_origins),
+     "comma-separated Origins allowed for browser requests (empty: any)"},
+    {"RT_RATE_LIMIT", RT_CFG_INT, "100", 1, 100000000, CFG(rate_limit),
+     "publishes, states and signals per user per RT_RATE_WINDOW"},
+    {"RT_RATE_WINDOW", RT_CFG_MILLIS, "10s", 100, 86400000, CFG(rate_window_ms), "the rate limit's sliding window"},
+    {"RT_MAX_USER_CONNS", RT_CFG_INT, "100", 1, 10000000, CFG(max_user_conns), "WebSocket connections per user per edge"},
+    {"RT_HANDSHAKE_TIMEOUT", RT_CFG_MILLIS, "10s", 100, 600000, CFG(handshake_timeout_ms),
+     "longest wait for a request's headers (slow clients are dropped)"},
     {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, CFG(log_level), "debug, info, warn or error"},
 };
 

@@ -77,6 +77,15 @@ static void on_flush(h2o_timeout_entry_t *entry)
     edge_ws_flush_dirty(RT_CONTAINER_OF(entry, edge_thread_t, flush_entry));
 }
 
+static void on_expiry_sweep(h2o_timeout_entry_t *entry)
+{
+    edge_thread_t *t = RT_CONTAINER_OF(entry, edge_thread_t, expiry_entry);
+    int64_t now_s = rt_now_wall_ms() / 1000;
+    edge_ws_expire_tokens(t, now_s);
+    edge_sse_expire_tokens(t, now_s);
+    h2o_timeout_link(t->ctx.loop, &t->expiry_timeout, &t->expiry_entry);
+}
+
 static void on_heartbeat(h2o_timeout_entry_t *entry)
 {
     edge_thread_t *t = RT_CONTAINER_OF(entry, edge_thread_t, heartbeat_entry);
@@ -137,6 +146,11 @@ static void *thread_main(void *arg)
     t->heartbeat_entry.cb = on_heartbeat;
     t->drain_entry.cb = on_drain_deadline;
     h2o_timeout_link(loop, &t->heartbeat_timeout, &t->heartbeat_entry);
+    if (*t->server->config.jwt_secret) {
+        h2o_timeout_init(loop, &t->expiry_timeout, 1000);
+        t->expiry_entry.cb = on_expiry_sweep;
+        h2o_timeout_link(loop, &t->expiry_timeout, &t->expiry_entry);
+    }
     while (!t->stopped)
         rt_loop_run_once(t->loop, INT32_MAX);
     /* Flush what the last turn queued (close frames) before the process exits. */
@@ -170,9 +184,11 @@ int edge_server_create(const edge_config_t *config, edge_server_t **out)
     if (err != RT_OK)
         goto Error;
     edge_presence_create(server, &server->presence);
+    edge_guard_create(config, &server->guard);
     h2o_config_init(&server->globalconf);
     server->globalconf.http1.upgrade_to_http2 = 0; /* this h2o lacks later HTTP/2 security fixes */
     server->globalconf.max_request_entity_size = (size_t)config->max_frame * 2;
+    server->globalconf.http1.req_timeout = (uint64_t)config->handshake_timeout_ms; /* slow headers are dropped */
     h2o_hostconf_t *host = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
@@ -212,6 +228,8 @@ int edge_server_run(edge_server_t *server)
     }
     RT_LOG_INFO("listening", "addr=%s threads=%zu edge=%s nats=%s", server->config.listen, server->nthreads,
                 server->config.edge_id, server->config.nats_url);
+    if (*server->config.jwt_secret == '\0')
+        RT_LOG_WARN("auth_open", "RT_JWT_SECRET is unset: no token is required, users name themselves with ?user=");
     int sig;
     sigwait(&signals, &sig);
     RT_LOG_INFO("draining", "signal=%d", sig);
@@ -241,6 +259,7 @@ void edge_server_destroy(edge_server_t *server)
     }
     free(server->threads);
     edge_presence_destroy(server->presence);
+    edge_guard_destroy(server->guard);
     rt_bus_destroy(server->bus);
     free(server);
 }

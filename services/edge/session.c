@@ -222,6 +222,35 @@ static void on_signal(edge_ws_conn_t *conn, const edge_request_t *req)
     free(data);
 }
 
+#define ABUSE_STRIKES 20 /* refused frames in a row before the connection is closed */
+
+/* Checks the token's claims and the user's rate; answers the refusals. */
+static int allowed(edge_ws_conn_t *conn, const edge_request_t *req)
+{
+    if (req->type == EDGE_FT_PING || req->type == EDGE_FT_UNSUBSCRIBE)
+        return 1;
+    if (!edge_identity_allows(conn->client.identity, req->channel)) {
+        send_error(conn, "forbidden", "the token does not allow this channel", req->id);
+        return 0;
+    }
+    if (req->type == EDGE_FT_SUBSCRIBE)
+        return 1;
+    int64_t retry_ms;
+    if (edge_guard_rate(conn->client.thread->server->guard, conn->client.user, rt_now_wall_ms(), &retry_ms) ==
+        RT_OK) {
+        conn->strikes = 0;
+        return 1;
+    }
+    if (++conn->strikes > ABUSE_STRIKES) {
+        edge_ws_close(conn, 4008, "rate limit abused");
+        return 0;
+    }
+    char message[120];
+    snprintf(message, sizeof(message), "over RT_RATE_LIMIT: retry in %lld ms", (long long)retry_ms);
+    send_error(conn, "rate_limited", message, req->id);
+    return 0;
+}
+
 static void session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
 {
     edge_request_t req;
@@ -229,6 +258,10 @@ static void session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
     if (edge_request_parse(text, len, (size_t)conn->client.thread->server->config.max_frame, &req, &err) != RT_OK) {
         EDGE_COUNT(conn->client.thread, bad_frames, 1);
         send_error(conn, err.code, err.message, err.ref);
+        edge_request_dispose(&req);
+        return;
+    }
+    if (!allowed(conn, &req)) {
         edge_request_dispose(&req);
         return;
     }

@@ -28,6 +28,8 @@ static void stream_destroy(edge_sse_t *s)
     edge_client_unsubscribe_all(&s->client);
     h2o_linklist_unlink(&s->link);
     edge_outq_dispose(&s->outq);
+    edge_identity_dispose(s->client.identity);
+    free(s->client.identity);
     free(s->client.user);
     free(s);
     EDGE_COUNT(t, sse_streams, -1);
@@ -156,13 +158,14 @@ static void on_subscription_confirmed(void *ctx, int err, rt_slice_t data)
     }
 }
 
-int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, const char *user, int has_since,
+int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, edge_identity_t *identity, int has_since,
                    uint64_t since)
 {
     edge_sse_t *s = rt_xcalloc(1, sizeof(*s));
     s->client.ops = &sse_client_ops;
     s->client.thread = t;
-    s->client.user = rt_xstrdup(user);
+    s->client.user = rt_xstrdup(identity->user);
+    s->client.identity = identity;
     h2o_linklist_init_anchor(&s->client.subs);
     edge_thread_conn_id(t, s->client.conn_id, sizeof(s->client.conn_id));
     s->req = req;
@@ -186,6 +189,17 @@ void edge_sse_heartbeat(edge_thread_t *t)
     for (h2o_linklist_t *node = t->sse_streams.next, *next; node != &t->sse_streams; node = next) {
         next = node->next;
         stream_push(RT_CONTAINER_OF(node, edge_sse_t, link), edge_frame_ref(t->sse_hb_frame));
+    }
+}
+
+void edge_sse_expire_tokens(edge_thread_t *t, int64_t now_s)
+{
+    for (h2o_linklist_t *node = t->sse_streams.next, *next; node != &t->sse_streams; node = next) {
+        next = node->next;
+        edge_sse_t *s = RT_CONTAINER_OF(node, edge_sse_t, link);
+        const edge_identity_t *id = s->client.identity;
+        if (!s->finishing && id->authenticated && id->claims.exp <= now_s)
+            stream_finish(s);
     }
 }
 

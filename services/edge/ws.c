@@ -87,6 +87,9 @@ static void conn_destroy(edge_ws_conn_t *conn)
         h2o_socket_close(conn->sock);
     wslay_event_context_free(conn->wslay);
     edge_outq_dispose(&conn->outq);
+    edge_guard_conn_close(t->server->guard, conn->client.user);
+    edge_identity_dispose(conn->client.identity);
+    free(conn->client.identity);
     free(conn->client.user);
     free(conn);
     atomic_fetch_sub(&t->server->open_conns, 1);
@@ -235,7 +238,7 @@ static const struct wslay_event_callbacks wslay_callbacks = {
 static int feed_wslay(edge_ws_conn_t *conn)
 {
     edge_thread_t *t = conn->client.thread;
-    size_t max = (size_t)t->server->config.max_frame;
+    size_t max = conn->handler->max_message ? conn->handler->max_message : (size_t)t->server->config.max_frame;
     conn->feed = edge_ws_complete_frames_len((const uint8_t *)conn->sock->input->bytes, conn->sock->input->size, max);
     if (conn->feed == 0)
         return 0;
@@ -315,6 +318,16 @@ void edge_ws_heartbeat(edge_thread_t *t)
     }
 }
 
+void edge_ws_expire_tokens(edge_thread_t *t, int64_t now_s)
+{
+    for (h2o_linklist_t *node = t->ws_conns.next; node != &t->ws_conns; node = node->next) {
+        edge_ws_conn_t *conn = RT_CONTAINER_OF(node, edge_ws_conn_t, conn_link);
+        const edge_identity_t *id = conn->client.identity;
+        if (id->authenticated && id->claims.exp <= now_s)
+            edge_ws_close(conn, 4001, "token expired");
+    }
+}
+
 void edge_ws_drain_all(edge_thread_t *t)
 {
     for (h2o_linklist_t *node = t->ws_conns.next; node != &t->ws_conns; node = node->next)
@@ -357,19 +370,28 @@ static int offers_rt_v1(h2o_iovec_t protocols)
     return protocols.base != NULL && h2o_contains_token(protocols.base, protocols.len, H2O_STRLIT("rt.v1"), ',');
 }
 
-int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user, const edge_ws_handler_t *handler)
+int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, edge_identity_t *identity, const edge_ws_handler_t *handler)
 {
     h2o_iovec_t key = find_header(req, "sec-websocket-key");
     h2o_iovec_t version = find_header(req, "sec-websocket-version");
     if (key.len != 24 || !h2o_memis(version.base, version.len, H2O_STRLIT("13"))) {
+        edge_identity_dispose(identity);
+        free(identity);
         edge_http_error(req, 400, "bad_request", "not a WebSocket version 13 handshake");
+        return 0;
+    }
+    if (edge_guard_conn_open(t->server->guard, identity->user) != RT_OK) {
+        edge_identity_dispose(identity);
+        free(identity);
+        edge_http_error(req, 429, "rate_limited", "too many connections for this user (RT_MAX_USER_CONNS)");
         return 0;
     }
     edge_ws_conn_t *conn = rt_xcalloc(1, sizeof(*conn));
     conn->handler = handler;
     conn->client.ops = &handler->client_ops;
     conn->client.thread = t;
-    conn->client.user = rt_xstrdup(user);
+    conn->client.user = rt_xstrdup(identity->user);
+    conn->client.identity = identity;
     h2o_linklist_init_anchor(&conn->client.subs);
     edge_thread_conn_id(t, conn->client.conn_id, sizeof(conn->client.conn_id));
     conn->close_entry.cb = on_close_wait_timeout;
@@ -395,4 +417,16 @@ int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, const char *user, const edg
                               H2O_STRLIT("rt.v1"));
     h2o_http1_upgrade(req, NULL, 0, on_upgrade_complete, conn);
     return 0;
+}
+
+int edge_ws_accept_session(edge_thread_t *t, h2o_req_t *req, edge_identity_t *identity,
+                           const edge_ws_handler_t *handler, void *session)
+{
+    /* an accepted connection joins the tail of t->ws_conns at once */
+    h2o_linklist_t *tail = t->ws_conns.prev;
+    edge_ws_accept(t, req, identity, handler);
+    if (t->ws_conns.prev == tail)
+        return RT_EINVAL;
+    RT_CONTAINER_OF(t->ws_conns.prev, edge_ws_conn_t, conn_link)->session = session;
+    return RT_OK;
 }

@@ -17,6 +17,8 @@ typedef struct edge_ws_handler {
     void (*on_binary)(edge_ws_conn_t *conn, const uint8_t *data, size_t len);
     /* The connection is going away: detach what still refers to it. */
     void (*on_dispose)(edge_ws_conn_t *conn);
+    /* The largest message accepted (1009 beyond); 0: RT_MAX_FRAME. */
+    size_t max_message;
     /* How channel subscriptions talk to it (deliver is usually edge_ws_deliver). */
     edge_client_ops_t client_ops;
 } edge_ws_handler_t;
@@ -35,6 +37,7 @@ struct edge_ws_conn {
     uint64_t last_rx;
     size_t feed; /* bytes of complete frames wslay may still read */
     uint16_t close_code;
+    uint16_t strikes; /* session.c: frames refused by the rate limit in a row */
     unsigned writing : 1;
     unsigned msg_open : 1;
     unsigned close_queued : 1;
@@ -58,6 +61,12 @@ static inline edge_ws_conn_t *edge_ws_of(edge_client_t *client)
 {
     return (edge_ws_conn_t *)client;
 }
+
+/* Like edge_ws_accept, with the handler's state (conn->session, taken; the
+ * handler's on_dispose frees it, even if the upgrade never completes).  When the
+ * handshake is refused the caller still owns `session` and gets RT_EINVAL. */
+int edge_ws_accept_session(edge_thread_t *t, h2o_req_t *req, edge_identity_t *identity,
+                           const edge_ws_handler_t *handler, void *session);
 
 /* session.c: the JSON protocol of /ws */
 extern const edge_ws_handler_t edge_json_session;

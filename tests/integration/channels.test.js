@@ -36,7 +36,7 @@ describe('durable channels', { timeout: 240000 }, () => {
     stack = await startStack({
       edges: 2,
       services: [{ name: 'chat-history', replicas: 2 }],
-      envFor: { 'chat-history': { RT_HISTORY_RETAIN: '20000' } },
+      envFor: { 'chat-history': { RT_HISTORY_RETAIN: '20000' }, edge: { RT_RATE_LIMIT: '1000000' } },
     });
   });
   after(() => stack?.stop({ allowExits: true }));

@@ -22,7 +22,7 @@ async function subscribed(url, channel, opts) {
 describe('edge', { timeout: 120000 }, () => {
   let stack;
   before(async () => {
-    stack = await startStack({ edges: 2, envFor: { edge: { RT_EDGE_THREADS: '2', RT_HEARTBEAT: '1s' } } });
+    stack = await startStack({ edges: 2, envFor: { edge: { RT_EDGE_THREADS: '2', RT_HEARTBEAT: '1s', RT_RATE_LIMIT: '1000000' } } });
   });
   after(() => stack?.stop());
 
@@ -209,7 +209,7 @@ describe('edge', { timeout: 120000 }, () => {
 describe('edge: slow consumers', () => {
   let stack;
   before(async () => {
-    stack = await startStack({ edges: 1, envFor: { edge: { RT_SEND_QUEUE: '256KiB', RT_EDGE_THREADS: '1' } } });
+    stack = await startStack({ edges: 1, envFor: { edge: { RT_SEND_QUEUE: '256KiB', RT_EDGE_THREADS: '1', RT_RATE_LIMIT: '1000000' } } });
   });
   after(() => stack?.stop());
 

@@ -1,0 +1,47 @@
+/*
+ * docs.h: collaborative documents on the edge (PROTOCOL.md section 7).
+ *
+ * yjs.c speaks y-websocket on /yjs/{doc} (an edge_ws_handler_t); doc.c keeps
+ * the thread's table of open documents, each holding the NATS subscriptions
+ * to its broadcast and awareness subjects while a local client has it open;
+ * docs_http.c answers GET /v1/docs/{doc}.  Everything runs on the connection's
+ * thread.  The contract with crdt-merge is proto/rtsync/v1/doc.proto.
+ */
+#ifndef EDGE_DOCS_H
+#define EDGE_DOCS_H
+
+#include "ws.h"
+
+#define EDGE_DOC_NAME_MAX 128
+/* The largest y-websocket message (RT_MAX_DOC_UPDATE's default). */
+#define EDGE_MAX_DOC_UPDATE (8u << 20)
+
+typedef struct edge_ydoc edge_ydoc_t;
+
+/* One /yjs connection: the ws conn's session. */
+typedef struct edge_ysession {
+    edge_ws_conn_t *conn; /* NULL once the connection is gone (requests may outlive it) */
+    edge_ydoc_t *doc;
+    h2o_linklist_t doc_link; /* doc->sessions */
+    h2o_linklist_t pending;  /* requests awaiting crdt-merge (yjs.c) */
+    uint64_t last_tx_ms;     /* for the keepalive */
+    unsigned sent_awareness : 1;
+    char name[EDGE_DOC_NAME_MAX + 1];
+} edge_ysession_t;
+
+/* doc.c */
+/* Opens the session's document (subscribing on first use).  RT_EUNAVAIL if NATS refuses. */
+int edge_ydoc_join(edge_thread_t *t, edge_ysession_t *s);
+/* Closes it (unsubscribing after the last local session). */
+void edge_ydoc_leave(edge_ysession_t *s);
+/* Queues a binary frame to the session's connection (takes the frame). */
+void edge_ysession_send(edge_ysession_t *s, edge_frame_t *frame);
+/* Any thread: the process's epoch for DocEdgeHeartbeat and awareness ownership. */
+uint64_t edge_docs_epoch(edge_thread_t *t);
+
+/* yjs.c: the y-websocket handler; docs_http.c: the routes. */
+extern const edge_ws_handler_t edge_yjs_handler;
+/* Answers /yjs/... and /v1/docs/...; returns 1 if the request was one of them. */
+int edge_docs_route(edge_thread_t *t, h2o_req_t *req);
+
+#endif
