@@ -1,6 +1,0 @@
-RT_UNIT_SUITE(common)
-RT_UNIT_SUITE(edge_protocol)
-RT_UNIT_SUITE(hist_batch)
-RT_UNIT_SUITE(hist_request)
-RT_UNIT_SUITE(yjs_codec)
-RT_UNIT_SUITE(yjs_doc)
