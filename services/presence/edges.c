@@ -77,19 +77,44 @@ static pres_edge_t *edge_for(pres_edges_t *e, const char *id, uint64_t epoch, in
     return edge;
 }
 
-static void on_snapshot_part(pres_edges_t *e, pres_edge_t *edge, const Rtsync__V1__PresenceBatch *b)
+/* One part of a snapshot (parts are numbered from 0 and take consecutive seqs).
+ * Returns 0, or RT_EINVAL when a part is missing: the half snapshot is dropped. */
+static int on_snapshot_part(pres_edges_t *e, pres_edge_t *edge, const Rtsync__V1__PresenceBatch *b, int next)
 {
-    if (!edge->staging) {
+    if (b->snapshot_part == 0) {
+        pres_view_unstage(edge); /* a new snapshot: one in progress ended without its last part */
+        edge->staging = 0;
+    } else if (!edge->staging || !next || b->snapshot_part != (uint32_t)edge->staging) {
         pres_view_unstage(edge);
-        edge->staging = 1;
+        edge->staging = 0;
+        return RT_EINVAL;
     }
     pres_view_stage(edge, b);
+    edge->staging++;
     if (b->snapshot_more)
-        return;
+        return RT_OK;
     pres_view_commit(&e->view, edge, edge->restarted ? member_gone : NULL, e);
     edge->staging = 0;
     edge->restarted = 0;
     edge->synced = 1;
+    return RT_OK;
+}
+
+static void on_changes(pres_edges_t *e, pres_edge_t *edge, const Rtsync__V1__PresenceBatch *b, int next)
+{
+    if (edge->staging) { /* the snapshot ended without its last part */
+        pres_view_unstage(edge);
+        edge->staging = 0;
+        edge->synced = 0;
+    }
+    if (edge->restarted) { /* the snapshot that was to follow the restart never came */
+        pres_view_edge_clear(&e->view, edge, member_gone, e);
+        edge->restarted = 0;
+    }
+    if (!next)
+        edge->synced = 0;
+    for (size_t i = 0; i < b->n_updates; i++) /* best effort even when out of sync */
+        pres_view_apply(&e->view, edge, b->updates[i]);
 }
 
 void pres_edges_on_batch(pres_edges_t *e, const Rtsync__V1__PresenceBatch *b, uint64_t now_ns)
@@ -98,32 +123,22 @@ void pres_edges_on_batch(pres_edges_t *e, const Rtsync__V1__PresenceBatch *b, ui
     if (edge == NULL)
         return;
     int next = b->seq == edge->last_seq + 1;
-    /* a snapshot may reuse the last seq (an edge that does not count it); anything else
-     * at or below the last seq was seen already */
-    if (b->seq <= edge->last_seq && !(b->snapshot && b->seq == edge->last_seq && !edge->staging)) {
+    /* a one-part snapshot may reuse the last seq (an edge that does not count it);
+     * anything else at or below the last seq was seen already */
+    if (b->seq <= edge->last_seq && !(b->snapshot && !b->snapshot_more && b->snapshot_part == 0 &&
+                                      b->seq == edge->last_seq)) {
         e->stale++;
         return;
     }
-    if (edge->staging && (!next || !b->snapshot)) {
-        /* a part of the snapshot was lost, or it ended without its last part */
-        pres_view_unstage(edge);
-        edge->staging = 0;
-        edge->synced = 0;
-    }
-    if (!next && !b->snapshot) {
+    edge->last_seq = b->seq;
+    int gap = !next;
+    if (b->snapshot)
+        gap = on_snapshot_part(e, edge, b, next) != RT_OK; /* a gap before a first part is no loss */
+    else
+        on_changes(e, edge, b, next);
+    if (gap) {
         e->gaps++;
         edge->synced = 0;
-    }
-    edge->last_seq = b->seq;
-    if (b->snapshot) {
-        on_snapshot_part(e, edge, b);
-    } else {
-        if (edge->restarted) { /* the snapshot that was to follow the restart never came */
-            pres_view_edge_clear(&e->view, edge, member_gone, e);
-            edge->restarted = 0;
-        }
-        for (size_t i = 0; i < b->n_updates; i++) /* best effort even when out of sync */
-            pres_view_apply(&e->view, edge, b->updates[i]);
     }
     if (!edge->synced && !edge->staging)
         want_snapshot(e, edge, now_ns);

@@ -81,7 +81,7 @@ struct pres_edge {
     uint64_t last_heartbeat_ns, resync_sent_ns;
     uint32_t reported_members; /* from its last heartbeat */
     int synced;                /* its members are known completely (from a snapshot or its start) */
-    int staging;               /* between the first and the last part of a snapshot */
+    int staging;               /* parts of a snapshot received so far, 0: none in progress */
     int restarted;             /* a new epoch began: members the next snapshot lacks are gone */
     int draining;
     rt_map_t members;          /* "channel\0conn" -> pres_member_t */
