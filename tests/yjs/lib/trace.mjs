@@ -11,6 +11,7 @@
 //   trace-meta.json     counts and the expected final text
 
 import * as Y from 'yjs'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import zlib from 'node:zlib'
@@ -115,9 +116,13 @@ export function ensureTraceCache () {
     diff: path.join(CACHE, 'trace-diff.bin'),
     meta: path.join(CACHE, 'trace-meta.json')
   }
-  const src = fs.statSync(process.env.YJS_TRACE || TRACE_GZ).mtimeMs
+  // the cache is valid for this trace file and this version of the code that made it
+  const traceFile = process.env.YJS_TRACE || TRACE_GZ
+  const st = fs.statSync(traceFile)
+  const key = crypto.createHash('sha1').update(fs.readFileSync(fileURLToPath(import.meta.url)))
+    .update(`${traceFile}:${st.size}:${st.mtimeMs}`).digest('hex')
   const complete = Object.values(files).every(f => fs.existsSync(f))
-  if (complete && fs.statSync(files.meta).mtimeMs >= src) return files
+  if (complete && JSON.parse(fs.readFileSync(files.meta, 'utf8')).key === key) return files
   const { updates, doc, trace } = replayTrace()
   fs.mkdirSync(CACHE, { recursive: true })
   fs.writeFileSync(files.updates, frameUpdates(updates))
@@ -126,12 +131,14 @@ export function ensureTraceCache () {
   const merged = chunkedMerge(updates, 1000)
   fs.writeFileSync(files.merged, merged)
   fs.writeFileSync(files.diff, Y.diffUpdate(merged, DIFF_SV))
-  // meta last: its presence marks a complete cache
-  fs.writeFileSync(files.meta, JSON.stringify({
+  // meta last, renamed into place: a meta with the current key marks a complete cache
+  fs.writeFileSync(files.meta + '.' + process.pid, JSON.stringify({
+    key,
     updates: updates.length,
     updateBytes: updates.reduce((a, u) => a + u.length, 0),
     mergedSv: Buffer.from(Y.encodeStateVectorFromUpdate(merged)).toString('hex'),
     endContent: trace.endContent
   }))
+  fs.renameSync(files.meta + '.' + process.pid, files.meta)
   return files
 }
