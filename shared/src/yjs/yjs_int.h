@@ -77,6 +77,25 @@ uint64_t yutf8_utf16_len(const uint8_t *s, size_t n);
  * the 4-byte sequence's start). */
 size_t yutf8_pos(const uint8_t *s, size_t n, uint64_t units, bool *mid);
 
+/* Appends a code point as UTF-8. */
+void yutf8_put(rt_buf_t *b, uint32_t cp);
+/* Appends a number as JSON.stringify prints it (null if not finite). */
+void yjson_number(rt_buf_t *out, double d);
+
+/* An object member while ordering keys like Object.keys (yany.c). */
+typedef struct yobj_entry {
+    const uint8_t *key;
+    size_t key_len;
+    size_t val_off, val_len; /* the value, in the caller's scratch buffer */
+    uint64_t index;
+    bool is_index;
+    bool dead;
+} yobj_entry_t;
+/* Duplicates keep the first position and the last value; array-index keys
+ * come first, ascending; keys must point in insertion order.  Returns the
+ * new count. */
+size_t yobj_order(yobj_entry_t *e, size_t n);
+
 /* Reads one `any` and appends its canonical form (what lib0 writeAny writes
  * after readAny) to `out`. */
 int yany_canon(yreader_t *r, rt_buf_t *out, int depth);
