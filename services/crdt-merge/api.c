@@ -1,0 +1,649 @@
+/*
+ * api.c: the NATS face of crdt-merge, document ownership, and the service's
+ * lifetime.  Everything runs on the loop thread.
+ *
+ * Ownership: replicas announce themselves on rt.doc.peer every 500 ms; a
+ * replica is live while heard within RT_DOC_PEER_TTL.  The owner of a document
+ * is the live replica with the highest rendezvous weight hash(instance, doc),
+ * so a replica's arrival or loss moves only its share of documents.  Requests
+ * reach any replica through the queue group "crdt"; one that does not own the
+ * document forwards it (once) on rt.doc.fwd.<owner>, and the owner answers the
+ * original inbox.  When the live set changes, a replica that loaded a document
+ * it no longer owns sends the document's whole state to the new owner as an
+ * ordinary update (the engine drops what the owner has; nothing is lost even if
+ * the new owner loaded before our last commit), and unloads it once persisted.
+ * Every applied update is committed by the writer within milliseconds, so the
+ * loss of a replica loses nothing that was durable.
+ *
+ * Awareness (rt.doc.aw.>, rt.doc.conn, rt.doc.edge) is heard by every replica
+ * without a queue group; the owner of the document keeps the states.
+ */
+#include "crdt.h"
+#include "rt/log.h"
+#include "rt/yproto.h"
+#include "rtsync/v1/doc.pb-c.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS_NS 1000000ull
+#define PEER_INTERVAL_NS (500 * MS_NS)
+#define PEER_TTL_NS (2000 * MS_NS)
+#define WARMUP_NS (700 * MS_NS)
+#define SWEEP_INTERVAL_NS (1000 * MS_NS)
+#define STATS_INTERVAL_NS (10000 * MS_NS)
+#define DRAIN_TIMEOUT_NS (20000 * MS_NS)
+
+enum { KIND_SYNC = 1, KIND_UPDATE = 2, KIND_GET = 3 };
+
+typedef struct peer {
+    char instance[CRDT_MAX_ID + 1];
+    uint64_t seen_ns;
+    int leaving;
+} peer_t;
+
+typedef struct edge_seen {
+    char edge[CRDT_MAX_ID + 1];
+    uint64_t epoch;
+    uint64_t seen_ns;
+} edge_seen_t;
+
+struct crdt_service {
+    const crdt_config_t *cfg;
+    rt_loop_t *loop;
+    rt_bus_t *bus;
+    rt_bus_sub_t *subs[8];
+    size_t nsubs;
+    crdt_writer_t *writer;
+    crdt_docs_t docs;
+    rt_map_t peers; /* instance -> peer_t */
+    rt_map_t edges; /* edge id -> edge_seen_t */
+    uint64_t started_ns;
+    uint64_t next_peer_ns, next_sweep_ns, next_stats_ns;
+    int leaving;
+    rt_buf_t out, changed;
+    uint64_t applied, duplicates, bad, forwarded, moved;
+};
+
+/* ---- ownership ---------------------------------------------------------------------------- */
+
+uint64_t crdt_owner_weight(const char *instance, const char *doc)
+{
+    char key[2 * CRDT_MAX_ID + 4];
+    int n = snprintf(key, sizeof(key), "%s\n%s", instance, doc);
+    /* rt_hash_bytes mixes well enough; a final avalanche keeps close names apart */
+    uint64_t h = rt_hash_bytes(key, (size_t)n);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+static int peer_live(const crdt_service_t *svc, const peer_t *p, uint64_t now)
+{
+    return !p->leaving && now - p->seen_ns < PEER_TTL_NS && strcmp(p->instance, svc->cfg->instance_id) != 0;
+}
+
+/* The owner's instance id (borrowed). */
+static const char *owner_of(crdt_service_t *svc, const char *doc)
+{
+    const char *best = svc->cfg->instance_id;
+    uint64_t best_w = svc->leaving ? 0 : crdt_owner_weight(best, doc);
+    int have = !svc->leaving;
+    uint64_t now = rt_now_mono_ns();
+    size_t pos = 0;
+    rt_map_entry_t *e;
+    while ((e = rt_map_next(&svc->peers, &pos)) != NULL) {
+        const peer_t *p = e->value;
+        if (!peer_live(svc, p, now))
+            continue;
+        uint64_t w = crdt_owner_weight(p->instance, doc);
+        if (!have || w > best_w || (w == best_w && strcmp(p->instance, best) > 0)) {
+            best = p->instance;
+            best_w = w;
+            have = 1;
+        }
+    }
+    return best;
+}
+
+static int is_mine(crdt_service_t *svc, const char *doc)
+{
+    return strcmp(owner_of(svc, doc), svc->cfg->instance_id) == 0;
+}
+
+/* Hands every loaded document this replica no longer owns to its owner. */
+static void rehome(crdt_service_t *svc)
+{
+    size_t pos = 0;
+    rt_map_entry_t *e;
+    while ((e = rt_map_next(&svc->docs.map, &pos)) != NULL) {
+        crdt_doc_t *doc = e->value;
+        if (doc->moving || is_mine(svc, doc->name))
+            continue;
+        doc->moving = 1;
+        svc->moved++;
+        rt_buf_t state = {0};
+        rt_ydoc_encode_state_as_update(doc->ydoc, (rt_slice_t){NULL, 0}, &state);
+        Rtsync__V1__DocUpdateRequest r = RTSYNC__V1__DOC_UPDATE_REQUEST__INIT;
+        r.doc = doc->name;
+        r.update.data = state.data;
+        r.update.len = state.len;
+        r.edge = (char *)svc->cfg->instance_id;
+        r.conn = (char *)"handoff";
+        svc->out.len = 0;
+        size_t n = rtsync__v1__doc_update_request__get_packed_size(&r);
+        rtsync__v1__doc_update_request__pack(&r, rt_buf_reserve(&svc->out, n));
+        if (rt_bus_publish(svc->bus, "rt.doc.update", svc->out.data, n) != RT_OK)
+            RT_LOG_WARN("handoff_failed", "doc=%s bytes=%zu", doc->name, state.len);
+        RT_LOG_INFO("doc_handoff", "doc=%s to=%s bytes=%zu", doc->name, owner_of(svc, doc->name), state.len);
+        rt_buf_dispose(&state);
+    }
+}
+
+static void on_peer(void *ctx, const rt_bus_msg_t *msg)
+{
+    crdt_service_t *svc = ctx;
+    Rtsync__V1__DocPeerHeartbeat *hb = rtsync__v1__doc_peer_heartbeat__unpack(NULL, msg->data.len, msg->data.data);
+    if (hb == NULL || *hb->instance == '\0' || strlen(hb->instance) > CRDT_MAX_ID ||
+        strcmp(hb->instance, svc->cfg->instance_id) == 0)
+        goto Exit;
+    peer_t *p = rt_map_get(&svc->peers, hb->instance, strlen(hb->instance));
+    uint64_t now = rt_now_mono_ns();
+    int changed = p == NULL || !peer_live(svc, p, now) || p->leaving != hb->leaving;
+    if (p == NULL) {
+        p = rt_xcalloc(1, sizeof(*p));
+        snprintf(p->instance, sizeof(p->instance), "%s", hb->instance);
+        rt_map_put(&svc->peers, p->instance, strlen(p->instance), p);
+    }
+    p->seen_ns = now;
+    p->leaving = hb->leaving;
+    if (changed) {
+        RT_LOG_INFO("peer", "instance=%s leaving=%d", p->instance, p->leaving);
+        rehome(svc);
+    }
+Exit:
+    rtsync__v1__doc_peer_heartbeat__free_unpacked(hb, NULL);
+}
+
+static void send_peer_heartbeat(crdt_service_t *svc)
+{
+    Rtsync__V1__DocPeerHeartbeat hb = RTSYNC__V1__DOC_PEER_HEARTBEAT__INIT;
+    hb.instance = (char *)svc->cfg->instance_id;
+    hb.leaving = svc->leaving;
+    uint8_t buf[CRDT_MAX_ID + 16];
+    rt_bus_publish(svc->bus, "rt.doc.peer", buf, rtsync__v1__doc_peer_heartbeat__pack(&hb, buf));
+}
+
+/* Peers that fell silent: their documents come to the survivors (nothing of ours moves). */
+static void expire_peers(crdt_service_t *svc, uint64_t now)
+{
+    size_t pos = 0;
+    rt_map_entry_t *e;
+    while ((e = rt_map_next(&svc->peers, &pos)) != NULL) {
+        peer_t *p = e->value;
+        if (now - p->seen_ns >= PEER_TTL_NS) {
+            RT_LOG_INFO("peer_gone", "instance=%s", p->instance);
+            rt_map_remove(&svc->peers, p->instance, strlen(p->instance));
+            free(p);
+        }
+    }
+}
+
+/* ---- edges -------------------------------------------------------------------------------- */
+
+static void on_edge_heartbeat(void *ctx, const rt_bus_msg_t *msg)
+{
+    crdt_service_t *svc = ctx;
+    Rtsync__V1__DocEdgeHeartbeat *hb = rtsync__v1__doc_edge_heartbeat__unpack(NULL, msg->data.len, msg->data.data);
+    if (hb == NULL || *hb->edge == '\0' || strlen(hb->edge) > CRDT_MAX_ID)
+        goto Exit;
+    edge_seen_t *s = rt_map_get(&svc->edges, hb->edge, strlen(hb->edge));
+    if (s == NULL) {
+        s = rt_xcalloc(1, sizeof(*s));
+        snprintf(s->edge, sizeof(s->edge), "%s", hb->edge);
+        rt_map_put(&svc->edges, s->edge, strlen(s->edge), s);
+    }
+    s->epoch = hb->edge_epoch;
+    s->seen_ns = rt_now_mono_ns();
+Exit:
+    rtsync__v1__doc_edge_heartbeat__free_unpacked(hb, NULL);
+}
+
+/* An edge is alive while it heartbeats with this epoch (a restarted edge has
+ * another).  One never heard is given the TTL from our own start. */
+static int edge_alive(void *ctx, const char *edge, uint64_t epoch)
+{
+    crdt_service_t *svc = ctx;
+    uint64_t now = rt_now_mono_ns(), ttl = (uint64_t)svc->cfg->edge_ttl_ms * MS_NS;
+    const edge_seen_t *s = rt_map_get(&svc->edges, edge, strlen(edge));
+    if (s == NULL)
+        return now - svc->started_ns < ttl;
+    return s->epoch == epoch && now - s->seen_ns < ttl;
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+static Rtsync__V1__Code code_of(int err)
+{
+    switch (err) {
+    case RT_OK:
+        return RTSYNC__V1__CODE__CODE_OK;
+    case RT_EINVAL:
+        return RTSYNC__V1__CODE__CODE_BAD_REQUEST;
+    case RT_ENOTFOUND:
+        return RTSYNC__V1__CODE__CODE_NOT_FOUND;
+    case RT_ETOOBIG:
+        return RTSYNC__V1__CODE__CODE_TOO_LARGE;
+    case RT_EUNAVAIL:
+        return RTSYNC__V1__CODE__CODE_UNAVAILABLE;
+    default:
+        return RTSYNC__V1__CODE__CODE_INTERNAL;
+    }
+}
+
+static void reply_packed(crdt_service_t *svc, const char *reply, const ProtobufCMessage *m)
+{
+    if (reply == NULL || *reply == '\0')
+        return;
+    size_t n = protobuf_c_message_get_packed_size(m);
+    svc->out.len = 0;
+    protobuf_c_message_pack(m, rt_buf_reserve(&svc->out, n));
+    if (rt_bus_publish(svc->bus, reply, svc->out.data, n) != RT_OK)
+        RT_LOG_WARN("reply_failed", "bytes=%zu", n);
+}
+
+static void count_bad(crdt_service_t *svc, const char *what, const char *doc)
+{
+    if (++svc->bad <= 10 || svc->bad % 1000 == 0)
+        RT_LOG_WARN("bad_request", "what=%s doc=%.128s total=%" PRIu64, what, doc ? doc : "", svc->bad);
+}
+
+static int name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CRDT_MAX_NAME)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+static void reply_sync(crdt_service_t *svc, const char *reply, int err, rt_buf_t *update, rt_buf_t *sv,
+                       rt_buf_t *aw)
+{
+    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
+    status.code = code_of(err);
+    status.message = (char *)"";
+    Rtsync__V1__DocSyncReply r = RTSYNC__V1__DOC_SYNC_REPLY__INIT;
+    r.status = &status;
+    if (err == RT_OK) {
+        r.update = (ProtobufCBinaryData){update->len, update->data};
+        r.state_vector = (ProtobufCBinaryData){sv->len, sv->data};
+        r.awareness = (ProtobufCBinaryData){aw->len, aw->data};
+    }
+    reply_packed(svc, reply, &r.base);
+}
+
+static void serve_sync(crdt_service_t *svc, const char *reply, const Rtsync__V1__DocSyncRequest *q)
+{
+    rt_buf_t update = {0}, sv = {0}, aw = {0};
+    crdt_doc_t *doc = NULL;
+    int err = crdt_docs_get(&svc->docs, q->doc, &doc);
+    if (err == RT_OK && q->want_update)
+        err = rt_ydoc_encode_state_as_update(doc->ydoc, (rt_slice_t){q->state_vector.data, q->state_vector.len},
+                                             &update);
+    if (err == RT_OK && q->want_state) {
+        rt_ydoc_encode_state_vector(doc->ydoc, &sv);
+        crdt_doc_awareness_encode(doc, &aw);
+    }
+    if (err == RT_EINVAL)
+        count_bad(svc, "sync", q->doc);
+    reply_sync(svc, reply, err, &update, &sv, &aw);
+    rt_buf_dispose(&update);
+    rt_buf_dispose(&sv);
+    rt_buf_dispose(&aw);
+}
+
+static void reply_status(crdt_service_t *svc, const char *reply, int err)
+{
+    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
+    status.code = code_of(err);
+    status.message = (char *)"";
+    Rtsync__V1__DocUpdateReply r = RTSYNC__V1__DOC_UPDATE_REPLY__INIT;
+    r.status = &status;
+    reply_packed(svc, reply, &r.base);
+}
+
+static void broadcast(crdt_service_t *svc, const Rtsync__V1__DocUpdateRequest *q, rt_slice_t changed)
+{
+    Rtsync__V1__DocBroadcast b = RTSYNC__V1__DOC_BROADCAST__INIT;
+    b.doc = q->doc;
+    b.update = (ProtobufCBinaryData){changed.len, (uint8_t *)changed.data};
+    b.origin_edge = q->edge;
+    b.origin_conn = q->conn;
+    b.ts_ms = rt_now_wall_ms();
+    size_t n = rtsync__v1__doc_broadcast__get_packed_size(&b);
+    svc->out.len = 0;
+    rtsync__v1__doc_broadcast__pack(&b, rt_buf_reserve(&svc->out, n));
+    char subject[CRDT_MAX_NAME + 32];
+    rt_bus_subject(subject, sizeof(subject), "rt.doc.bcast", q->doc);
+    if (rt_bus_publish(svc->bus, subject, svc->out.data, n) != RT_OK)
+        RT_LOG_WARN("broadcast_failed", "doc=%s bytes=%zu", q->doc, n);
+}
+
+static void serve_update(crdt_service_t *svc, const char *reply, const Rtsync__V1__DocUpdateRequest *q)
+{
+    crdt_doc_t *doc = NULL;
+    int err = q->update.len > (size_t)svc->cfg->max_update ? RT_ETOOBIG : crdt_docs_get(&svc->docs, q->doc, &doc);
+    svc->changed.len = 0;
+    if (err == RT_OK)
+        err = crdt_doc_apply(&svc->docs, doc, (rt_slice_t){q->update.data, q->update.len}, &svc->changed);
+    if (err == RT_EINVAL || err == RT_ETOOBIG)
+        count_bad(svc, "update", q->doc);
+    if (err == RT_OK && svc->changed.len > 0) {
+        svc->applied++;
+        broadcast(svc, q, (rt_slice_t){svc->changed.data, svc->changed.len});
+    } else if (err == RT_OK) {
+        svc->duplicates++;
+    }
+    reply_status(svc, reply, err);
+}
+
+static void serve_get(crdt_service_t *svc, const char *reply, const Rtsync__V1__DocGetRequest *q)
+{
+    rt_buf_t data = {0};
+    crdt_doc_t *doc = NULL;
+    int err = crdt_docs_get(&svc->docs, q->doc, &doc);
+    if (err == RT_OK && !doc->exists)
+        err = RT_ENOTFOUND;
+    if (err == RT_OK)
+        err = q->json ? rt_ydoc_to_json(doc->ydoc, NULL, 0, &data)
+                      : rt_ydoc_encode_state_as_update(doc->ydoc, (rt_slice_t){NULL, 0}, &data);
+    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
+    status.code = code_of(err);
+    status.message = (char *)"";
+    Rtsync__V1__DocGetReply r = RTSYNC__V1__DOC_GET_REPLY__INIT;
+    r.status = &status;
+    r.data = (ProtobufCBinaryData){data.len, data.data};
+    reply_packed(svc, reply, &r.base);
+    rt_buf_dispose(&data);
+}
+
+/* Forwards to the owner; returns 1 if it did. */
+static int forward(crdt_service_t *svc, const char *doc, const rt_bus_msg_t *msg, uint32_t kind, uint32_t hops)
+{
+    const char *owner = owner_of(svc, doc);
+    if (hops > 0 || strcmp(owner, svc->cfg->instance_id) == 0)
+        return 0;
+    Rtsync__V1__DocForward f = RTSYNC__V1__DOC_FORWARD__INIT;
+    f.reply = (char *)(msg->reply ? msg->reply : "");
+    f.kind = kind;
+    f.request = (ProtobufCBinaryData){msg->data.len, (uint8_t *)msg->data.data};
+    f.hops = hops + 1;
+    size_t n = rtsync__v1__doc_forward__get_packed_size(&f);
+    svc->out.len = 0;
+    rtsync__v1__doc_forward__pack(&f, rt_buf_reserve(&svc->out, n));
+    char subject[CRDT_MAX_ID + 32];
+    rt_bus_subject(subject, sizeof(subject), "rt.doc.fwd", owner);
+    rt_bus_publish(svc->bus, subject, svc->out.data, n);
+    svc->forwarded++;
+    return 1;
+}
+
+/* Decodes and serves (or forwards) one request of `kind`. */
+static void handle(crdt_service_t *svc, uint32_t kind, rt_slice_t data, const char *reply, const rt_bus_msg_t *msg,
+                   uint32_t hops)
+{
+    switch (kind) {
+    case KIND_SYNC: {
+        Rtsync__V1__DocSyncRequest *q = rtsync__v1__doc_sync_request__unpack(NULL, data.len, data.data);
+        if (q == NULL || !name_valid(q->doc)) {
+            count_bad(svc, "sync", q ? q->doc : NULL);
+            reply_sync(svc, reply, RT_EINVAL, NULL, NULL, NULL);
+        } else if (!forward(svc, q->doc, msg, kind, hops)) {
+            serve_sync(svc, reply, q);
+        }
+        rtsync__v1__doc_sync_request__free_unpacked(q, NULL);
+        break;
+    }
+    case KIND_UPDATE: {
+        Rtsync__V1__DocUpdateRequest *q = rtsync__v1__doc_update_request__unpack(NULL, data.len, data.data);
+        if (q == NULL || !name_valid(q->doc)) {
+            count_bad(svc, "update", q ? q->doc : NULL);
+            reply_status(svc, reply, RT_EINVAL);
+        } else if (!forward(svc, q->doc, msg, kind, hops)) {
+            serve_update(svc, reply, q);
+        }
+        rtsync__v1__doc_update_request__free_unpacked(q, NULL);
+        break;
+    }
+    case KIND_GET: {
+        Rtsync__V1__DocGetRequest *q = rtsync__v1__doc_get_request__unpack(NULL, data.len, data.data);
+        if (q == NULL || !name_valid(q->doc)) {
+            count_bad(svc, "get", q ? q->doc : NULL);
+            reply_status(svc, reply, RT_EINVAL);
+        } else if (!forward(svc, q->doc, msg, kind, hops)) {
+            serve_get(svc, reply, q);
+        }
+        rtsync__v1__doc_get_request__free_unpacked(q, NULL);
+        break;
+    }
+    default:
+        count_bad(svc, "forward", NULL);
+    }
+}
+
+static void on_sync(void *ctx, const rt_bus_msg_t *msg)
+{
+    handle(ctx, KIND_SYNC, msg->data, msg->reply, msg, 0);
+}
+
+static void on_update(void *ctx, const rt_bus_msg_t *msg)
+{
+    handle(ctx, KIND_UPDATE, msg->data, msg->reply, msg, 0);
+}
+
+static void on_get(void *ctx, const rt_bus_msg_t *msg)
+{
+    handle(ctx, KIND_GET, msg->data, msg->reply, msg, 0);
+}
+
+static void on_forward(void *ctx, const rt_bus_msg_t *msg)
+{
+    crdt_service_t *svc = ctx;
+    Rtsync__V1__DocForward *f = rtsync__v1__doc_forward__unpack(NULL, msg->data.len, msg->data.data);
+    if (f == NULL) {
+        count_bad(svc, "forward", NULL);
+        return;
+    }
+    rt_bus_msg_t inner = {msg->subject, f->reply, {f->request.data, f->request.len}};
+    handle(svc, f->kind, inner.data, *f->reply ? f->reply : NULL, &inner, f->hops);
+    rtsync__v1__doc_forward__free_unpacked(f, NULL);
+}
+
+/* ---- awareness ------------------------------------------------------------------------------ */
+
+static void on_awareness(void *ctx, const rt_bus_msg_t *msg)
+{
+    crdt_service_t *svc = ctx;
+    Rtsync__V1__DocAwareness *a = rtsync__v1__doc_awareness__unpack(NULL, msg->data.len, msg->data.data);
+    crdt_doc_t *doc;
+    if (a == NULL || !name_valid(a->doc) || strlen(a->edge) > CRDT_MAX_ID || strlen(a->conn) > CRDT_MAX_ID) {
+        count_bad(svc, "awareness", a ? a->doc : NULL);
+    } else if (*a->edge != '\0' && is_mine(svc, a->doc) && crdt_docs_get(&svc->docs, a->doc, &doc) == RT_OK) {
+        crdt_doc_awareness(doc, (rt_slice_t){a->update.data, a->update.len}, a->edge, a->edge_epoch, a->conn,
+                           rt_now_mono_ns());
+    }
+    rtsync__v1__doc_awareness__free_unpacked(a, NULL);
+}
+
+static void publish_awareness(void *ctx, const crdt_doc_t *doc, rt_slice_t update)
+{
+    crdt_service_t *svc = ctx;
+    Rtsync__V1__DocAwareness a = RTSYNC__V1__DOC_AWARENESS__INIT;
+    a.doc = (char *)doc->name;
+    a.update = (ProtobufCBinaryData){update.len, (uint8_t *)update.data};
+    size_t n = rtsync__v1__doc_awareness__get_packed_size(&a);
+    rt_buf_t buf = {0};
+    rtsync__v1__doc_awareness__pack(&a, rt_buf_reserve(&buf, n));
+    char subject[CRDT_MAX_NAME + 32];
+    rt_bus_subject(subject, sizeof(subject), "rt.doc.aw", doc->name);
+    rt_bus_publish(svc->bus, subject, buf.data, n);
+    rt_buf_dispose(&buf);
+}
+
+static void on_conn_closed(void *ctx, const rt_bus_msg_t *msg)
+{
+    crdt_service_t *svc = ctx;
+    Rtsync__V1__DocConnClosed *c = rtsync__v1__doc_conn_closed__unpack(NULL, msg->data.len, msg->data.data);
+    if (c == NULL) {
+        count_bad(svc, "conn_closed", NULL);
+        return;
+    }
+    for (size_t i = 0; i < c->n_docs; i++) {
+        crdt_doc_t *doc = crdt_docs_find(&svc->docs, c->docs[i]);
+        if (doc != NULL)
+            crdt_docs_drop_owner(&svc->docs, doc, c->edge, c->edge_epoch, c->conn);
+    }
+    rtsync__v1__doc_conn_closed__free_unpacked(c, NULL);
+}
+
+/* ---- lifetime -------------------------------------------------------------------------------- */
+
+static void on_committed(void *ctx, uint64_t seq)
+{
+    crdt_service_t *svc = ctx;
+    if (seq > svc->docs.committed_seq)
+        svc->docs.committed_seq = seq;
+}
+
+static int subscribe(crdt_service_t *svc, const char *subject, const char *group, rt_bus_msg_cb cb)
+{
+    return rt_bus_subscribe(svc->bus, svc->loop, subject, group, cb, svc, &svc->subs[svc->nsubs++]);
+}
+
+int crdt_service_create(const crdt_config_t *cfg, crdt_service_t **out)
+{
+    crdt_service_t *svc = rt_xcalloc(1, sizeof(*svc));
+    svc->cfg = cfg;
+    svc->started_ns = rt_now_mono_ns();
+    rt_loop_create(&svc->loop);
+    int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
+    if (err != RT_OK) {
+        crdt_service_destroy(svc);
+        return err;
+    }
+    svc->writer = crdt_writer_create(cfg, svc->loop, on_committed, svc);
+    crdt_docs_init(&svc->docs, cfg, svc->writer, publish_awareness, svc);
+    char fwd[CRDT_MAX_ID + 32];
+    rt_bus_subject(fwd, sizeof(fwd), "rt.doc.fwd", cfg->instance_id);
+    err = subscribe(svc, "rt.doc.peer", NULL, on_peer);
+    if (err == RT_OK)
+        err = subscribe(svc, fwd, NULL, on_forward);
+    /* Hear the other replicas before taking requests, so as not to serve their documents. */
+    send_peer_heartbeat(svc);
+    for (uint64_t until = rt_now_mono_ns() + WARMUP_NS; err == RT_OK && rt_now_mono_ns() < until;)
+        rt_loop_run_once(svc->loop, 50);
+    if (err == RT_OK)
+        err = subscribe(svc, "rt.doc.sync", "crdt", on_sync);
+    if (err == RT_OK)
+        err = subscribe(svc, "rt.doc.update", "crdt", on_update);
+    if (err == RT_OK)
+        err = subscribe(svc, "rt.doc.get", "crdt", on_get);
+    if (err == RT_OK)
+        err = subscribe(svc, "rt.doc.aw.>", NULL, on_awareness);
+    if (err == RT_OK)
+        err = subscribe(svc, "rt.doc.conn", NULL, on_conn_closed);
+    if (err == RT_OK)
+        err = subscribe(svc, "rt.doc.edge", NULL, on_edge_heartbeat);
+    if (err != RT_OK) {
+        crdt_service_destroy(svc);
+        return err;
+    }
+    RT_LOG_INFO("started", "instance=%s nats=%s", cfg->instance_id, cfg->nats_url);
+    *out = svc;
+    return RT_OK;
+}
+
+static void log_stats(crdt_service_t *svc)
+{
+    RT_LOG_INFO("stats",
+                "docs=%zu applied=%" PRIu64 " duplicates=%" PRIu64 " bad=%" PRIu64 " forwarded=%" PRIu64
+                " moved=%" PRIu64 " backlog=%zu",
+                svc->docs.map.len, svc->applied, svc->duplicates, svc->bad, svc->forwarded, svc->moved,
+                crdt_writer_backlog(svc->writer));
+}
+
+static void tick(crdt_service_t *svc)
+{
+    uint64_t now = rt_now_mono_ns();
+    if (now >= svc->next_peer_ns) {
+        send_peer_heartbeat(svc);
+        expire_peers(svc, now);
+        svc->next_peer_ns = now + PEER_INTERVAL_NS;
+    }
+    if (now >= svc->next_sweep_ns) {
+        crdt_docs_sweep(&svc->docs, now, edge_alive, svc);
+        svc->next_sweep_ns = now + SWEEP_INTERVAL_NS;
+    }
+    if (now >= svc->next_stats_ns) {
+        log_stats(svc);
+        svc->next_stats_ns = now + STATS_INTERVAL_NS;
+    }
+}
+
+void crdt_service_run(crdt_service_t *svc, volatile int *stop)
+{
+    while (!*stop) {
+        rt_loop_run_once(svc->loop, 100);
+        tick(svc);
+    }
+}
+
+void crdt_service_drain(crdt_service_t *svc)
+{
+    RT_LOG_INFO("draining", "instance=%s", svc->cfg->instance_id);
+    for (size_t i = 0; i < svc->nsubs; i++)
+        rt_bus_unsubscribe(svc->subs[i]);
+    svc->nsubs = 0;
+    svc->leaving = 1;
+    send_peer_heartbeat(svc); /* our documents move now; everything we applied is being committed */
+    uint64_t deadline = rt_now_mono_ns() + DRAIN_TIMEOUT_NS;
+    while (crdt_writer_backlog(svc->writer) > 0 && rt_now_mono_ns() < deadline)
+        rt_loop_run_once(svc->loop, 10);
+    rt_bus_flush(svc->bus, 2000);
+    log_stats(svc);
+}
+
+void crdt_service_destroy(crdt_service_t *svc)
+{
+    if (svc == NULL)
+        return;
+    for (size_t i = 0; i < svc->nsubs; i++)
+        rt_bus_unsubscribe(svc->subs[i]);
+    crdt_writer_destroy(svc->writer);
+    rt_loop_run_once(svc->loop, 0); /* the writer's last report */
+    crdt_docs_dispose(&svc->docs);
+    size_t pos = 0;
+    rt_map_entry_t *e;
+    while ((e = rt_map_next(&svc->peers, &pos)) != NULL)
+        free(e->value);
+    rt_map_dispose(&svc->peers);
+    pos = 0;
+    while ((e = rt_map_next(&svc->edges, &pos)) != NULL)
+        free(e->value);
+    rt_map_dispose(&svc->edges);
+    rt_bus_destroy(svc->bus);
+    rt_loop_destroy(svc->loop);
+    rt_buf_dispose(&svc->out);
+    rt_buf_dispose(&svc->changed);
+    free(svc);
+}
