@@ -308,6 +308,39 @@ static void test_hostile_references(void)
     rt_ydoc_destroy(doc);
 }
 
+/* Legacy JSON, Embed, Format and Any content: Yjs re-encodes what it decoded
+ * (JSON.parse + JSON.stringify; float64 1.0 as an integer; Object.keys order;
+ * the last duplicate wins).  Expected bytes from yjs 13.6.33. */
+static void test_canonical_content(void)
+{
+    static const char *in =
+        "01040900020101610330207b226222203a20312e35302c202231223a205b3265332c20225c75303065395c7564"
+        "3833645c7564653030225d7d2009756e646566696e6564022d30850902107b227a223a312c2230223a74727565"
+        "7d86090304626f6c640f207b20227822203a205b205d207d20880904027b400800000000000076030162780137"
+        "7e01627900";
+    static const char *out =
+        "0104090002010161031d7b2231223a5b323030302c22c3a9f09f9880225d2c2262223a312e357d09756e646566"
+        "696e65640130850902107b2230223a747275652c227a223a317d86090304626f6c64087b2278223a5b5d7d8809"
+        "04027d03760201377e01627900";
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    CU_ASSERT_EQUAL(apply_hex(doc, in, NULL), 0);
+    CU_ASSERT(state_is(doc, out));
+    rt_buf_t u = hex(in), m = {0};
+    rt_slice_t two[2] = {{u.data, u.len}, {u.data, u.len}};
+    CU_ASSERT_EQUAL(rt_yupdate_merge(two, 2, &m), 0);
+    CU_ASSERT(eq_hex(&m, out));
+    rt_buf_t json = {0};
+    rt_ykind_hint_t hint = {"a", RT_YKIND_ARRAY};
+    rt_ydoc_to_json(doc, &hint, 1, &json);
+    CU_ASSERT(eq_str(&json, "{\"a\":[{\"1\":[2000,\"\xc3\xa9\xf0\x9f\x98\x80\"],\"b\":1.5},null,0,"
+                            "{\"0\":true,\"z\":1},3,{\"7\":null,\"b\":false}]}"));
+    rt_buf_dispose(&u);
+    rt_buf_dispose(&m);
+    rt_buf_dispose(&json);
+    rt_ydoc_destroy(doc);
+}
+
 void test_yjs_doc_register(void)
 {
     static const CU_TestInfo tests[] = {
@@ -322,6 +355,7 @@ void test_yjs_doc_register(void)
         {"v2", test_v2},
         {"gc_off", test_gc_off},
         {"hostile_references", test_hostile_references},
+        {"canonical_content", test_canonical_content},
         CU_TEST_INFO_NULL,
     };
     unit_add_suite("yjs_doc", tests);
