@@ -170,8 +170,16 @@ static yitem_t *item_clean_end(rt_ydoc_t *doc, ytxn_t *t, yid_t id)
 
 
 /* ContentType.delete */
+/* Recursion guard for deleting and collecting nested types.  Clock collisions
+ * can link items into lists other than their parent's, so the nesting seen
+ * while walking lists is not bounded by the depth limit at integration. */
+static _Thread_local int walk_depth;
+
 static void type_delete(rt_ydoc_t *doc, ytxn_t *t, ytype_t *ty)
 {
+    if (walk_depth > YDOC_MAX_TYPE_DEPTH)
+        return;
+    walk_depth++;
     for (yitem_t *it = ty->start; it; it = it->right) {
         if (!(it->flags & YF_DELETED))
             ydoc_item_delete(doc, t, it);
@@ -187,6 +195,7 @@ static void type_delete(rt_ydoc_t *doc, ytxn_t *t, ytype_t *ty)
         else if (it->id.clock < ydoc_before_state(doc, t, it->id.client))
             PUSH(t->merge, t->n_merge, t->cap_merge, it->id);
     }
+    walk_depth--;
 }
 
 /* Item.delete */
@@ -750,6 +759,9 @@ static void item_gc(rt_ydoc_t *doc, yitem_t *it, bool parent_gcd);
 /* ContentType.gc: the children become GC structs. */
 static void type_gc(rt_ydoc_t *doc, ytype_t *ty)
 {
+    if (walk_depth > YDOC_MAX_TYPE_DEPTH)
+        return; /* left in place: the dead type and its items are freed with the document */
+    walk_depth++;
     for (yitem_t *it = ty->start, *next; it; it = next) {
         next = it->right;
         item_gc(doc, it, true);
@@ -762,6 +774,7 @@ static void type_gc(rt_ydoc_t *doc, ytype_t *ty)
         }
         ty->map.entries[i]->cur = NULL;
     }
+    walk_depth--;
 }
 
 static void item_gc(rt_ydoc_t *doc, yitem_t *it, bool parent_gcd)

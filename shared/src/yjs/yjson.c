@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Recursion guard (lists can nest deeper than integration allowed, see ydoc.c). */
+static _Thread_local int json_depth;
+
 static void type_json(const ytype_t *t, rt_ykind_t kind, rt_buf_t *out);
 static void xml_string(const ytype_t *t, rt_buf_t *out);
+static void xml_string_at(const ytype_t *t, rt_buf_t *out);
 
 static bool live(const yitem_t *it)
 {
@@ -558,6 +562,15 @@ static void xml_text_string(const ytype_t *t, rt_buf_t *out)
 
 static void xml_string(const ytype_t *t, rt_buf_t *out)
 {
+    if (json_depth > YDOC_MAX_TYPE_DEPTH)
+        return;
+    json_depth++;
+    xml_string_at(t, out);
+    json_depth--;
+}
+
+static void xml_string_at(const ytype_t *t, rt_buf_t *out)
+{
     if (t->type_ref == 6) {
         xml_text_string(t, out);
         return;
@@ -600,6 +613,11 @@ static void xml_string(const ytype_t *t, rt_buf_t *out)
 
 static void type_json(const ytype_t *t, rt_ykind_t kind, rt_buf_t *out)
 {
+    if (json_depth > YDOC_MAX_TYPE_DEPTH) {
+        rt_buf_append_str(out, "null");
+        return;
+    }
+    json_depth++;
     rt_buf_t s = {0};
     switch (kind) {
     case RT_YKIND_MAP:
@@ -621,6 +639,7 @@ static void type_json(const ytype_t *t, rt_ykind_t kind, rt_buf_t *out)
         break;
     }
     rt_buf_dispose(&s);
+    json_depth--;
 }
 
 static rt_ykind_t hint_for(const ykey_t *k, const rt_ykind_hint_t *hints, size_t n)
