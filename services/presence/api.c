@@ -42,6 +42,8 @@ struct pres_service {
     Rtsync__V1__Member *reply_members; /* reused for query replies */
     Rtsync__V1__Member **reply_ptrs;
     size_t reply_cap;
+    const pres_member_t **list; /* reused for query results */
+    size_t list_cap;
     uint64_t interval_ns;           /* edges' heartbeat period (TTL / 6); ours too */
     uint64_t started_ns;            /* when the first resync went out; 0: not yet */
     uint64_t next_peer_ns, next_stats_ns;
@@ -211,8 +213,7 @@ static void on_query(void *ctx, const rt_bus_msg_t *msg)
     if (msg->reply == NULL || *msg->reply == '\0')
         return;
     svc->stats.queries++;
-    const pres_member_t **list;
-    size_t n = pres_view_list(&svc->edges.view, q->channel, &list);
+    size_t n = pres_view_list(&svc->edges.view, q->channel, &svc->list, &svc->list_cap);
     reply_reserve(svc, n);
     Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
     Rtsync__V1__PresenceReply r = RTSYNC__V1__PRESENCE_REPLY__INIT;
@@ -222,7 +223,7 @@ static void on_query(void *ctx, const rt_bus_msg_t *msg)
     size_t size = 64;
     for (size_t i = 0; i < n; i++) {
         Rtsync__V1__Member *m = &svc->reply_members[i];
-        fill_member(m, list[i]);
+        fill_member(m, svc->list[i]);
         size += rtsync__v1__member__get_packed_size(m) + 6; /* tag and length */
         if (size > PRES_MAX_REPLY) {
             r.truncated = 1;
@@ -230,7 +231,6 @@ static void on_query(void *ctx, const rt_bus_msg_t *msg)
         }
         svc->reply_ptrs[r.n_members++] = m;
     }
-    free(list);
     size_t len = rtsync__v1__presence_reply__get_packed_size(&r);
     svc->out.len = 0;
     rtsync__v1__presence_reply__pack(&r, rt_buf_reserve(&svc->out, len));
@@ -417,5 +417,6 @@ void pres_service_destroy(pres_service_t *svc)
     rt_buf_dispose(&svc->out);
     free(svc->reply_members);
     free(svc->reply_ptrs);
+    free(svc->list);
     free(svc);
 }

@@ -40,17 +40,34 @@ static void arena_free(void *ctx, void *p)
     (void)ctx, (void)p;
 }
 
-/* Resets the arena and returns an allocator over it, or NULL for oversized input. */
-static ProtobufCAllocator *arena_begin(pres_arena_t *arena, ProtobufCAllocator *alloc, rt_slice_t bytes,
-                                       const char **why)
+/* Unpacks one message of `desc` into the (reset) arena; NULL with *why set on failure. */
+static ProtobufCMessage *unpack(pres_arena_t *arena, const ProtobufCMessageDescriptor *desc, rt_slice_t bytes,
+                                const char **why, int *err)
 {
+    *err = RT_EINVAL;
     if (bytes.len > PRES_MAX_MESSAGE) {
         *why = "message too large";
+        *err = RT_ETOOBIG;
         return NULL;
     }
     arena->used = 0;
-    *alloc = (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free, .allocator_data = arena};
-    return alloc;
+    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = arena};
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, bytes.len, bytes.data);
+    if (m == NULL)
+        *why = "not protobuf of the subject's type";
+    return m;
+}
+
+/* A decoder's verdict: RT_OK when the message unpacked (m) and passed (bad == NULL). */
+static int verdict(const void *m, const char *bad, const char **why, int err)
+{
+    if (m == NULL)
+        return err;
+    if (bad != NULL) {
+        *why = bad;
+        return RT_EINVAL;
+    }
+    return RT_OK;
 }
 
 int pres_channel_valid(const char *s)
@@ -129,101 +146,82 @@ static const char *member_invalid(Rtsync__V1__Member *m, const char *edge)
     return NULL;
 }
 
-int pres_decode_batch(pres_arena_t *arena, rt_slice_t bytes, Rtsync__V1__PresenceBatch **out, const char **why)
+static const char *batch_invalid(Rtsync__V1__PresenceBatch *b)
 {
-    ProtobufCAllocator alloc;
-    if (arena_begin(arena, &alloc, bytes, why) == NULL)
-        return RT_ETOOBIG;
-    Rtsync__V1__PresenceBatch *b = rtsync__v1__presence_batch__unpack(&alloc, bytes.len, bytes.data);
-    if (b == NULL) {
-        *why = "not a PresenceBatch";
-        return RT_EINVAL;
-    }
-    if (!pres_text_valid(b->edge, PRES_MAX_ID, 0)) {
-        *why = "bad edge";
-        return RT_EINVAL;
-    }
-    if (b->snapshot_more && !b->snapshot) {
-        *why = "snapshot_more without snapshot";
-        return RT_EINVAL;
-    }
+    if (!pres_text_valid(b->edge, PRES_MAX_ID, 0))
+        return "bad edge";
+    if ((b->snapshot_more || b->snapshot_part) && !b->snapshot)
+        return "snapshot part without snapshot";
     for (size_t i = 0; i < b->n_updates; i++) {
         Rtsync__V1__PresenceUpdate *u = b->updates[i];
-        const char *bad = (unsigned)u->kind > RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_STATE
-                              ? "unknown kind"
-                              : member_invalid(u->member, b->edge);
-        if (bad != NULL) {
-            *why = bad;
-            return RT_EINVAL;
-        }
+        if ((unsigned)u->kind > RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_STATE)
+            return "unknown kind";
+        const char *bad = member_invalid(u->member, b->edge);
+        if (bad != NULL)
+            return bad;
     }
-    *out = b;
-    return RT_OK;
+    return NULL;
+}
+
+static const char *signal_invalid(const Rtsync__V1__SignalRequest *s)
+{
+    if (!pres_channel_valid(s->channel))
+        return "bad channel";
+    if (!pres_text_valid(s->to_conn, PRES_MAX_ID, 0) || !pres_text_valid(s->from_conn, PRES_MAX_ID, 1))
+        return "bad conn";
+    if (!pres_text_valid(s->from_user, PRES_MAX_USER, 1))
+        return "bad user";
+    if (s->data.len > PRES_MAX_STATE || !utf8_valid(s->data.data, s->data.len, 1))
+        return "bad data";
+    return NULL;
+}
+
+int pres_decode_batch(pres_arena_t *arena, rt_slice_t bytes, Rtsync__V1__PresenceBatch **out, const char **why)
+{
+    int err;
+    Rtsync__V1__PresenceBatch *b = (void *)unpack(arena, &rtsync__v1__presence_batch__descriptor, bytes, why, &err);
+    err = verdict(b, b ? batch_invalid(b) : NULL, why, err);
+    if (err == RT_OK)
+        *out = b;
+    return err;
 }
 
 int pres_decode_heartbeat(pres_arena_t *arena, rt_slice_t bytes, Rtsync__V1__EdgeHeartbeat **out, const char **why)
 {
-    ProtobufCAllocator alloc;
-    if (arena_begin(arena, &alloc, bytes, why) == NULL)
-        return RT_ETOOBIG;
-    Rtsync__V1__EdgeHeartbeat *hb = rtsync__v1__edge_heartbeat__unpack(&alloc, bytes.len, bytes.data);
-    if (hb == NULL || !pres_text_valid(hb->edge, PRES_MAX_ID, 0)) {
-        *why = hb ? "bad edge" : "not an EdgeHeartbeat";
-        return RT_EINVAL;
-    }
-    *out = hb;
-    return RT_OK;
+    int err;
+    Rtsync__V1__EdgeHeartbeat *hb = (void *)unpack(arena, &rtsync__v1__edge_heartbeat__descriptor, bytes, why, &err);
+    err = verdict(hb, hb && !pres_text_valid(hb->edge, PRES_MAX_ID, 0) ? "bad edge" : NULL, why, err);
+    if (err == RT_OK)
+        *out = hb;
+    return err;
 }
 
 int pres_decode_query(pres_arena_t *arena, rt_slice_t bytes, Rtsync__V1__PresenceQuery **out, const char **why)
 {
-    ProtobufCAllocator alloc;
-    if (arena_begin(arena, &alloc, bytes, why) == NULL)
-        return RT_ETOOBIG;
-    Rtsync__V1__PresenceQuery *q = rtsync__v1__presence_query__unpack(&alloc, bytes.len, bytes.data);
-    if (q == NULL || !pres_channel_valid(q->channel)) {
-        *why = q ? "bad channel" : "not a PresenceQuery";
-        return RT_EINVAL;
-    }
-    *out = q;
-    return RT_OK;
+    int err;
+    Rtsync__V1__PresenceQuery *q = (void *)unpack(arena, &rtsync__v1__presence_query__descriptor, bytes, why, &err);
+    err = verdict(q, q && !pres_channel_valid(q->channel) ? "bad channel" : NULL, why, err);
+    if (err == RT_OK)
+        *out = q;
+    return err;
 }
 
 int pres_decode_signal(pres_arena_t *arena, rt_slice_t bytes, Rtsync__V1__SignalRequest **out, const char **why)
 {
-    ProtobufCAllocator alloc;
-    if (arena_begin(arena, &alloc, bytes, why) == NULL)
-        return RT_ETOOBIG;
-    Rtsync__V1__SignalRequest *s = rtsync__v1__signal_request__unpack(&alloc, bytes.len, bytes.data);
-    const char *bad = NULL;
-    if (s == NULL)
-        bad = "not a SignalRequest";
-    else if (!pres_channel_valid(s->channel))
-        bad = "bad channel";
-    else if (!pres_text_valid(s->to_conn, PRES_MAX_ID, 0) || !pres_text_valid(s->from_conn, PRES_MAX_ID, 1))
-        bad = "bad conn";
-    else if (!pres_text_valid(s->from_user, PRES_MAX_USER, 1))
-        bad = "bad user";
-    else if (s->data.len > PRES_MAX_STATE || !utf8_valid(s->data.data, s->data.len, 1))
-        bad = "bad data";
-    if (bad != NULL) {
-        *why = bad;
-        return RT_EINVAL;
-    }
-    *out = s;
-    return RT_OK;
+    int err;
+    Rtsync__V1__SignalRequest *s = (void *)unpack(arena, &rtsync__v1__signal_request__descriptor, bytes, why, &err);
+    err = verdict(s, s ? signal_invalid(s) : NULL, why, err);
+    if (err == RT_OK)
+        *out = s;
+    return err;
 }
 
 int pres_decode_peer(pres_arena_t *arena, rt_slice_t bytes, Rtsync__V1__PeerHeartbeat **out, const char **why)
 {
-    ProtobufCAllocator alloc;
-    if (arena_begin(arena, &alloc, bytes, why) == NULL)
-        return RT_ETOOBIG;
-    Rtsync__V1__PeerHeartbeat *p = rtsync__v1__peer_heartbeat__unpack(&alloc, bytes.len, bytes.data);
-    if (p == NULL || !pres_text_valid(p->instance, PRES_MAX_ID, 0)) {
-        *why = p ? "bad instance" : "not a PeerHeartbeat";
-        return RT_EINVAL;
-    }
-    *out = p;
-    return RT_OK;
+    int err;
+    Rtsync__V1__PeerHeartbeat *p = (void *)unpack(arena, &rtsync__v1__peer_heartbeat__descriptor, bytes, why, &err);
+    err = verdict(p, p && !pres_text_valid(p->instance, PRES_MAX_ID, 0) ? "bad instance" : NULL, why, err);
+    if (err == RT_OK)
+        *out = p;
+    return err;
 }

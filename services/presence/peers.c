@@ -5,7 +5,12 @@
  * messages are exchanged to agree: replicas that heard the same heartbeats
  * reach the same answer, and a replica that is not ready (just restarted,
  * still rebuilding its view) never announces, so it cannot announce leaves
- * from a partial view.  Loop thread only.
+ * from a partial view.  A replica is counted dead after dead_after (api.c: about
+ * TTL / 2), well before an edge's TTL runs out: when a node crash takes an edge
+ * and the emitter down together, the next replica is the emitter by the time
+ * the edge's members expire, and their leaves are not lost.  A replica that
+ * stops (SIGTERM) says ready = false first, so the next one takes over at once.
+ * Loop thread only.
  */
 #include "pres.h"
 

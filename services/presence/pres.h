@@ -127,9 +127,9 @@ void pres_view_unstage(pres_edge_t *edge);
 const pres_channel_t *pres_view_channel(const pres_view_t *view, const char *name);
 /* Returns the member, or NULL. */
 const pres_member_t *pres_view_member(const pres_view_t *view, const char *channel, const char *conn);
-/* Fills *out with the channel's members sorted by (since_ms, conn); returns how many.
- * *out is an owned array the caller frees (NULL when 0). */
-size_t pres_view_list(const pres_view_t *view, const char *channel, const pres_member_t ***out);
+/* Fills (*list)[0..n) with the channel's members sorted by (since_ms, conn); returns n.
+ * *list is the caller's array of *cap entries, grown here when too small (free() it). */
+size_t pres_view_list(const pres_view_t *view, const char *channel, const pres_member_t ***list, size_t *cap);
 
 /* ---- peers.c: which replica announces the leaves of dead edges ----------------------- */
 

@@ -222,19 +222,20 @@ static int cmp_members(const void *a, const void *b)
     return strcmp(x->conn, y->conn);
 }
 
-size_t pres_view_list(const pres_view_t *view, const char *channel, const pres_member_t ***out)
+size_t pres_view_list(const pres_view_t *view, const char *channel, const pres_member_t ***list, size_t *cap)
 {
     const pres_channel_t *ch = pres_view_channel(view, channel);
-    *out = NULL;
     if (ch == NULL)
         return 0;
-    const pres_member_t **list = rt_xmalloc(ch->members.len * sizeof(*list));
+    if (ch->members.len > *cap) {
+        *cap = ch->members.len;
+        *list = rt_xrealloc(*list, *cap * sizeof(**list));
+    }
     size_t n = 0, pos = 0;
     rt_map_entry_t *ent;
     while ((ent = rt_map_next(&ch->members, &pos)) != NULL)
-        list[n++] = ent->value;
-    qsort(list, n, sizeof(*list), cmp_members);
-    *out = list;
+        (*list)[n++] = ent->value;
+    qsort(*list, n, sizeof(**list), cmp_members);
     return n;
 }
 

@@ -118,8 +118,9 @@ static void test_join_state_leave(void)
     pres_edges_on_batch(&f->e, &b->b, 1 * MS);
     CU_ASSERT_EQUAL(channel_size(f, "room"), 2);
     CU_ASSERT_EQUAL(f->e.view.nmembers, 3);
-    const pres_member_t **list;
-    size_t n = pres_view_list(&f->e.view, "room", &list);
+    const pres_member_t **list = NULL;
+    size_t cap = 0;
+    size_t n = pres_view_list(&f->e.view, "room", &list, &cap);
     CU_ASSERT_EQUAL_FATAL(n, 2);
     CU_ASSERT_STRING_EQUAL(list[0]->conn, "c2"); /* by since_ms */
     CU_ASSERT_STRING_EQUAL(list[0]->user, "user-c2");
