@@ -56,7 +56,10 @@ void rt_ydoc_set_gc(rt_ydoc_t *doc, bool gc);
 /* Applies a V1 update (Y.applyUpdate).  Borrows `update`.  The whole update is
  * validated first: on RT_EINVAL the document is unchanged.  If `changed` is not
  * NULL, appends the V1 update Yjs would emit in its 'update' event for this
- * transaction (nothing is appended when nothing changed, e.g. a duplicate). */
+ * transaction (nothing is appended when nothing changed, e.g. a duplicate).
+ * When the apply makes Yjs clean up the formatting of a nested Y.Text /
+ * Y.XmlText, Yjs emits a second event; `changed` then gets the merge of both
+ * (Y.mergeUpdates), which is what a server broadcasting both amounts to. */
 int rt_ydoc_apply_update(rt_ydoc_t *doc, rt_slice_t update, rt_buf_t *changed);
 
 /* The same for a V2 update (Y.applyUpdateV2); `changed` is still V1. */
