@@ -2,11 +2,12 @@
  * presence.c: the edge's side of presence.
  *
  * Every WebSocket subscription is a member of its channel.  Joins, leaves and
- * state changes go two ways: at once to the channel's subscribers on every edge
- * (a ChannelMessage with `presence` set on the fan-out subject), and, batched,
- * to the presence service (rt.pres.updates), which answers snapshots and
- * expires the members of edges that die.  State changes to the presence
- * service are coalesced per member (a cursor moving 100 times a second costs
+ * state changes go two ways: to the presence service (rt.pres.updates), which
+ * answers snapshots and expires the members of edges that die, and to the
+ * channel's subscribers on every edge (a ChannelMessage with `presence` set on
+ * the fan-out subject).  A join or leave reaches NATS for the presence service
+ * before anyone sees it, so an edge that dies right after leaves no ghost.
+ * State changes to the presence service are coalesced per member (a cursor moving 100 times a second costs
  * at most 1000 / STATE_FLUSH_MS writes).  The registry of this edge's members
  * is shared by the threads under a mutex; it answers resync requests with a
  * snapshot, so a restarted presence service rebuilds its view.
@@ -95,6 +96,8 @@ static void queue_update(edge_presence_t *p, Rtsync__V1__PresenceKind kind, cons
     EDGE_COUNT(&p->server->threads[0], presence_updates, 1);
 }
 
+static void publish_batch(edge_presence_t *p, int snapshot);
+
 /* Publishes the member event to the channel's subscribers on every edge. */
 static void fan_out(edge_presence_t *p, Rtsync__V1__PresenceKind kind, const member_t *m)
 {
@@ -130,6 +133,7 @@ void edge_presence_join(edge_presence_t *p, const char *channel, const edge_clie
     pthread_mutex_lock(&p->lock);
     member_t *old = rt_map_put(&p->members, m->key, strlen(m->key), m);
     queue_update(p, RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_JOIN, m);
+    publish_batch(p, 0);
     pthread_mutex_unlock(&p->lock);
     if (old != NULL)
         member_free(old);
@@ -141,8 +145,10 @@ void edge_presence_leave(edge_presence_t *p, const char *channel, const edge_cli
     char *key = member_key(client->conn_id, channel);
     pthread_mutex_lock(&p->lock);
     member_t *m = rt_map_remove(&p->members, key, strlen(key));
-    if (m != NULL)
+    if (m != NULL) {
         queue_update(p, RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_LEAVE, m);
+        publish_batch(p, 0);
+    }
     pthread_mutex_unlock(&p->lock);
     free(key);
     if (m != NULL) {

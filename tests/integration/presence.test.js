@@ -8,6 +8,7 @@ import { connectWs } from './lib/clients.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const TTL = { RT_PRESENCE_TTL: '3s' };
+const EDGE = { ...TTL, RT_RATE_LIMIT: '100000' };
 
 async function member(url, user, channel, extra = {}) {
   const c = await connectWs(`${url}/ws?user=${user}`);
@@ -37,7 +38,9 @@ async function until(fn, ms = 10000, what = 'condition') {
 describe('presence', { timeout: 180000 }, () => {
   let stack;
   before(async () => {
-    stack = await startStack({ edges: 3, services: ['presence'], pg: false, envFor: { edge: TTL, presence: TTL } });
+    stack = await startStack({ edges: 3, services: ['presence'], pg: false, envFor: { edge: EDGE, presence: TTL } });
+    // the presence service answers once its view is complete (after a resync)
+    await until(async () => (await httpGet(`${stack.edges[0].http}/v1/channels/none/presence`)).status === 200, 15000, 'presence ready');
   });
   after(() => stack?.stop({ allowExits: true }));
 
