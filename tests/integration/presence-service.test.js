@@ -4,8 +4,8 @@
 // proto/rtsync/v1/presence.proto and prints JSON lines).  Covers a 2000-member
 // channel, signals, a lost batch (resync), an edge that dies (exactly one leave
 // per member within the TTL, with two replicas), an edge that restarts (new
-// epoch), a replica killed and restarted (same answer after its resync), and
-// garbage on every subject.
+// epoch), a replica killed and restarted (same answer after its resync), a reply
+// over the NATS payload limit, a NATS restart, and garbage on every subject.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -185,6 +185,37 @@ test('a replica killed and restarted answers as before once ready (its view rebu
     await stack.start('presence-2');
   }
   assert.equal((await query('big', 2000)).digest, before.big.digest);
+});
+
+test('a channel too large for one reply is truncated under the NATS payload limit; a snapshot in parts', async () => {
+  // 2002 members with 600-byte states: 1.3 MB, over NATS's 1 MiB; the lost batch makes
+  // presence ask for a snapshot, which the fake edge sends in parts of 500
+  const e = await fakeEdge('edge-h', 'huge', 2000, ['--state-pad', '600', '--part', '500', '--lose-one']);
+  await waitLine(e, (l) => l.resync === 1 && l.members === 2002, 5000);
+  let r;
+  for (let i = 0; i < 50; i++) {
+    r = await query('huge');
+    if (r.total === 2002) break;
+    await sleep(100);
+  }
+  assert.equal(r.code, 0);
+  assert.equal(r.total, 2002);
+  assert.equal(r.truncated, true);
+  assert.ok(r.count > 1000 && r.count < 2002, `${r.count} members in the reply`);
+  assert.equal(r.first, 'edge-h-c0');
+});
+
+test('NATS restarts longer than the TTL: nobody is expired for it, the view is the same after', async () => {
+  const before = await query('big', 2000);
+  const w = startProbe(['watch', '--channel', 'big', '--timeout', `${TTL_MS + 4000}`]);
+  await waitLine(w, (l) => l.ready === 1);
+  await stack.kill('nats');
+  await sleep(TTL_MS + 500);
+  await stack.start('nats');
+  await w.done;
+  assert.equal(w.lines.find((l) => l.summary === 1).leaves, 0);
+  const after = await query('big', 2000);
+  assert.equal(after.digest, before.digest);
 });
 
 test('garbage and truncated protobuf on every subject: counted, dropped, still serving', async () => {

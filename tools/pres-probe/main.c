@@ -4,8 +4,9 @@
  * One rt_loop on the main thread.
  *
  *   pres-probe edge --edge ID [--epoch E] [--channel C] [--channels K] [--members N] [--batch B]
- *                   [--part P] [--hb-ms MS] [--lose-one] [--draining] [--duration MS]
- *       a fake edge: members <ID>-c<i> (user u<i>, state {"n":i}, since base+i) in channel C
+ *                   [--part P] [--hb-ms MS] [--lose-one] [--draining] [--duration MS] [--state-pad B]
+ *       a fake edge: members <ID>-c<i> (user u<i>, state {"n":i} or {"n":i,"pad":"xx..."} with B
+ *       x's, since base+i) in channel C
  *       (or C-<i mod K>), announced as joins in batches of B, then heartbeats every MS; answers
  *       ResyncRequests with a snapshot (in parts of P members if given).  --lose-one: after the
  *       first heartbeat, a join of <ID>-lost is counted (seq) but never sent, and a join of
@@ -39,7 +40,7 @@
 
 typedef struct opts {
     const char *mode, *edge, *channel, *to, *from_user, *from_conn, *data;
-    long members, channels, batch, part, hb_ms, duration_ms, expect, wait_ms, timeout_ms, n;
+    long members, channels, batch, part, hb_ms, duration_ms, expect, wait_ms, timeout_ms, n, state_pad;
     unsigned long long epoch;
     int lose_one, draining, full;
 } opts_t;
@@ -87,8 +88,10 @@ static void json_str(const char *s, size_t len)
 
 /* ---- fake edge ---------------------------------------------------------------------- */
 
+#define MAX_PAD 8192
+
 typedef struct member_buf {
-    char channel[160], conn[160], user[64], state[32];
+    char channel[160], conn[160], user[64], state[MAX_PAD + 32];
     Rtsync__V1__Member m;
     Rtsync__V1__PresenceUpdate u;
 } member_buf_t;
@@ -106,7 +109,14 @@ static void member_fill(probe_t *p, long i, member_buf_t *mb)
     else
         snprintf(mb->conn, sizeof(mb->conn), "%s-%s", p->o.edge, i == p->o.members ? "lost" : "after");
     snprintf(mb->user, sizeof(mb->user), "u%ld", i);
-    snprintf(mb->state, sizeof(mb->state), "{\"n\":%ld}", i);
+    int len = snprintf(mb->state, sizeof(mb->state), "{\"n\":%ld", i);
+    if (p->o.state_pad > 0) {
+        len += snprintf(mb->state + len, sizeof(mb->state) - (size_t)len, ",\"pad\":\"");
+        memset(mb->state + len, 'x', (size_t)p->o.state_pad);
+        len += (int)p->o.state_pad;
+        mb->state[len++] = '"';
+    }
+    snprintf(mb->state + len, sizeof(mb->state) - (size_t)len, "}");
     rtsync__v1__member__init(&mb->m);
     mb->m.channel = mb->channel;
     mb->m.conn = mb->conn;
@@ -120,8 +130,9 @@ static void member_fill(probe_t *p, long i, member_buf_t *mb)
     mb->u.member = &mb->m;
 }
 
-/* Sends members [from, to) as one batch with the next seq (or only counts the seq: lost). */
-static void send_batch(probe_t *p, long from, long to, int snapshot, int more, int lost)
+/* Sends members [from, to) as one batch with the next seq (or only counts the seq: lost);
+ * part: the snapshot part's number, more: parts follow. */
+static void send_batch(probe_t *p, long from, long to, int snapshot, uint32_t part, int more, int lost)
 {
     size_t n = (size_t)(to - from);
     member_buf_t *mbs = rt_xcalloc(n ? n : 1, sizeof(*mbs));
@@ -136,6 +147,7 @@ static void send_batch(probe_t *p, long from, long to, int snapshot, int more, i
     b.seq = ++p->seq;
     b.snapshot = snapshot;
     b.snapshot_more = more;
+    b.snapshot_part = part;
     b.n_updates = n;
     b.updates = ups;
     size_t len = rtsync__v1__presence_batch__get_packed_size(&b);
@@ -157,9 +169,10 @@ static void send_snapshot(probe_t *p)
 {
     long total = member_count(p), part = p->o.part > 0 ? p->o.part : (total > 0 ? total : 1);
     long from = 0;
+    uint32_t k = 0;
     do {
         long to = from + part < total ? from + part : total;
-        send_batch(p, from, to, 1, to < total, 0);
+        send_batch(p, from, to, 1, k++, to < total, 0);
         from = to;
     } while (from < total);
     printf("{\"resync\":1,\"seq\":%" PRIu64 ",\"members\":%ld}\n", p->seq, total);
@@ -197,7 +210,7 @@ static int run_edge(probe_t *p)
         return 1;
     p->since_base = rt_now_wall_ms();
     for (long from = 0; from < p->o.members; from += p->o.batch)
-        send_batch(p, from, from + p->o.batch < p->o.members ? from + p->o.batch : p->o.members, 0, 0, 0);
+        send_batch(p, from, from + p->o.batch < p->o.members ? from + p->o.batch : p->o.members, 0, 0, 0, 0);
     send_heartbeat(p);
     rt_bus_flush(p->bus, 2000);
     printf("{\"ready\":1,\"edge\":\"%s\",\"seq\":%" PRIu64 ",\"members\":%ld}\n", p->o.edge, p->seq, p->o.members);
@@ -213,8 +226,8 @@ static int run_edge(probe_t *p)
         next_hb = now + (uint64_t)p->o.hb_ms * 1000000;
         if (p->o.lose_one && p->extra == 0) {
             p->extra = 2;
-            send_batch(p, p->o.members, p->o.members + 1, 0, 0, 1); /* lost on the way */
-            send_batch(p, p->o.members + 1, p->o.members + 2, 0, 0, 0);
+            send_batch(p, p->o.members, p->o.members + 1, 0, 0, 0, 1); /* lost on the way */
+            send_batch(p, p->o.members + 1, p->o.members + 2, 0, 0, 0, 0);
             printf("{\"lost\":1,\"seq\":%" PRIu64 "}\n", p->seq - 1);
             fflush(stdout);
         }
@@ -494,6 +507,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
                   : !strcmp(a, "--wait")     ? &o->wait_ms
                   : !strcmp(a, "--timeout")  ? &o->timeout_ms
                   : !strcmp(a, "--n")        ? &o->n
+                  : !strcmp(a, "--state-pad") ? &o->state_pad
                                              : NULL;
         if (s != NULL)
             *s = v;
@@ -504,7 +518,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
         else
             return -1;
     }
-    return o->batch >= 1 && o->channels >= 1 && o->hb_ms >= 1 ? 0 : -1;
+    return o->batch >= 1 && o->channels >= 1 && o->hb_ms >= 1 && o->state_pad >= 0 && o->state_pad <= MAX_PAD ? 0 : -1;
 }
 
 int main(int argc, char **argv)
