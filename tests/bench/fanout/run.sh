@@ -85,7 +85,8 @@ for s in $SERVERS; do "run_$s"; done
 		"servers on core $SERVER_CPU, generator on core $GEN_CPU"
 	echo "server CPU = edges + nats-server (rtsync) or the node process; RSS/HWM and writes (write/writev syscalls per delivery) of the edges or node"
 	echo "latency: publish to arrival in the subscriber's socket (kernel timestamp); p99_rd: to the generator's read"
-	echo "others_s: CPU time other processes took on the servers' core during the run (should be ~0)"
+	echo "others_s: CPU time other processes took on the servers' core during the run (should be ~0; from tick-sampled" \
+		"/proc/stat, so approximate)"
 	printf '%-12s %5s %9s %11s %8s %8s %8s %8s %7s %8s %8s %8s %8s %8s %7s %7s %8s\n' run subs deliv/s deliv/CPU-s \
 		p50_ms p99_ms max_ms p99_rd lost srv_CPU edge_CPU nats_CPU RSS_MiB HWM_MiB writes gen_CPU others_s
 	jq -r '
@@ -95,7 +96,7 @@ for s in $SERVERS; do "run_$s"; done
 	  [.label, .ready, .deliveries_per_s, .deliveries_per_server_cpu_s, .lat_p50_us / 1000, .lat_p99_us / 1000,
 	   .lat_max_us / 1000, .lat_read_p99_us / 1000, .lost, .server_cpu_s, of("edge"; .cpu_s), of("nats"; .cpu_s),
 	   of($srv; .rss_kb) / 1024, of($srv; .hwm_kb) / 1024, (if .delivered > 0 then of($srv; .syscw) / .delivered else 0 end),
-	   .generator_cpu_s, (.server_core_other_s // 0)] | @tsv' "$RESULTS" |
+	   .generator_cpu_s, ([.server_core_other_s // 0, 0] | max)] | @tsv' "$RESULTS" |
 		awk -F'\t' '{printf "%-12s %5d %9.0f %11.0f %8.2f %8.2f %8.2f %8.2f %7d %8.2f %8.2f %8.2f %8.1f %8.1f %7.3f %7.2f %8.2f\n",
 			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17}'
 	for rate in $RATES; do
