@@ -320,8 +320,10 @@ static void check_ready(pres_service_t *svc, uint64_t now)
     size_t unsynced = pres_edges_unsynced(&svc->edges);
     if (waited < min_wait || (unsynced > 0 && waited < max_wait))
         return;
-    int err = rt_bus_subscribe(svc->bus, svc->loop, "rt.pres.query", "pres", on_query, svc, &svc->query_sub);
-    if (err == RT_OK)
+    int err = RT_OK;
+    if (svc->query_sub == NULL)
+        err = rt_bus_subscribe(svc->bus, svc->loop, "rt.pres.query", "pres", on_query, svc, &svc->query_sub);
+    if (err == RT_OK && svc->signal_sub == NULL)
         err = rt_bus_subscribe(svc->bus, svc->loop, "rt.pres.signal", "pres", on_signal, svc, &svc->signal_sub);
     if (err != RT_OK)
         return; /* tried again on the next tick */

@@ -176,7 +176,7 @@ void pres_edges_dispose(pres_edges_t *e);
 /* A validated batch / heartbeat, received at now_ns. */
 void pres_edges_on_batch(pres_edges_t *e, const Rtsync__V1__PresenceBatch *b, uint64_t now_ns);
 void pres_edges_on_heartbeat(pres_edges_t *e, const Rtsync__V1__EdgeHeartbeat *hb, uint64_t now_ns);
-/* Removes edges silent for the TTL (announcing their members' leaves if emitter) and
+/* Removes edges silent for the TTL (member_gone for each of their members) and
  * asks again for snapshots that did not come. */
 void pres_edges_tick(pres_edges_t *e, uint64_t now_ns);
 /* Asks every edge for its snapshot (at start, and after our own connection to NATS
