@@ -249,9 +249,11 @@ static int feed_wslay(edge_ws_conn_t *conn)
     int r = wslay_event_recv(conn->wslay);
     if (r == 0)
         r = wslay_event_send(conn->wslay);
-    if (r != 0) {
-        conn_destroy(conn);
-        return -1;
+    if (r != 0 && !wslay_event_get_close_sent(conn->wslay) && !conn->close_queued) {
+        /* wslay gave up on the peer's bytes without saying why: say it was a protocol error */
+        edge_ws_close(conn, 1002, "protocol error");
+    } else if (r != 0 && !conn->close_queued) {
+        begin_closing(conn);
     }
     if (wslay_event_get_close_sent(conn->wslay) && !conn->close_queued) {
         /* wslay answered a close or refused a frame (1009, 1002, 1007): its close frame is queued. */

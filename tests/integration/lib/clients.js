@@ -36,8 +36,8 @@ export function connectWs(url, { protocols, headers, timeoutMs = 5000, ...wsOpts
         const err = new Error(`WebSocket upgrade refused: HTTP ${res.statusCode}`);
         Object.assign(err, { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() });
         reject(err);
+        req.destroy();
       });
-      req.destroy();
     });
     ws.once('error', reject);
   });
