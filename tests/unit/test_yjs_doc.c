@@ -341,6 +341,35 @@ static void test_canonical_content(void)
     rt_ydoc_destroy(doc);
 }
 
+/* Pending deletes and pending structs together, resolved by the missing
+ * first update: one event with everything (Yjs 13.6.33 bytes). */
+static void test_pending_both(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    rt_buf_t ch = {0}, st = {0};
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[2], &ch), 0);
+    CU_ASSERT(state_is(doc, "000101010001"));
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[1], &ch), 0);
+    CU_ASSERT_EQUAL(ch.len, 0);
+    CU_ASSERT(state_is(doc, "01010102c40100010101580101010001"));
+    rt_buf_t sv = hex("010101");
+    CU_ASSERT_EQUAL(rt_ydoc_encode_state_as_update(doc, (rt_slice_t){sv.data, sv.len}, &st), 0);
+    CU_ASSERT(eq_hex(&st, "01010102c40100010101580101010001"));
+    CU_ASSERT_EQUAL(apply_hex(doc, WORKED[0], &ch), 0);
+    CU_ASSERT(eq_hex(&ch, WORKED_STATE));
+    CU_ASSERT(state_is(doc, WORKED_STATE));
+    CU_ASSERT(!rt_ydoc_has_pending(doc));
+    /* a malformed state vector is refused */
+    rt_buf_t bad = hex("05");
+    CU_ASSERT_EQUAL(rt_ydoc_encode_state_as_update(doc, (rt_slice_t){bad.data, bad.len}, &st), RT_EINVAL);
+    rt_buf_dispose(&bad);
+    rt_buf_dispose(&sv);
+    rt_buf_dispose(&ch);
+    rt_buf_dispose(&st);
+    rt_ydoc_destroy(doc);
+}
+
 void test_yjs_doc_register(void)
 {
     static const CU_TestInfo tests[] = {
@@ -356,6 +385,7 @@ void test_yjs_doc_register(void)
         {"gc_off", test_gc_off},
         {"hostile_references", test_hostile_references},
         {"canonical_content", test_canonical_content},
+        {"pending_both", test_pending_both},
         CU_TEST_INFO_NULL,
     };
     unit_add_suite("yjs_doc", tests);
