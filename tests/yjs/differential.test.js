@@ -26,10 +26,7 @@ import { CHECKS, YDOC, compare, describeMismatch, runSessions, tmpDir, writeSess
 // reproduce with tests/yjs/repro.mjs).  None at the moment: kind -> [field, ...].
 const KNOWN_GAPS = {}
 const gaps = process.env.YJS_STRICT ? {} : KNOWN_GAPS
-// Kinds left out by default (YJS_KINDS=all runs them):
-//   collision: two clients share a client ID; the engine does not yet integrate the
-//   second client's structs the way Yjs does (offset integration after foreign items)
-const DEFAULT_KINDS = KINDS.filter(k => k !== 'collision')
+const DEFAULT_KINDS = KINDS
 const DEFAULT_CHECKS = Object.keys(CHECKS)
 
 const pickList = (env, all, dflt) => !env ? dflt : env === 'all' ? all : env.split(',').map(s => s.trim())
