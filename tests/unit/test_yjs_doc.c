@@ -370,6 +370,25 @@ static void test_pending_both(void)
     rt_ydoc_destroy(doc);
 }
 
+/* XML fragment toString with a hook, attribute values of several kinds and text. */
+static void test_xml_string(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    CU_ASSERT_EQUAL(apply_hex(doc, "01080300070101780502686b280003000161017d01870300030344697628000302016e01"
+                                   "7d0528000302016f01760101717d0128000302036172720175037d017e77017a870302"
+                                   "0604000306017400",
+                              NULL),
+                    0);
+    rt_ykind_hint_t hint = {"x", RT_YKIND_XML_FRAGMENT};
+    rt_buf_t json = {0};
+    rt_ydoc_to_json(doc, &hint, 1, &json);
+    CU_ASSERT(eq_str(&json, "{\"x\":\"[object Object]<div arr=\\\"1,,z\\\" n=\\\"5\\\" "
+                            "o=\\\"[object Object]\\\"></div>t\"}"));
+    rt_buf_dispose(&json);
+    rt_ydoc_destroy(doc);
+}
+
 void test_yjs_doc_register(void)
 {
     static const CU_TestInfo tests[] = {
@@ -386,6 +405,7 @@ void test_yjs_doc_register(void)
         {"hostile_references", test_hostile_references},
         {"canonical_content", test_canonical_content},
         {"pending_both", test_pending_both},
+        {"xml_string", test_xml_string},
         CU_TEST_INFO_NULL,
     };
     unit_add_suite("yjs_doc", tests);

@@ -571,11 +571,21 @@ static void xml_string(const ytype_t *t, rt_buf_t *out)
 
 static void xml_string_at(const ytype_t *t, rt_buf_t *out)
 {
-    if (t->type_ref == 6) {
+    switch (t->type_ref) {
+    case 6:
         xml_text_string(t, out);
         return;
-    }
-    if (t->type_ref != 3) {
+    case 2:
+        text_string(t, out);
+        return;
+    case 0:
+    case 1:
+    case 5: /* Y.Array, Y.Map, Y.XmlHook have no toString of their own */
+        rt_buf_append_str(out, "[object Object]");
+        return;
+    case 3:
+        break;
+    default:
         xml_children(t, out);
         return;
     }
