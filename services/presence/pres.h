@@ -105,9 +105,10 @@ typedef struct pres_view {
 
 /* Zero-initialised is an empty view; dispose frees every edge, channel and member. */
 void pres_view_dispose(pres_view_t *view);
-/* Returns the edge, or NULL. */
+/* Returns the edge (borrowed, owned by the view), or NULL. */
 pres_edge_t *pres_view_edge(const pres_view_t *view, const char *id);
-/* Returns the edge, creating it (epoch, nothing known) when missing; borrows id. */
+/* Returns the edge (owned by the view), creating it with `epoch` and no members when
+ * missing (*created = 1); borrows id (copied). */
 pres_edge_t *pres_view_edge_get(pres_view_t *view, const char *id, uint64_t epoch, int *created);
 /* Removes the edge and all its members; on_leave (may be NULL) sees each member first. */
 void pres_view_edge_remove(pres_view_t *view, pres_edge_t *edge, pres_leave_cb on_leave, void *ctx);
@@ -116,16 +117,17 @@ void pres_view_edge_clear(pres_view_t *view, pres_edge_t *edge, pres_leave_cb on
 /* Applies one join, leave or state change reported by `edge`.  Borrows u.  A join or
  * state of a (channel, conn) held by another edge moves it to this one. */
 void pres_view_apply(pres_view_t *view, pres_edge_t *edge, const Rtsync__V1__PresenceUpdate *u);
-/* Stages the joins of one snapshot part (leaves and states in a snapshot are ignored). */
+/* Stages (copies) the joins and states of one snapshot part; borrows b.  Leaves in a
+ * snapshot mean nothing and are ignored. */
 void pres_view_stage(pres_edge_t *edge, const Rtsync__V1__PresenceBatch *b);
 /* Replaces the edge's members with the staged ones (the edge's values win); on_leave
  * (may be NULL) sees each member that is not in the new set. */
 void pres_view_commit(pres_view_t *view, pres_edge_t *edge, pres_leave_cb on_leave, void *ctx);
 /* Drops a half-received snapshot. */
 void pres_view_unstage(pres_edge_t *edge);
-/* Returns the channel, or NULL when it has no members. */
+/* Returns the channel (borrowed until the view changes), or NULL when it has no members. */
 const pres_channel_t *pres_view_channel(const pres_view_t *view, const char *name);
-/* Returns the member, or NULL. */
+/* Returns the member (borrowed until the view changes), or NULL. */
 const pres_member_t *pres_view_member(const pres_view_t *view, const char *channel, const char *conn);
 /* Fills (*list)[0..n) with the channel's members sorted by (since_ms, conn); returns n.
  * *list is the caller's array of *cap entries, grown here when too small (free() it). */
@@ -142,7 +144,7 @@ typedef struct pres_peers {
 /* Borrows self (copied). */
 void pres_peers_init(pres_peers_t *peers, const char *self, uint64_t dead_after_ns);
 void pres_peers_dispose(pres_peers_t *peers);
-/* A PeerHeartbeat from `instance` (ours are ignored). */
+/* A PeerHeartbeat from `instance` (borrowed, copied); our own are ignored. */
 void pres_peers_seen(pres_peers_t *peers, const char *instance, int ready, uint64_t now_ns);
 /* Whether this replica (being ready or not) announces leaves now: it is ready and no
  * replica with a smaller id (strcmp) that is ready was heard from within dead_after. */
@@ -173,7 +175,7 @@ typedef struct pres_edges {
 void pres_edges_init(pres_edges_t *e, uint64_t ttl_ns, uint64_t resync_every_ns, const pres_edges_ops_t *ops,
                      void *ctx);
 void pres_edges_dispose(pres_edges_t *e);
-/* A validated batch / heartbeat, received at now_ns. */
+/* A batch / heartbeat that passed pres_decode_*, received at now_ns; borrowed for the call. */
 void pres_edges_on_batch(pres_edges_t *e, const Rtsync__V1__PresenceBatch *b, uint64_t now_ns);
 void pres_edges_on_heartbeat(pres_edges_t *e, const Rtsync__V1__EdgeHeartbeat *hb, uint64_t now_ns);
 /* Removes edges silent for the TTL (member_gone for each of their members) and
@@ -192,11 +194,11 @@ typedef struct pres_service pres_service_t;
 /* Main thread.  Returns an owned service in *out; borrows cfg for its lifetime.
  * RT_EINVAL for a bad RT_NATS_URL. */
 int pres_service_create(const pres_config_t *cfg, pres_service_t **out);
-/* Runs until *stop is set (by a signal handler). */
+/* Main thread: runs the loop until *stop is set (by a signal handler). */
 void pres_service_run(pres_service_t *svc, volatile int *stop);
-/* Stops answering (other replicas take over), tells the peers, flushes. */
+/* Main thread: stops answering (other replicas take over), tells the peers, flushes. */
 void pres_service_drain(pres_service_t *svc);
-/* Accepts NULL. */
+/* Main thread.  Accepts NULL. */
 void pres_service_destroy(pres_service_t *svc);
 
 #endif
