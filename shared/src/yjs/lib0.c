@@ -121,10 +121,22 @@ void ywrite_bytes(rt_buf_t *b, const uint8_t *data, size_t len)
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
+/* True if the 8 bytes at p are ASCII. */
+static inline bool ascii8(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return !(w & UINT64_C(0x8080808080808080));
+}
+
 bool yutf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        if (n - i >= 8 && ascii8(s + i)) {
+            i += 8;
+            continue;
+        }
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -158,7 +170,10 @@ bool yutf8_valid(const uint8_t *s, size_t n)
 uint64_t yutf8_utf16_len(const uint8_t *s, size_t n)
 {
     uint64_t units = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; n - i >= 8 && ascii8(s + i); i += 8)
+        units += 8;
+    for (; i < n; i++) {
         uint8_t c = s[i];
         if ((c & 0xc0) != 0x80)
             units += (c >= 0xf0) ? 2 : 1;
@@ -170,6 +185,11 @@ size_t yutf8_pos(const uint8_t *s, size_t n, uint64_t units, bool *mid)
 {
     size_t i = 0;
     *mid = false;
+    /* ASCII runs, 8 bytes at a time */
+    while (units >= 8 && n - i >= 8 && ascii8(s + i)) {
+        i += 8;
+        units -= 8;
+    }
     while (units > 0 && i < n) {
         uint8_t c = s[i];
         if (c >= 0xf0) {
