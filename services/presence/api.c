@@ -20,6 +20,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #define ARENA_SIZE (3 * PRES_MAX_MESSAGE)
 #define STATS_INTERVAL_NS 10000000000ull
@@ -48,6 +50,7 @@ struct pres_service {
     uint64_t started_ns;            /* when the first resync went out; 0: not yet */
     uint64_t next_peer_ns, next_stats_ns;
     int ready;
+    uint64_t duplicate_warnings;
     atomic_int reconnected;
 };
 
@@ -58,6 +61,7 @@ static void send_peer_heartbeat(pres_service_t *svc)
     Rtsync__V1__PeerHeartbeat hb = RTSYNC__V1__PEER_HEARTBEAT__INIT;
     hb.instance = (char *)svc->cfg->instance_id;
     hb.ready = svc->ready;
+    hb.incarnation = svc->peers.incarnation;
     uint8_t buf[PRES_MAX_ID + 16];
     size_t n = rtsync__v1__peer_heartbeat__pack(&hb, buf);
     rt_bus_publish(svc->bus, "rt.pres.peer", buf, n);
@@ -187,7 +191,10 @@ static void on_peer(void *ctx, const rt_bus_msg_t *msg)
         count_bad(svc, msg, why);
         return;
     }
-    pres_peers_seen(&svc->peers, p->instance, p->ready, rt_now_mono_ns());
+    if (pres_peers_seen(&svc->peers, p->instance, p->incarnation, p->ready, rt_now_mono_ns()) &&
+        svc->duplicate_warnings++ % 100 == 0)
+        RT_LOG_WARN("duplicate_instance", "instance=%s: another presence process uses this RT_INSTANCE_ID",
+                    p->instance);
 }
 
 /* Room for n members in the reused reply arrays. */
@@ -276,6 +283,14 @@ static void on_bus_state(void *ctx, int connected)
 
 /* ---- lifetime ------------------------------------------------------------------------ */
 
+static uint64_t random_u64(void)
+{
+    uint64_t r;
+    if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        r = rt_now_mono_ns() ^ ((uint64_t)getpid() << 40);
+    return r;
+}
+
 int pres_service_create(const pres_config_t *cfg, pres_service_t **out)
 {
     pres_service_t *svc = rt_xcalloc(1, sizeof(*svc));
@@ -285,7 +300,7 @@ int pres_service_create(const pres_config_t *cfg, pres_service_t **out)
     pres_arena_init(&svc->arena, ARENA_SIZE);
     static const pres_edges_ops_t ops = {.request_resync = request_resync, .member_gone = member_gone};
     pres_edges_init(&svc->edges, ttl_ns, svc->interval_ns, &ops, svc);
-    pres_peers_init(&svc->peers, cfg->instance_id, 3 * svc->interval_ns + 100 * MS);
+    pres_peers_init(&svc->peers, cfg->instance_id, random_u64(), 3 * svc->interval_ns + 100 * MS);
     rt_loop_create(&svc->loop);
     int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
     if (err != RT_OK) {

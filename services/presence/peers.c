@@ -1,7 +1,8 @@
 /*
  * peers.c: the election of the one replica that announces the leaves of dead
  * edges.  Every replica hears every PeerHeartbeat; the emitter is the ready
- * replica with the smallest instance id among those heard from recently.  No
+ * replica with the smallest (instance id, incarnation) among those heard from
+ * recently.  No
  * messages are exchanged to agree: replicas that heard the same heartbeats
  * reach the same answer, and a replica that is not ready (just restarted,
  * still rebuilding its view) never announces, so it cannot announce leaves
@@ -18,14 +19,14 @@
 #include <string.h>
 
 typedef struct peer {
-    uint64_t seen_ns;
+    uint64_t seen_ns, incarnation;
     int ready;
     char id[];
 } peer_t;
 
-void pres_peers_init(pres_peers_t *peers, const char *self, uint64_t dead_after_ns)
+void pres_peers_init(pres_peers_t *peers, const char *self, uint64_t incarnation, uint64_t dead_after_ns)
 {
-    *peers = (pres_peers_t){.self = rt_xstrdup(self), .dead_after_ns = dead_after_ns};
+    *peers = (pres_peers_t){.self = rt_xstrdup(self), .incarnation = incarnation, .dead_after_ns = dead_after_ns};
 }
 
 void pres_peers_dispose(pres_peers_t *peers)
@@ -39,10 +40,11 @@ void pres_peers_dispose(pres_peers_t *peers)
     peers->self = NULL;
 }
 
-void pres_peers_seen(pres_peers_t *peers, const char *instance, int ready, uint64_t now_ns)
+int pres_peers_seen(pres_peers_t *peers, const char *instance, uint64_t incarnation, int ready, uint64_t now_ns)
 {
-    if (strcmp(instance, peers->self) == 0)
-        return;
+    int same_id = strcmp(instance, peers->self) == 0;
+    if (same_id && incarnation == peers->incarnation)
+        return 0; /* our own */
     size_t len = strlen(instance);
     peer_t *p = rt_map_get(&peers->peers, instance, len);
     if (p == NULL) {
@@ -50,8 +52,11 @@ void pres_peers_seen(pres_peers_t *peers, const char *instance, int ready, uint6
         memcpy(p->id, instance, len + 1);
         rt_map_put(&peers->peers, p->id, len, p);
     }
+    /* a new incarnation of an id replaces the old: that process restarted */
+    p->incarnation = incarnation;
     p->seen_ns = now_ns;
     p->ready = ready != 0;
+    return same_id;
 }
 
 static int alive(const pres_peers_t *peers, const peer_t *p, uint64_t now_ns)
@@ -67,7 +72,8 @@ int pres_peers_is_emitter(pres_peers_t *peers, int self_ready, uint64_t now_ns)
     rt_map_entry_t *ent;
     while ((ent = rt_map_next(&peers->peers, &pos)) != NULL) {
         const peer_t *p = ent->value;
-        if (p->ready && alive(peers, p, now_ns) && strcmp(p->id, peers->self) < 0)
+        int cmp = strcmp(p->id, peers->self);
+        if (p->ready && alive(peers, p, now_ns) && (cmp < 0 || (cmp == 0 && p->incarnation < peers->incarnation)))
             return 0;
     }
     return 1;

@@ -136,18 +136,20 @@ size_t pres_view_list(const pres_view_t *view, const char *channel, const pres_m
 /* ---- peers.c: which replica announces the leaves of dead edges ----------------------- */
 
 typedef struct pres_peers {
-    rt_map_t peers; /* instance -> struct peer */
+    rt_map_t peers; /* instance -> struct peer (its latest incarnation) */
     char *self;
+    uint64_t incarnation; /* ours, random per process */
     uint64_t dead_after_ns;
 } pres_peers_t;
 
 /* Borrows self (copied). */
-void pres_peers_init(pres_peers_t *peers, const char *self, uint64_t dead_after_ns);
+void pres_peers_init(pres_peers_t *peers, const char *self, uint64_t incarnation, uint64_t dead_after_ns);
 void pres_peers_dispose(pres_peers_t *peers);
-/* A PeerHeartbeat from `instance` (borrowed, copied); our own are ignored. */
-void pres_peers_seen(pres_peers_t *peers, const char *instance, int ready, uint64_t now_ns);
+/* A PeerHeartbeat from `instance` (borrowed, copied); our own are ignored.  Returns 1
+ * when another process uses our instance id (a configuration mistake), else 0. */
+int pres_peers_seen(pres_peers_t *peers, const char *instance, uint64_t incarnation, int ready, uint64_t now_ns);
 /* Whether this replica (being ready or not) announces leaves now: it is ready and no
- * replica with a smaller id (strcmp) that is ready was heard from within dead_after. */
+ * ready replica with a smaller (id (strcmp), incarnation) was heard from within dead_after. */
 int pres_peers_is_emitter(pres_peers_t *peers, int self_ready, uint64_t now_ns);
 /* Forgets replicas silent for longer than dead_after; returns how many are left. */
 size_t pres_peers_expire(pres_peers_t *peers, uint64_t now_ns);

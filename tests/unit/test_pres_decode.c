@@ -165,30 +165,46 @@ static void test_query_signal_peer(void)
 static void test_election(void)
 {
     pres_peers_t a, b;
-    pres_peers_init(&a, "presence-1", 1000 * MS);
-    pres_peers_init(&b, "presence-2", 1000 * MS);
+    pres_peers_init(&a, "presence-1", 11, 1000 * MS);
+    pres_peers_init(&b, "presence-2", 22, 1000 * MS);
     uint64_t now = 10000 * MS;
     CU_ASSERT_FALSE(pres_peers_is_emitter(&a, 0, now)); /* not ready: never */
     CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, now));  /* alone */
-    pres_peers_seen(&a, "presence-2", 1, now);
-    pres_peers_seen(&b, "presence-1", 1, now);
-    pres_peers_seen(&b, "presence-2", 1, now); /* its own heartbeat is ignored */
+    CU_ASSERT_EQUAL(pres_peers_seen(&a, "presence-2", 22, 1, now), 0);
+    pres_peers_seen(&b, "presence-1", 11, 1, now);
+    pres_peers_seen(&b, "presence-2", 22, 1, now); /* its own heartbeat is ignored */
     CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, now));
     CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, now)); /* exactly one */
-    /* presence-1 restarts: not ready, so presence-2 takes over at once */
-    pres_peers_seen(&b, "presence-1", 0, now + 100 * MS);
+    /* presence-1 restarts (a new incarnation, not ready): presence-2 takes over at once */
+    pres_peers_seen(&b, "presence-1", 33, 0, now + 100 * MS);
     CU_ASSERT_TRUE(pres_peers_is_emitter(&b, 1, now + 100 * MS));
-    pres_peers_seen(&b, "presence-1", 1, now + 200 * MS);
+    pres_peers_seen(&b, "presence-1", 33, 1, now + 200 * MS);
     CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, now + 200 * MS));
     /* presence-1 dies silently: after dead_after, presence-2 emits */
     CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, now + 1200 * MS));
     CU_ASSERT_TRUE(pres_peers_is_emitter(&b, 1, now + 1201 * MS));
     CU_ASSERT_EQUAL(pres_peers_expire(&b, now + 1201 * MS), 0);
     /* a third replica with a larger id never emits while a smaller one lives */
-    pres_peers_seen(&a, "presence-3", 1, now);
+    pres_peers_seen(&a, "presence-3", 44, 1, now);
     CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, now));
     pres_peers_dispose(&a);
     pres_peers_dispose(&b);
+}
+
+static void test_election_same_id(void)
+{
+    /* two processes given the same RT_INSTANCE_ID: the smaller incarnation emits */
+    pres_peers_t x, y;
+    pres_peers_init(&x, "presence", 5, 1000 * MS);
+    pres_peers_init(&y, "presence", 9, 1000 * MS);
+    uint64_t now = 10000 * MS;
+    CU_ASSERT_EQUAL(pres_peers_seen(&x, "presence", 9, 1, now), 1); /* noticed */
+    CU_ASSERT_EQUAL(pres_peers_seen(&y, "presence", 5, 1, now), 1);
+    CU_ASSERT_EQUAL(pres_peers_seen(&x, "presence", 5, 1, now), 0); /* its own */
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&x, 1, now));
+    CU_ASSERT_FALSE(pres_peers_is_emitter(&y, 1, now));
+    pres_peers_dispose(&x);
+    pres_peers_dispose(&y);
 }
 
 static const CU_TestInfo tests[] = {
@@ -196,6 +212,7 @@ static const CU_TestInfo tests[] = {
     {"garbage and truncated input on every decoder", test_garbage_and_truncation},
     {"query, signal and peer messages", test_query_signal_peer},
     {"election of the leave emitter", test_election},
+    {"election between two processes with one instance id", test_election_same_id},
     CU_TEST_INFO_NULL,
 };
 
