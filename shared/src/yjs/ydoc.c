@@ -944,6 +944,7 @@ static void write_store_ds(const rt_ydoc_t *doc, rt_buf_t *out)
 {
     size_t n_clients = 0;
     rt_buf_t body = {0};
+    ystore_sort_clients(doc);
     for (size_t k = doc->n_clients; k-- > 0;) {
         const yclient_t *c = doc->clients[k];
         rt_buf_t ranges = {0};
@@ -980,6 +981,7 @@ static void write_state_as_update(const rt_ydoc_t *doc, const ysv_t *sv, rt_buf_
             n++;
     }
     ywrite_varuint(out, n);
+    ystore_sort_clients(doc);
     for (size_t k = doc->n_clients; k-- > 0;) {
         const yclient_t *c = doc->clients[k];
         uint64_t clock = ysv_get(sv, c->client);
@@ -1191,6 +1193,7 @@ void rt_ydoc_destroy(rt_ydoc_t *doc)
         free(c);
     }
     free(doc->clients);
+    free(doc->cindex);
     for (size_t i = 0; i < doc->roots.n; i++)
         ytype_destroy(doc->roots.entries[i]->type);
     for (size_t i = 0; i < doc->n_dead; i++)
@@ -1246,6 +1249,7 @@ void rt_ydoc_encode_state_vector(const rt_ydoc_t *doc, rt_buf_t *out)
     for (size_t k = 0; k < doc->n_clients; k++)
         n += doc->clients[k]->n > 0;
     ywrite_varuint(out, n);
+    ystore_sort_clients(doc);
     for (size_t k = doc->n_clients; k-- > 0;) {
         if (!doc->clients[k]->n)
             continue;

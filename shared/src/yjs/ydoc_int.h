@@ -120,8 +120,11 @@ typedef struct yscratch {
 } yscratch_t;
 
 struct rt_ydoc {
-    yclient_t **clients; /* sorted by client id */
+    yclient_t **clients; /* ystore_sort_clients() sorts them by client id */
     size_t n_clients, cap_clients;
+    bool clients_sorted;
+    yclient_t **cindex; /* hash index by client id */
+    size_t cindex_cap;
     ytable_t roots;
     bool gc;
     uint64_t txn_counter;
@@ -165,6 +168,8 @@ void ytable_dispose(ytable_t *t);
 /* store (ystore.c) */
 yclient_t *ystore_client(const rt_ydoc_t *doc, uint64_t client);
 yclient_t *ystore_client_add(rt_ydoc_t *doc, uint64_t client);
+/* Sorts doc->clients by client id (ascending) before an ordered walk. */
+void ystore_sort_clients(const rt_ydoc_t *doc);
 uint64_t ystore_state(const rt_ydoc_t *doc, uint64_t client);
 /* Index of the struct holding `clock`, or SIZE_MAX. */
 size_t ystore_find_index(const yclient_t *c, uint64_t clock);

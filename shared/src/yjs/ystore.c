@@ -100,40 +100,71 @@ void ytype_destroy(ytype_t *t)
 
 /* ---- client arrays ------------------------------------------------------- */
 
-static size_t client_pos(const rt_ydoc_t *doc, uint64_t client)
+/* Clients: an array in arrival order (sorted on demand) and a hash index,
+ * so that an update naming many new clients costs O(1) per client. */
+static size_t client_slot(uint64_t client, size_t cap)
 {
-    size_t lo = 0, hi = doc->n_clients;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (doc->clients[mid]->client < client)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return (size_t)((client * UINT64_C(0x9e3779b97f4a7c15)) >> 20) & (cap - 1);
 }
 
 yclient_t *ystore_client(const rt_ydoc_t *doc, uint64_t client)
 {
-    size_t i = client_pos(doc, client);
-    return i < doc->n_clients && doc->clients[i]->client == client ? doc->clients[i] : NULL;
+    if (!doc->cindex_cap)
+        return NULL;
+    for (size_t h = client_slot(client, doc->cindex_cap);; h = (h + 1) & (doc->cindex_cap - 1)) {
+        yclient_t *c = doc->cindex[h];
+        if (!c || c->client == client)
+            return c;
+    }
+}
+
+static void cindex_put(rt_ydoc_t *doc, yclient_t *c)
+{
+    size_t h = client_slot(c->client, doc->cindex_cap);
+    while (doc->cindex[h])
+        h = (h + 1) & (doc->cindex_cap - 1);
+    doc->cindex[h] = c;
 }
 
 yclient_t *ystore_client_add(rt_ydoc_t *doc, uint64_t client)
 {
-    size_t i = client_pos(doc, client);
-    if (i < doc->n_clients && doc->clients[i]->client == client)
-        return doc->clients[i];
+    yclient_t *c = ystore_client(doc, client);
+    if (c)
+        return c;
     if (doc->n_clients == doc->cap_clients) {
         doc->cap_clients = doc->cap_clients ? doc->cap_clients * 2 : 8;
         doc->clients = rt_xrealloc(doc->clients, doc->cap_clients * sizeof *doc->clients);
     }
-    memmove(doc->clients + i + 1, doc->clients + i, (doc->n_clients - i) * sizeof *doc->clients);
-    yclient_t *c = rt_xcalloc(1, sizeof *c);
+    c = rt_xcalloc(1, sizeof *c);
     c->client = client;
-    doc->clients[i] = c;
-    doc->n_clients++;
+    doc->clients[doc->n_clients++] = c;
+    doc->clients_sorted = doc->n_clients < 2 ||
+                          (doc->clients_sorted && doc->clients[doc->n_clients - 2]->client < client);
+    if ((doc->n_clients + 1) * 2 > doc->cindex_cap) {
+        free(doc->cindex);
+        doc->cindex_cap = doc->cindex_cap ? doc->cindex_cap * 2 : 16;
+        doc->cindex = rt_xcalloc(doc->cindex_cap, sizeof *doc->cindex);
+        for (size_t i = 0; i < doc->n_clients; i++)
+            cindex_put(doc, doc->clients[i]);
+    } else {
+        cindex_put(doc, c);
+    }
     return c;
+}
+
+static int cmp_client(const void *a, const void *b)
+{
+    uint64_t x = (*(yclient_t *const *)a)->client, y = (*(yclient_t *const *)b)->client;
+    return x < y ? -1 : x > y;
+}
+
+void ystore_sort_clients(const rt_ydoc_t *cdoc)
+{
+    rt_ydoc_t *doc = (rt_ydoc_t *)cdoc; /* the order is a cache, not content */
+    if (doc->clients_sorted)
+        return;
+    ysort(doc->clients, doc->n_clients, sizeof *doc->clients, cmp_client);
+    doc->clients_sorted = true;
 }
 
 uint64_t ystore_state(const rt_ydoc_t *doc, uint64_t client)
@@ -295,7 +326,8 @@ void yitem_view(const yitem_t *it, ystruct_t *s)
 
 size_t ystore_memory(const rt_ydoc_t *doc)
 {
-    size_t total = sizeof *doc + doc->cap_clients * sizeof *doc->clients + doc->pending.cap +
+    size_t total = sizeof *doc + doc->cap_clients * sizeof *doc->clients +
+                   doc->cindex_cap * sizeof *doc->cindex + doc->pending.cap +
                    doc->n_missing * sizeof(yid_t) + doc->n_pending_ds * sizeof(yrange_t);
     for (const yitem_chunk_t *ch = doc->chunks; ch; ch = ch->next)
         total += sizeof *ch;
