@@ -43,13 +43,15 @@ static void member_free(pres_member_t *m)
 
 static void member_set_state(pres_member_t *m, ProtobufCBinaryData state)
 {
-    free(m->state);
-    m->state = NULL;
-    m->state_len = state.len;
-    if (state.len > 0) {
-        m->state = rt_xmalloc(state.len);
-        memcpy(m->state, state.data, state.len);
+    if (state.len == 0) {
+        free(m->state);
+        m->state = NULL;
+    } else if (state.len != m->state_len) { /* a cursor's state keeps its size: no allocation */
+        m->state = rt_xrealloc(m->state, state.len);
     }
+    if (state.len > 0)
+        memcpy(m->state, state.data, state.len);
+    m->state_len = state.len;
 }
 
 static pres_channel_t *channel_get(pres_view_t *view, const char *name)

@@ -137,11 +137,22 @@ static void test_join_state_leave(void)
     CU_ASSERT_EQUAL(m->since_ms, 10); /* a state change keeps the join time */
     CU_ASSERT_NSTRING_EQUAL(m->state, "{\"cursor\":3}", m->state_len);
     CU_ASSERT_PTR_NULL(pres_view_member(&f->e.view, "room", "c2"));
+    free(b);
+    b = batch_new("e1", 1, 3, 0); /* same size, then cleared */
+    batch_add(b, STATE, "room", "c1", "{\"cursor\":4}", 99);
+    pres_edges_on_batch(&f->e, &b->b, 2 * MS);
+    CU_ASSERT_NSTRING_EQUAL(m->state, "{\"cursor\":4}", m->state_len);
+    free(b);
+    b = batch_new("e1", 1, 4, 0);
+    batch_add(b, STATE, "room", "c1", NULL, 99);
+    pres_edges_on_batch(&f->e, &b->b, 2 * MS);
+    CU_ASSERT_EQUAL(m->state_len, 0);
+    CU_ASSERT_PTR_NULL(m->state);
     CU_ASSERT_EQUAL(f->resyncs, 0);
     CU_ASSERT_EQUAL(f->gone, 0); /* a live edge announces its own leaves */
     free(b);
 
-    b = batch_new("e1", 1, 3, 0);
+    b = batch_new("e1", 1, 5, 0);
     batch_add(b, LEAVE, "room", "c1", NULL, 0);
     batch_add(b, LEAVE, "other", "c1", NULL, 0);
     pres_edges_on_batch(&f->e, &b->b, 3 * MS);
