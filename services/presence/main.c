@@ -10,11 +10,13 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 
 static const rt_config_var_t config_vars[] = {
     {"RT_NATS_URL", RT_CFG_STRING, "nats://127.0.0.1:4222", 0, 0, RT_CFG_AT(pres_config_t, nats_url), "NATS server"},
-    {"RT_INSTANCE_ID", RT_CFG_STRING, "presence", 0, 0, RT_CFG_AT(pres_config_t, instance_id),
-     "name of this replica (logs, NATS client name, leader election: the smallest ready id announces leaves)"},
+    {"RT_INSTANCE_ID", RT_CFG_STRING, NULL, 0, 0, RT_CFG_AT(pres_config_t, instance_id),
+     "name of this replica, unique among replicas (logs, NATS client name, election: the smallest ready id "
+     "announces leaves); unset: presence-<hostname>-<pid>"},
     {"RT_PRESENCE_TTL", RT_CFG_MILLIS, "30s", 600, 3600000, RT_CFG_AT(pres_config_t, ttl_ms),
      "an edge silent this long is dead and its members leave; edges heartbeat every TTL/6"},
     {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, RT_CFG_AT(pres_config_t, log_level), "debug, info, warn, error"},
@@ -40,6 +42,13 @@ int main(int argc, char **argv)
     if (rt_log_parse_level(cfg.log_level, &level) != RT_OK) {
         fprintf(stderr, "presence: RT_LOG_LEVEL=%s is not a log level\n", cfg.log_level);
         return 2;
+    }
+    char default_id[PRES_MAX_ID + 1];
+    if (cfg.instance_id == NULL) { /* replicas scaled from one definition still differ */
+        char host[64] = "localhost";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(default_id, sizeof(default_id), "presence-%s-%ld", host, (long)getpid());
+        cfg.instance_id = default_id;
     }
     if (!pres_text_valid(cfg.instance_id, PRES_MAX_ID, 0)) {
         fprintf(stderr, "presence: RT_INSTANCE_ID must be 1 to %d printable characters\n", PRES_MAX_ID);
