@@ -43,6 +43,15 @@ typedef struct peer {
     int leaving;
 } peer_t;
 
+/* A request that came while the replica was still learning its peers. */
+typedef struct deferred {
+    struct deferred *next;
+    uint32_t kind;
+    char *reply;
+    size_t len;
+    uint8_t data[];
+} deferred_t;
+
 typedef struct edge_seen {
     char edge[CRDT_MAX_ID + 1];
     uint64_t epoch;
@@ -62,6 +71,8 @@ struct crdt_service {
     uint64_t started_ns;
     uint64_t next_peer_ns, next_sweep_ns, next_stats_ns;
     int leaving;
+    int warming; /* requests wait in `deferred` until the peers are known */
+    deferred_t *deferred, **deferred_tail;
     rt_buf_t out, changed;
     uint64_t applied, duplicates, bad, forwarded, moved;
 };
@@ -441,19 +452,54 @@ static void handle(crdt_service_t *svc, uint32_t kind, rt_slice_t data, const ch
     }
 }
 
+static void defer(crdt_service_t *svc, uint32_t kind, const rt_bus_msg_t *msg)
+{
+    deferred_t *d = rt_xmalloc(sizeof(*d) + msg->data.len);
+    d->next = NULL;
+    d->kind = kind;
+    d->reply = msg->reply ? rt_xstrdup(msg->reply) : NULL;
+    d->len = msg->data.len;
+    memcpy(d->data, msg->data.data, msg->data.len);
+    *svc->deferred_tail = d;
+    svc->deferred_tail = &d->next;
+}
+
+/* Warm-up is over: serve what came meanwhile, in order. */
+static void run_deferred(crdt_service_t *svc)
+{
+    svc->warming = 0;
+    while (svc->deferred != NULL) {
+        deferred_t *d = svc->deferred;
+        svc->deferred = d->next;
+        rt_bus_msg_t msg = {"deferred", d->reply, {d->data, d->len}};
+        handle(svc, d->kind, msg.data, d->reply, &msg, 0);
+        free(d->reply);
+        free(d);
+    }
+    svc->deferred_tail = &svc->deferred;
+}
+
+static void on_request(crdt_service_t *svc, uint32_t kind, const rt_bus_msg_t *msg)
+{
+    if (svc->warming)
+        defer(svc, kind, msg);
+    else
+        handle(svc, kind, msg->data, msg->reply, msg, 0);
+}
+
 static void on_sync(void *ctx, const rt_bus_msg_t *msg)
 {
-    handle(ctx, KIND_SYNC, msg->data, msg->reply, msg, 0);
+    on_request(ctx, KIND_SYNC, msg);
 }
 
 static void on_update(void *ctx, const rt_bus_msg_t *msg)
 {
-    handle(ctx, KIND_UPDATE, msg->data, msg->reply, msg, 0);
+    on_request(ctx, KIND_UPDATE, msg);
 }
 
 static void on_get(void *ctx, const rt_bus_msg_t *msg)
 {
-    handle(ctx, KIND_GET, msg->data, msg->reply, msg, 0);
+    on_request(ctx, KIND_GET, msg);
 }
 
 static void on_forward(void *ctx, const rt_bus_msg_t *msg)
@@ -545,13 +591,11 @@ int crdt_service_create(const crdt_config_t *cfg, crdt_service_t **out)
     crdt_docs_init(&svc->docs, cfg, svc->writer, publish_awareness, svc);
     char fwd[CRDT_MAX_ID + 32];
     rt_bus_subject(fwd, sizeof(fwd), "rt.doc.fwd", cfg->instance_id);
+    svc->warming = 1;
+    svc->deferred_tail = &svc->deferred;
     err = subscribe(svc, "rt.doc.peer", NULL, on_peer);
     if (err == RT_OK)
         err = subscribe(svc, fwd, NULL, on_forward);
-    /* Hear the other replicas before taking requests, so as not to serve their documents. */
-    send_peer_heartbeat(svc);
-    for (uint64_t until = rt_now_mono_ns() + WARMUP_NS; err == RT_OK && rt_now_mono_ns() < until;)
-        rt_loop_run_once(svc->loop, 50);
     if (err == RT_OK)
         err = subscribe(svc, "rt.doc.sync", "crdt", on_sync);
     if (err == RT_OK)
@@ -564,6 +608,12 @@ int crdt_service_create(const crdt_config_t *cfg, crdt_service_t **out)
         err = subscribe(svc, "rt.doc.conn", NULL, on_conn_closed);
     if (err == RT_OK)
         err = subscribe(svc, "rt.doc.edge", NULL, on_edge_heartbeat);
+    /* Hear the other replicas before serving, so as not to serve their documents:
+     * requests wait meanwhile. */
+    send_peer_heartbeat(svc);
+    for (uint64_t until = rt_now_mono_ns() + WARMUP_NS; err == RT_OK && rt_now_mono_ns() < until;)
+        rt_loop_run_once(svc->loop, 50);
+    run_deferred(svc);
     if (err != RT_OK) {
         crdt_service_destroy(svc);
         return err;

@@ -1,0 +1,292 @@
+// Collaborative documents end to end (issue 6): two edges, crdt-merge and
+// PostgreSQL, with the npm yjs and y-websocket clients.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import * as Y from 'yjs';
+import { startStack } from './lib/stack.js';
+import { provider, synced, destroy, fetchDoc, getBytes, rawConnect, waitFor, sleep } from './lib/yjs.js';
+import { ensureTraceCache } from '../yjs/lib/trace.mjs';
+
+// mulberry32: a seeded generator, so a failure can be replayed
+function rng(seed) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomEdit(doc, rand, tag) {
+  const text = doc.getText('text');
+  const r = rand();
+  if (r < 0.6 || text.length < 10) {
+    text.insert(Math.floor(rand() * (text.length + 1)), `${tag}${Math.floor(rand() * 1000)} `);
+  } else if (r < 0.85) {
+    const at = Math.floor(rand() * text.length);
+    text.delete(at, Math.min(1 + Math.floor(rand() * 5), text.length - at));
+  } else {
+    doc.getMap('map').set(`k${Math.floor(rand() * 20)}`, `${tag}-${Math.floor(rand() * 1e6)}`);
+  }
+}
+
+// map keys sorted: toJSON lists them in local insertion order
+function content(doc) {
+  const map = doc.getMap('map').toJSON();
+  const sorted = Object.fromEntries(Object.keys(map).sort().map((k) => [k, map[k]]));
+  return JSON.stringify({ text: doc.getText('text').toString(), map: sorted });
+}
+
+const frame = (...parts) => Buffer.from(parts.flat());
+
+describe('Yjs documents', { timeout: 300000 }, () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({ edges: 2, services: ['crdt-merge'] });
+  });
+  after(() => stack?.stop());
+  const logged = (fn) => stack.withLogs(fn)();
+
+  test('two providers on different edges converge under random concurrent edits, and GET agrees', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const a = await provider(e1, 'conv');
+      const b = await provider(e2, 'conv');
+      const ra = rng(1), rb = rng(2);
+      for (let i = 0; i < 3000; i++) {
+        randomEdit(a.doc, ra, 'a');
+        randomEdit(b.doc, rb, 'b');
+        if (i % 100 === 0) await sleep(5);
+      }
+      await waitFor(() => content(a.doc) === content(b.doc), 30000, 'convergence');
+      await sleep(200);
+      const server = await fetchDoc(e1, 'conv');
+      assert.equal(content(server), content(a.doc));
+      const json = await getBytes(`${e2.http}/v1/docs/conv?format=json`);
+      assert.equal(json.status, 200);
+      assert.equal(JSON.parse(json.body.toString()).text, a.doc.getText('text').toString());
+      destroy(a, b);
+    });
+  });
+
+  test('room names: invalid ones are refused with 400, unknown documents are 404', async () => {
+    const [e1] = stack.edges;
+    assert.equal((await getBytes(`${e1.http}/v1/docs/never-written`)).status, 404);
+    assert.equal((await getBytes(`${e1.http}/v1/docs/bad%20name`)).status, 400);
+    const c = rawConnect(e1, 'a/b');
+    await assert.rejects(c.opened);
+  });
+
+  test('offline edits on both sides merge without loss when they reconnect', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const a = await provider(e1, 'offline');
+      const b = await provider(e2, 'offline');
+      a.doc.getText('text').insert(0, 'base ');
+      await waitFor(() => b.doc.getText('text').toString() === 'base ', 10000, 'base');
+      a.disconnect();
+      b.disconnect();
+      for (let i = 0; i < 50; i++) {
+        a.doc.getText('text').insert(0, `A${i} `);
+        b.doc.getText('text').insert(b.doc.getText('text').length, `B${i} `);
+      }
+      a.doc.getMap('map').set('a', 1);
+      b.doc.getMap('map').set('b', 2);
+      await sleep(300);
+      a.connect();
+      await synced(a);
+      b.connect();
+      await synced(b);
+      await waitFor(() => content(a.doc) === content(b.doc), 15000, 'convergence');
+      const text = a.doc.getText('text').toString();
+      for (let i = 0; i < 50; i++) {
+        assert.ok(text.includes(`A${i} `) && text.includes(`B${i} `), `lost edit ${i}`);
+      }
+      assert.deepEqual(a.doc.getMap('map').toJSON(), { a: 1, b: 2 });
+      destroy(a, b);
+    });
+  });
+
+  test('awareness: seen across edges, answered to queries, removed when a connection closes', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const a = await provider(e1, 'aw');
+      const b = await provider(e2, 'aw');
+      a.awareness.setLocalStateField('user', { name: 'A' });
+      await waitFor(() => b.awareness.getStates().get(a.doc.clientID)?.user?.name === 'A', 10000, 'state on b');
+      // a newcomer gets the current states on connect
+      const c = await provider(e2, 'aw');
+      await waitFor(() => c.awareness.getStates().get(a.doc.clientID)?.user?.name === 'A', 10000, 'state on c');
+      // query-awareness is answered with the states
+      const raw = rawConnect(e1, 'aw');
+      await raw.opened;
+      raw.ws.send(frame([3]));
+      const m = await raw.next((x) => x[0] === 1 && x.length > 3);
+      assert.ok(Buffer.from(m).toString().includes('"name":"A"'));
+      raw.ws.close();
+      // a closes without removing its own state: the server removes it
+      const id = a.doc.clientID;
+      a.ws.terminate?.() ?? a.ws.close();
+      a.shouldConnect = false;
+      await waitFor(() => !b.awareness.getStates().has(id) && !c.awareness.getStates().has(id), 10000, 'removal');
+      destroy(a, b, c);
+    });
+  });
+
+  test('awareness: a reconnecting client keeps its id and still owns its state (y-websocket#122)', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const a = await provider(e1, 'aw122');
+      const b = await provider(e2, 'aw122');
+      a.awareness.setLocalStateField('user', 'A');
+      await waitFor(() => b.awareness.getStates().get(a.doc.clientID)?.user === 'A', 10000, 'state on b');
+      a.disconnect(); // the server removes the state; the client keeps id and clock
+      await waitFor(() => !b.awareness.getStates().has(a.doc.clientID), 10000, 'removal');
+      a.connect();
+      await synced(a);
+      a.awareness.setLocalStateField('user', 'A2');
+      await waitFor(() => b.awareness.getStates().get(a.doc.clientID)?.user === 'A2', 10000, 'state again');
+      // the new connection owns it: closing it removes the state at once
+      a.ws.close();
+      a.shouldConnect = false;
+      await waitFor(() => !b.awareness.getStates().has(a.doc.clientID), 5000, 'removal after reconnect');
+      destroy(a, b);
+    });
+  });
+
+  test('malformed sync and awareness messages: 1008 for the sender, others unaffected, nothing stored', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const good = await provider(e2, 'bad');
+      good.doc.getText('text').insert(0, 'ok');
+      await sleep(300);
+      const cases = [
+        frame([0, 2, 5, 1, 2, 3, 4, 5]), // an update that is not one
+        frame([0, 2, 3, 1, 0xff, 0xff]), // structs of an impossible client
+        frame([0, 9, 1, 0]), // unknown sync type
+        frame([0, 0, 3, 5, 1]), // truncated state vector
+        frame([1, 4, 1, 7, 1, 9]), // awareness: truncated
+        frame([1, 9, 1, 7, 1, 5], [...Buffer.from('{bad}')]), // awareness: not JSON
+        frame([7]), // unknown message type
+      ];
+      for (const bytes of cases) {
+        const c = rawConnect(e1, 'bad');
+        await c.opened;
+        c.ws.send(bytes);
+        const { code } = await c.closed;
+        assert.equal(code, 1008, `message ${bytes.toString('hex')}`);
+      }
+      const t = rawConnect(e1, 'bad');
+      await t.opened;
+      t.ws.send('text');
+      assert.equal((await t.closed).code, 1003);
+      good.doc.getText('text').insert(2, '!');
+      const other = await provider(e1, 'bad');
+      await waitFor(() => other.doc.getText('text').toString() === 'ok!', 10000, 'others unaffected');
+      const stored = await fetchDoc(e1, 'bad');
+      assert.equal(content(stored), content(good.doc));
+      // nothing but the good client's two edits was logged
+      const rows = await stack.psql("SELECT count(*) FROM doc_updates WHERE doc = 'bad'");
+      assert.ok(Number(String(rows).trim()) <= 2, `rows: ${rows}`);
+      destroy(good, other);
+    });
+  });
+
+  test('the empty awareness update keeps an idle connection open (keepalive)', { skip: !process.env.RT_TEST_SLOW }, async () => {
+    const c = rawConnect(stack.edges[0], 'idle');
+    await c.opened;
+    await c.next((m) => m.length === 3 && m[0] === 1 && m[1] === 1 && m[2] === 0, 25000);
+    c.ws.close();
+  });
+
+  test('a large document (the automerge-paper trace) loads and syncs, also cold', async () => {
+    await logged(async () => {
+      const files = ensureTraceCache();
+      const state = fs.readFileSync(files.state);
+      const meta = JSON.parse(fs.readFileSync(files.meta));
+      const [e1, e2] = stack.edges;
+      const src = new Y.Doc();
+      Y.applyUpdate(src, state);
+      const a = await provider(e1, 'trace', { doc: src });
+      const expected = src.getText('text').toString();
+      if (meta.finalText) assert.equal(expected, meta.finalText);
+      await waitFor(async () => (await fetchDoc(e2, 'trace'))?.getText('text').toString() === expected, 20000, 'stored');
+      const b = await provider(e2, 'trace');
+      assert.equal(b.doc.getText('text').toString(), expected);
+      destroy(a, b);
+      await stack.restart('crdt-merge-1');
+      const t0 = Date.now();
+      const c = await provider(e1, 'trace');
+      assert.equal(c.doc.getText('text').toString(), expected);
+      console.log(`cold load and sync of the trace: ${Date.now() - t0} ms`);
+      destroy(c);
+    });
+  });
+
+  test('crdt-merge killed with SIGKILL during edits: nothing sent a second before the kill is lost', async () => {
+    await logged(async () => {
+      const [e1] = stack.edges;
+      const a = await provider(e1, 'kill');
+      const sent = [];
+      let stop = false;
+      const writer = (async () => {
+        for (let i = 0; !stop; i++) {
+          a.doc.getText('text').insert(a.doc.getText('text').length, `<${i}>`);
+          sent.push({ i, at: Date.now() });
+          await sleep(5);
+        }
+      })();
+      await sleep(2000);
+      const killedAt = Date.now();
+      await stack.kill('crdt-merge-1', 'SIGKILL');
+      stop = true;
+      await writer;
+      destroy(a); // no client resync: what counts is what was stored
+      await stack.start('crdt-merge-1');
+      const stored = (await fetchDoc(e1, 'kill')).getText('text').toString();
+      const due = sent.filter((s) => s.at < killedAt - 1000);
+      assert.ok(due.length > 50);
+      for (const s of due) assert.ok(stored.includes(`<${s.i}>`), `update ${s.i} lost`);
+    });
+  });
+
+  test('awareness states of a killed edge are removed within seconds', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const a = await provider(e1, 'awedge');
+      const b = await provider(e2, 'awedge');
+      a.awareness.setLocalStateField('user', 'A');
+      await waitFor(() => b.awareness.getStates().get(a.doc.clientID)?.user === 'A', 10000, 'state on b');
+      a.shouldConnect = false;
+      await stack.kill('edge-1', 'SIGKILL');
+      const t0 = Date.now();
+      await waitFor(() => !b.awareness.getStates().has(a.doc.clientID), 15000, 'removal');
+      console.log(`awareness of a killed edge removed after ${Date.now() - t0} ms`);
+      destroy(a, b);
+      await stack.start('edge-1');
+    });
+  });
+
+  test('the whole stack restarted: a fresh client receives the full document', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const a = await provider(e1, 'restart');
+      for (let i = 0; i < 200; i++) a.doc.getText('text').insert(0, `r${i} `);
+      const expected = a.doc.getText('text').toString();
+      await waitFor(async () => (await fetchDoc(e2, 'restart'))?.getText('text').toString() === expected, 10000, 'stored');
+      destroy(a);
+      for (const name of ['edge-1', 'edge-2', 'crdt-merge-1', 'nats']) await stack.kill(name);
+      await stack.stopPg();
+      await stack.startPg();
+      await stack.start('nats');
+      await stack.start('crdt-merge-1');
+      await stack.start('edge-1');
+      await stack.start('edge-2');
+      const b = await provider(e2, 'restart');
+      assert.equal(b.doc.getText('text').toString(), expected);
+      destroy(b);
+    });
+  });
+});
