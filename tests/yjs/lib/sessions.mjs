@@ -12,7 +12,7 @@
 import * as Y from 'yjs'
 
 // Session kinds, one per feature area; the test can select kinds by name.
-export const KINDS = ['text', 'format', 'emoji', 'array', 'map', 'nested', 'xml', 'anyedge', 'mixed', 'collision']
+export const KINDS = ['text', 'format', 'emoji', 'array', 'map', 'nested', 'xml', 'anyedge', 'mixed', 'collision', 'long']
 
 // The root types each kind edits: name -> Yjs type kind.
 const ROOTS = {
@@ -25,7 +25,8 @@ const ROOTS = {
   xml: { xml: 'xml' },
   anyedge: { arr: 'array', map: 'map' },
   mixed: { text: 'text', arr: 'array', map: 'map', xml: 'xml' },
-  collision: { text: 'text', map: 'map' } // two clients share a client ID (e.g. a reused ID)
+  collision: { text: 'text', map: 'map' }, // two clients share a client ID (e.g. a reused ID)
+  long: { text: 'text', arr: 'array', map: 'map', xml: 'xml' } // mixed, 8-20 rounds (~100-300 updates)
 }
 
 /** mulberry32: a small, seedable 32-bit PRNG. */
@@ -76,6 +77,7 @@ function someText (rng, kind) {
     for (let i = rng.range(1, 3); i > 0; i--) s += rng.bool(0.7) ? rng.pick(UNICODE) : rng.pick(WORDS)
     return s
   }
+  if (rng.bool(0.02)) return 'long '.repeat(rng.range(30, 80)) // lengths past one varUint byte
   return rng.pick(WORDS) + (rng.bool(0.2) ? rng.pick(WORDS) : '')
 }
 
@@ -208,7 +210,8 @@ function editOnce (rng, doc, kind) {
   const roots = Object.keys(ROOTS[kind])
   const root = rng.pick(roots)
   const type = ROOTS[kind][root]
-  const k = kind === 'mixed' ? rng.pick(['format', 'emoji', 'nested', 'array']) : kind === 'collision' ? 'format' : kind
+  const k = kind === 'mixed' || kind === 'long' ? rng.pick(['format', 'emoji', 'nested', 'array'])
+    : kind === 'collision' ? 'format' : kind
   if (type === 'text') editText(rng, doc.getText(root), k)
   else if (type === 'array') editArray(rng, doc.getArray(root), k)
   else if (type === 'map') editMap(rng, doc.getMap(root), k)
@@ -245,7 +248,7 @@ function runClients (rng, kind) {
     return c
   })
   const all = []
-  const rounds = rng.range(2, 7)
+  const rounds = kind === 'long' ? rng.range(8, 20) : rng.range(2, 7)
   for (let r = 0; r < rounds; r++) {
     for (const c of clients) {
       const before = c.out.length
