@@ -11,7 +11,8 @@
 #                         stack = scripts/stack.sh up (PostgreSQL and the
 #                         back-end services too, which are sampled as aux)
 #   BENCH_RUN_DIR (.run/bench), BENCH_NATS_PORT (14222), BENCH_PG_PORT (15433),
-#   BENCH_EDGE_PORT (18080, and +1), BENCH_NODE_PORT (18090)
+#   BENCH_EDGE_PORT (18080, and +1), BENCH_NODE_PORT (18090): the first free
+#   ports from these on
 #   BENCH_QUIET_WAIT (120) seconds to wait, before each measured run, for the
 #                         machine to be quiet (both cores under 10 % busy for 3 s);
 #                         0 = do not wait.  Other work on the cores skews the figures.
@@ -24,13 +25,7 @@ SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 BENCH_STACK=${BENCH_STACK:-direct}
 BENCH_RUN_DIR=${BENCH_RUN_DIR:-$BENCH_ROOT/.run/bench}
-B_NATS_PORT=${BENCH_NATS_PORT:-14222}
-B_PG_PORT=${BENCH_PG_PORT:-15433}
-B_EDGE_PORT=${BENCH_EDGE_PORT:-18080}
-B_NODE_PORT=${BENCH_NODE_PORT:-18090}
 BENCH_OUT=${BENCH_OUT:-$BENCH_ROOT/bench/results/manual}
-EDGE_URLS="ws://127.0.0.1:$B_EDGE_PORT/ws,ws://127.0.0.1:$((B_EDGE_PORT + 1))/ws"
-NODE_URL="ws://127.0.0.1:$B_NODE_PORT/ws"
 NODE_PID=
 
 # Settings of the edges for a benchmark: one thread each, no rate limit on
@@ -79,6 +74,25 @@ bench_wait_quiet() {
 	done
 }
 
+# The first port from $1 on such that it and the $2 - 1 after it are free:
+# other engineers' stacks share this machine.
+free_ports() {
+	local p i
+	for ((p = $1; p < $1 + 500; p++)); do
+		for ((i = 0; i < $2; i++)); do ! port_open $((p + i)) || continue 2; done
+		echo "$p"
+		return 0
+	done
+	return 1
+}
+
+B_NATS_PORT=$(free_ports "${BENCH_NATS_PORT:-14222}" 1)
+B_PG_PORT=$(free_ports "${BENCH_PG_PORT:-15433}" 1)
+B_EDGE_PORT=$(free_ports "${BENCH_EDGE_PORT:-18080}" 2)
+B_NODE_PORT=$(free_ports "${BENCH_NODE_PORT:-18090}" 1)
+EDGE_URLS="ws://127.0.0.1:$B_EDGE_PORT/ws,ws://127.0.0.1:$((B_EDGE_PORT + 1))/ws"
+NODE_URL="ws://127.0.0.1:$B_NODE_PORT/ws"
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # The load generator, pinned to the generator's core: "${GEN[@]}" ARGS...
@@ -100,6 +114,10 @@ rtsync_start() { # NAME CMD...
 rtsync_up_direct() {
 	mkdir -p "$BENCH_RUN_DIR/pids" "$BENCH_OUT/logs"
 	rm -f "$BENCH_RUN_DIR"/pids/*.pid
+	local p
+	for p in "$B_NATS_PORT" "$B_EDGE_PORT" $((B_EDGE_PORT + 1)); do
+		! port_open "$p" || { bench_say "port $p is taken (set BENCH_NATS_PORT / BENCH_EDGE_PORT)"; return 1; }
+	done
 	rtsync_start nats nats-server -a 127.0.0.1 -p "$B_NATS_PORT"
 	wait_port "$B_NATS_PORT" "$(cat "$BENCH_RUN_DIR/pids/nats.pid")" || return 1
 	local i port
@@ -192,6 +210,7 @@ rtsync_edges_rss_kb() { echo $(($(rss_kb "$(rtsync_pid edge-1)") + $(rss_kb "$(r
 
 node_up() {
 	node_down
+	! port_open "$B_NODE_PORT" || { bench_say "port $B_NODE_PORT is taken (set BENCH_NODE_PORT)"; return 1; }
 	taskset -c "$SERVER_CPU" env PORT="$B_NODE_PORT" node "$BENCH_ROOT/tests/bench/node-ws/server.mjs" \
 		>>"$BENCH_OUT/logs/node-ws.log" 2>&1 &
 	NODE_PID=$!

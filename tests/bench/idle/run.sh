@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/bench/idle/run.sh: memory per idle WebSocket connection.  Opens
-# IDLE_CONNS connections (each subscribed to one channel) and holds them;
+# IDLE_CONNS connections (each subscribed to a channel of its own) and holds them;
 # bytes per connection = (server RSS with them - RSS before) / connections.
 # rtsync: 10,000 per edge over the two edges, the edges' RSS summed.  Node:
 # one process, so at most IDLE_NODE_CONNS (19,000: the fd cap is 20,000 per
@@ -8,7 +8,7 @@
 # so two run side by side on the generator's core.
 #
 # Environment: IDLE_CONNS (20000), IDLE_NODE_CONNS (19000), IDLE_SERVERS
-# ("rtsync node"), and those of ../lib.sh.
+# ("rtsync node"), IDLE_ONE_CHANNEL (0), and those of ../lib.sh.
 # Results: $BENCH_OUT/idle.jsonl (one line per server), idle.txt.
 set -euo pipefail
 # shellcheck source=../lib.sh
@@ -17,6 +17,11 @@ source "$(dirname "$0")/../lib.sh"
 CONNS=${IDLE_CONNS:-20000}
 NODE_CONNS=${IDLE_NODE_CONNS:-19000}
 SERVERS=${IDLE_SERVERS:-rtsync node}
+# Each connection subscribes to a channel of its own: thousands of members in
+# one channel would measure the join/leave fan-out among them, not idle
+# connections.  IDLE_ONE_CHANNEL=1 puts each generator's connections in one channel.
+CHANNEL_OPT=(--channel-per-conn)
+[[ ${IDLE_ONE_CHANNEL:-0} == 0 ]] || CHANNEL_OPT=()
 RESULTS=$BENCH_OUT/idle.jsonl
 SUMMARY=$BENCH_OUT/idle.txt
 GEN_PIDS=()
@@ -43,7 +48,8 @@ hold() {
 		local url=$4
 		((i == 1)) || url=$5
 		"${GEN[@]}" --mode idle --urls "$url" --conns $((i == 1 ? half : total - half)) --hold 600 \
-			--ready-file "$tmp/ready-$i" --label "$server-$i" >"$tmp/gen-$i.json" &
+			--channel "idle$i" "${CHANNEL_OPT[@]}" --ready-file "$tmp/ready-$i" --label "$server-$i" \
+			>"$tmp/gen-$i.json" &
 		GEN_PIDS+=($!)
 	done
 	local deadline=$((SECONDS + 180))
@@ -63,6 +69,7 @@ hold() {
 		--argjson total "$total" '
 		(map(.ready - .closed_during_run) | add) as $held |
 		{server: $s, conns: $total, held: $held, failed: (map(.failed) | add),
+		 other_frames: (map(.other_frames) | add), errors: (map(.errors) | add),
 		 setup_s: (map(.setup_s) | max), rss_before_kb: $b, rss_after_kb: $a,
 		 bytes_per_conn: (if $held > 0 then (($a - $b) * 1024 / $held | round) else null end)}' >>"$RESULTS"
 }
@@ -96,7 +103,7 @@ run_node() {
 for s in $SERVERS; do "run_$s"; done
 
 {
-	echo "idle: RSS per idle WebSocket connection (each subscribed to one channel)"
+	echo "idle: RSS per idle WebSocket connection ($([[ ${#CHANNEL_OPT[@]} -gt 0 ]] && echo "each subscribed to a channel of its own" || echo "all of a generator subscribed to one channel"))"
 	echo "rtsync: $CONNS connections, half on each edge, RSS of both edges summed;" \
 		"node: $NODE_CONNS connections on its one process (the fd cap is 20,000 per process)"
 	printf '%-8s %7s %7s %7s %12s %12s %14s\n' server conns held failed RSS_before RSS_after bytes/conn

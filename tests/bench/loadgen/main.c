@@ -52,6 +52,7 @@ typedef struct opts {
     double hold;
     long open_concurrency;
     int server_core;
+    bool channel_per_conn;
     double setup_timeout;
 } opts_t;
 
@@ -103,6 +104,8 @@ static void usage(FILE *f)
             "  --conns N                  subscriber connections (1000); at most ~19,980 per\n"
             "                             process with the fd cap of 20,000: split over processes\n"
             "  --channel NAME             (bench)\n"
+            "  --channel-per-conn         idle: subscribe connection i to NAME-i instead (no\n"
+            "                             join/leave traffic among thousands of members)\n"
             "  --rate R                   fanout: messages per second (50)\n"
             "  --duration D               fanout: seconds of publishing (10)\n"
             "  --size B                   fanout: bytes of each message's data string (100)\n"
@@ -143,7 +146,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"conns", 1, 0, 'n'},    {"channel", 1, 0, 'c'},    {"rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'},       {"drain", 1, 0, 'D'},
         {"settle", 1, 0, 'S'},   {"hold", 1, 0, 'H'},       {"open-concurrency", 1, 0, 'k'},
-        {"pids", 1, 0, 'p'},     {"aux-pids", 1, 0, 'a'}, {"server-core", 1, 0, 'C'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
+        {"pids", 1, 0, 'p'},     {"aux-pids", 1, 0, 'a'}, {"server-core", 1, 0, 'C'}, {"channel-per-conn", 0, 0, 'X'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
         {"setup-timeout", 1, 0, 'T'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -163,6 +166,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'p': o->pids = optarg; break;
         case 'a': o->aux_pids = optarg; break;
         case 'C': o->server_core = atoi(optarg); break;
+        case 'X': o->channel_per_conn = true; break;
         case 'R': o->ready_file = optarg; break;
         case 'l': o->label = optarg; break;
         case 'T': o->setup_timeout = atof(optarg); break;
@@ -172,7 +176,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
     }
     if (optind != argc || o->conns < 1 || o->open_concurrency < 1 || o->size < 40 || o->size > 60000 ||
         (strcmp(o->mode, "fanout") != 0 && strcmp(o->mode, "idle") != 0) ||
-        (strcmp(o->mode, "fanout") == 0 && (o->rate <= 0 || o->duration <= 0)))
+        (strcmp(o->mode, "fanout") == 0 && (o->rate <= 0 || o->duration <= 0 || o->channel_per_conn)))
         return RT_EINVAL;
     return 0;
 }
@@ -357,7 +361,10 @@ void lg_on_state(lg_conn_t *c, lg_state_t old)
             return;
         }
         char sub[200];
-        int n = snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s\"}", g.o.channel);
+        int n = g.o.channel_per_conn
+                    ? snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s-%ld\"}", g.o.channel,
+                               (long)(c - g.conns))
+                    : snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s\"}", g.o.channel);
         c->state = LG_SUBSCRIBING;
         lg_conn_send_text(c, g.epfd, sub, (size_t)n);
     } else if (c->state == LG_CLOSED && g.phase != PH_DONE) {
@@ -631,9 +638,12 @@ static void report(void)
                 g.delivered ? (double)syscw / (double)g.delivered : 0, gen_cpu);
     } else {
         double per_conn = g.ready ? ((double)rss - (double)rss_before) * 1024.0 / (double)g.ready : 0;
-        rt_buf_printf(&j, "\"hold_s\":%.1f,\"rss_per_conn_bytes\":%.0f,", secs(g.t_end - g.t_phase), per_conn);
-        fprintf(stderr, "rt-loadgen idle %s: %ld of %ld connections held (%ld failed, %ld closed while held)\n",
-                g.o.label, g.ready - g.closed_late, g.o.conns, g.failed, g.closed_late);
+        rt_buf_printf(&j, "\"hold_s\":%.1f,\"rss_per_conn_bytes\":%.0f,\"errors\":%llu,\"other_frames\":%llu,",
+                      secs(g.t_end - g.t_phase), per_conn, (unsigned long long)g.errors, (unsigned long long)g.other);
+        fprintf(stderr, "rt-loadgen idle %s: %ld of %ld connections held (%ld failed, %ld closed while held); "
+                        "%llu other frames received (welcome, join, ...), %llu errors\n",
+                g.o.label, g.ready - g.closed_late, g.o.conns, g.failed, g.closed_late, (unsigned long long)g.other,
+                (unsigned long long)g.errors);
         if (g.nprocs > 0)
             fprintf(stderr, "  server RSS %llu -> %llu KiB = %.0f bytes per connection\n",
                     (unsigned long long)rss_before, (unsigned long long)rss, per_conn);
