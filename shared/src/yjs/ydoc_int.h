@@ -184,12 +184,34 @@ void ytype_destroy(ytype_t *t);
 void yitem_view(const yitem_t *it, ystruct_t *s);
 size_t ystore_memory(const rt_ydoc_t *doc);
 
-/* transaction helpers (ydoc.c) */
+static inline bool yid_eq(bool ha, yid_t a, bool hb, yid_t b)
+{
+    return ha == hb && (!ha || (a.client == b.client && a.clock == b.clock));
+}
+
+/* items inside a transaction (yitem.c) */
 uint64_t ydoc_before_state(const rt_ydoc_t *doc, const ytxn_t *t, uint64_t client);
-void ydoc_item_delete(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it);
-yitem_t *ydoc_clean_start(rt_ydoc_t *doc, ytxn_t *t, yid_t id);
 /* addChangedTypeToTransaction, as far as the formatting cleanup needs it. */
 void ydoc_changed_type(const rt_ydoc_t *doc, ytxn_t *t, ytype_t *type);
+void ytxn_add_ds(ytxn_t *t, uint64_t client, uint64_t clock, uint64_t len);
+/* addStruct: appends to the client's array, noting the state before. */
+void ydoc_add_struct(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it);
+bool yref_countable(uint8_t ref);
+/* Replaces an item's payload with a copy of p[0..n). */
+void yitem_set_data(yitem_t *it, const uint8_t *p, size_t n);
+void yitem_append_data(yitem_t *it, const uint8_t *p, size_t n);
+/* splitItem: returns the new right part (not yet in the store array). */
+yitem_t *ydoc_split(rt_ydoc_t *doc, ytxn_t *t, yitem_t *l, uint64_t diff);
+yitem_t *ydoc_clean_start(rt_ydoc_t *doc, ytxn_t *t, yid_t id);
+yitem_t *ydoc_clean_end(rt_ydoc_t *doc, ytxn_t *t, yid_t id);
+void ydoc_item_delete(rt_ydoc_t *doc, ytxn_t *t, yitem_t *it);
+
+/* integration (yintegrate.c): structs, then deletes, pending data kept;
+ * returns whether the pending structs should be applied again. */
+bool yintegrate_update(rt_ydoc_t *doc, ytxn_t *t, const ydecoded_t *d);
+
+/* end of a transaction (ycleanup.c): gc and merging of adjacent structs. */
+void ycleanup_txn(rt_ydoc_t *doc, ytxn_t *t);
 
 /* Y.Text formatting cleanup after a remote transaction (ytext.c): deletes
  * redundant format items in `t2`, like cleanupYTextAfterTransaction. */
