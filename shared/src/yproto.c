@@ -46,10 +46,12 @@ static int read_bytes(const uint8_t **p, const uint8_t *end, rt_slice_t *out)
 
 int rt_ymsg_decode(rt_slice_t in, rt_ymsg_t *out)
 {
+    if (in.len == 0)
+        return RT_EINVAL;
     const uint8_t *p = in.data, *end = in.data + in.len;
     uint64_t type, sync_type = 0;
     rt_slice_t payload = {NULL, 0};
-    if (in.len == 0 || rt_yvar_read(&p, end, &type) != RT_OK)
+    if (rt_yvar_read(&p, end, &type) != RT_OK)
         return RT_EINVAL;
     switch (type) {
     case RT_YMSG_SYNC:
@@ -90,6 +92,8 @@ void rt_ymsg_encode_awareness(rt_buf_t *out, rt_slice_t update)
 
 int rt_ysv_validate(rt_slice_t sv)
 {
+    if (sv.len == 0)
+        return RT_EINVAL;
     const uint8_t *p = sv.data, *end = sv.data + sv.len;
     uint64_t n, v;
     if (rt_yvar_read(&p, end, &n) != RT_OK || n > sv.len / 2)
@@ -102,6 +106,8 @@ int rt_ysv_validate(rt_slice_t sv)
 
 int rt_yaw_begin(rt_yaw_reader_t *r, rt_slice_t update)
 {
+    if (update.len == 0)
+        return RT_EINVAL;
     r->p = update.data;
     r->end = update.data + update.len;
     if (rt_yvar_read(&r->p, r->end, &r->remaining) != RT_OK || r->remaining > update.len / 3)
