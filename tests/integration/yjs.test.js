@@ -290,3 +290,54 @@ describe('Yjs documents', { timeout: 300000 }, () => {
     });
   });
 });
+
+describe('Yjs documents with two crdt-merge replicas', { timeout: 180000 }, () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({ edges: 2, services: [{ name: 'crdt-merge', replicas: 2 }] });
+  });
+  after(() => stack?.stop({ allowExits: true }));
+  const logged = (fn) => stack.withLogs(fn)();
+
+  test('documents are served consistently whichever replica gets the request, and survive a replica', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const rooms = Array.from({ length: 8 }, (_, i) => `rep-${i}`);
+      const pairs = [];
+      for (const room of rooms) pairs.push([await provider(e1, room), await provider(e2, room)]);
+      const rand = rng(7);
+      const edit = async (n) => {
+        for (let i = 0; i < n; i++) {
+          for (const [a, b] of pairs) {
+            randomEdit(a.doc, rand, 'a');
+            randomEdit(b.doc, rand, 'b');
+          }
+          if (i % 20 === 0) await sleep(5);
+        }
+      };
+      const converged = async () => {
+        for (const [a, b] of pairs) await waitFor(() => content(a.doc) === content(b.doc), 30000, 'convergence');
+      };
+      await edit(100);
+      await converged();
+      // a replica dies: its documents move to the survivor, which loads them from PostgreSQL
+      await stack.kill('crdt-merge-2', 'SIGKILL');
+      await edit(100);
+      await converged();
+      await sleep(500);
+      for (let i = 0; i < rooms.length; i++) {
+        const stored = await fetchDoc(e1, rooms[i]);
+        assert.equal(content(stored), content(pairs[i][0].doc), rooms[i]);
+      }
+      // and comes back: documents move back to it
+      await stack.start('crdt-merge-2');
+      await edit(100);
+      await converged();
+      await sleep(500);
+      for (let i = 0; i < rooms.length; i++) {
+        assert.equal(content(await fetchDoc(e2, rooms[i])), content(pairs[i][1].doc), rooms[i]);
+      }
+      for (const [a, b] of pairs) destroy(a, b);
+    });
+  });
+});
