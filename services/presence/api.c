@@ -8,7 +8,8 @@
  * every edge heard from has answered (or a bounded wait ran out); only then
  * does it join the "pres" queue group on rt.pres.query and rt.pres.signal, so
  * a replica rebuilding its view never answers.  Leaves of dead or restarted
- * edges go out on rt.ch.<channel> from the elected replica only (peers.c).
+ * edges go out on rt.ch.<channel> from the elected replica only (peers.c):
+ * every PeerHeartbeat says whether its sender is ready and which edges it knows.
  * Garbage on any subject is counted and dropped (answered with
  * CODE_BAD_REQUEST when a reply inbox is given).
  */
@@ -46,6 +47,8 @@ struct pres_service {
     size_t reply_cap;
     const pres_member_t **list; /* reused for query results */
     size_t list_cap;
+    char **known; /* reused for the edges our PeerHeartbeat lists */
+    size_t nknown, known_cap;
     uint64_t interval_ns;           /* edges' heartbeat period (TTL / 6); ours too */
     uint64_t started_ns;            /* when the first resync went out; 0: not yet */
     uint64_t next_peer_ns, next_stats_ns;
@@ -56,15 +59,30 @@ struct pres_service {
 
 /* ---- sending ------------------------------------------------------------------ */
 
+static void add_known_edge(void *ctx, const char *id)
+{
+    pres_service_t *svc = ctx;
+    if (svc->nknown == svc->known_cap) {
+        svc->known_cap = svc->known_cap ? 2 * svc->known_cap : 16;
+        svc->known = rt_xrealloc(svc->known, svc->known_cap * sizeof(*svc->known));
+    }
+    svc->known[svc->nknown++] = (char *)id;
+}
+
 static void send_peer_heartbeat(pres_service_t *svc)
 {
     Rtsync__V1__PeerHeartbeat hb = RTSYNC__V1__PEER_HEARTBEAT__INIT;
     hb.instance = (char *)svc->cfg->instance_id;
     hb.ready = svc->ready;
     hb.incarnation = svc->peers.incarnation;
-    uint8_t buf[PRES_MAX_ID + 16];
-    size_t n = rtsync__v1__peer_heartbeat__pack(&hb, buf);
-    rt_bus_publish(svc->bus, "rt.pres.peer", buf, n);
+    svc->nknown = 0;
+    pres_edges_each_known(&svc->edges, rt_now_mono_ns(), add_known_edge, svc);
+    hb.edges = svc->known;
+    hb.n_edges = svc->nknown;
+    size_t n = rtsync__v1__peer_heartbeat__get_packed_size(&hb);
+    svc->out.len = 0;
+    rtsync__v1__peer_heartbeat__pack(&hb, rt_buf_reserve(&svc->out, n));
+    rt_bus_publish(svc->bus, "rt.pres.peer", svc->out.data, n);
 }
 
 static void publish_on_channel(pres_service_t *svc, const Rtsync__V1__ChannelMessage *m)
@@ -104,7 +122,7 @@ static void fill_member(Rtsync__V1__Member *out, const pres_member_t *m)
 static void member_gone(void *ctx, const pres_member_t *m)
 {
     pres_service_t *svc = ctx;
-    if (!pres_peers_is_emitter(&svc->peers, svc->ready, rt_now_mono_ns()))
+    if (!pres_peers_is_emitter(&svc->peers, svc->ready, m->edge->id, m->edge->first_heard_ns, rt_now_mono_ns()))
         return;
     Rtsync__V1__Member member;
     fill_member(&member, m);
@@ -191,7 +209,7 @@ static void on_peer(void *ctx, const rt_bus_msg_t *msg)
         count_bad(svc, msg, why);
         return;
     }
-    if (pres_peers_seen(&svc->peers, p->instance, p->incarnation, p->ready, rt_now_mono_ns()) &&
+    if (pres_peers_seen(&svc->peers, p, rt_now_mono_ns()) &&
         svc->duplicate_warnings++ % 100 == 0)
         RT_LOG_WARN("duplicate_instance", "instance=%s: another presence process uses this RT_INSTANCE_ID",
                     p->instance);
@@ -300,7 +318,8 @@ int pres_service_create(const pres_config_t *cfg, pres_service_t **out)
     pres_arena_init(&svc->arena, ARENA_SIZE);
     static const pres_edges_ops_t ops = {.request_resync = request_resync, .member_gone = member_gone};
     pres_edges_init(&svc->edges, ttl_ns, svc->interval_ns, &ops, svc);
-    pres_peers_init(&svc->peers, cfg->instance_id, random_u64(), 3 * svc->interval_ns + 100 * MS);
+    pres_peers_init(&svc->peers, cfg->instance_id, random_u64(), 3 * svc->interval_ns + 100 * MS,
+                    svc->interval_ns + 100 * MS);
     rt_loop_create(&svc->loop);
     int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
     if (err != RT_OK) {
@@ -435,5 +454,6 @@ void pres_service_destroy(pres_service_t *svc)
     free(svc->reply_members);
     free(svc->reply_ptrs);
     free(svc->list);
+    free(svc->known);
     free(svc);
 }

@@ -176,6 +176,16 @@ static const char *signal_invalid(const Rtsync__V1__SignalRequest *s)
     return NULL;
 }
 
+static const char *peer_invalid(const Rtsync__V1__PeerHeartbeat *p)
+{
+    if (!pres_text_valid(p->instance, PRES_MAX_ID, 0))
+        return "bad instance";
+    for (size_t i = 0; i < p->n_edges; i++)
+        if (!pres_text_valid(p->edges[i], PRES_MAX_ID, 0))
+            return "bad edge";
+    return NULL;
+}
+
 int pres_decode_batch(pres_arena_t *arena, rt_slice_t bytes, Rtsync__V1__PresenceBatch **out, const char **why)
 {
     int err;
@@ -220,7 +230,7 @@ int pres_decode_peer(pres_arena_t *arena, rt_slice_t bytes, Rtsync__V1__PeerHear
 {
     int err;
     Rtsync__V1__PeerHeartbeat *p = (void *)unpack(arena, &rtsync__v1__peer_heartbeat__descriptor, bytes, why, &err);
-    err = verdict(p, p && !pres_text_valid(p->instance, PRES_MAX_ID, 0) ? "bad instance" : NULL, why, err);
+    err = verdict(p, p ? peer_invalid(p) : NULL, why, err);
     if (err == RT_OK)
         *out = p;
     return err;

@@ -24,6 +24,42 @@ void pres_edges_init(pres_edges_t *e, uint64_t ttl_ns, uint64_t resync_every_ns,
 void pres_edges_dispose(pres_edges_t *e)
 {
     pres_view_dispose(&e->view);
+    for (size_t i = 0; i < e->nexpired; i++)
+        free(e->expired[i].id);
+    free(e->expired);
+}
+
+/* Remembers an expired edge for a while: our peers keep seeing that we knew it. */
+static void remember_expired(pres_edges_t *e, const char *id, uint64_t now_ns)
+{
+    if (e->nexpired == e->expired_cap) {
+        e->expired_cap = e->expired_cap ? 2 * e->expired_cap : 8;
+        e->expired = rt_xrealloc(e->expired, e->expired_cap * sizeof(*e->expired));
+    }
+    e->expired[e->nexpired++] = (struct pres_expired){rt_xstrdup(id), now_ns};
+}
+
+static void forget_expired(pres_edges_t *e, uint64_t now_ns)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < e->nexpired; i++) {
+        if (now_ns - e->expired[i].at_ns <= 2 * e->resync_every_ns)
+            e->expired[kept++] = e->expired[i];
+        else
+            free(e->expired[i].id);
+    }
+    e->nexpired = kept;
+}
+
+void pres_edges_each_known(pres_edges_t *e, uint64_t now_ns, void (*fn)(void *ctx, const char *id), void *ctx)
+{
+    forget_expired(e, now_ns);
+    size_t pos = 0;
+    rt_map_entry_t *ent;
+    while ((ent = rt_map_next(&e->view.edges, &pos)) != NULL)
+        fn(ctx, ((const pres_edge_t *)ent->value)->id);
+    for (size_t i = 0; i < e->nexpired; i++)
+        fn(ctx, e->expired[i].id);
 }
 
 static void member_gone(void *ctx, const pres_member_t *m)
@@ -66,6 +102,7 @@ static pres_edge_t *edge_for(pres_edges_t *e, const char *id, uint64_t epoch, in
     int created;
     pres_edge_t *edge = pres_view_edge_get(&e->view, id, epoch, &created);
     if (created) {
+        edge->first_heard_ns = now_ns;
         edge->last_heartbeat_ns = now_ns; /* its TTL starts now */
         edge->synced = 1;
     } else if (epoch < edge->epoch) {
@@ -183,6 +220,7 @@ void pres_edges_tick(pres_edges_t *e, uint64_t now_ns)
         pres_edge_t *edge = ent->value;
         if (now_ns - edge->last_heartbeat_ns > e->ttl_ns) {
             e->expired_edges++;
+            remember_expired(e, edge->id, now_ns);
             pres_view_edge_remove(&e->view, edge, member_gone, e);
             continue;
         }

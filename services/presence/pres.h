@@ -78,6 +78,7 @@ struct pres_edge {
     char *id;
     uint64_t epoch, last_seq;
     uint64_t claimed_seq, claimed_ns; /* the largest seq a heartbeat named, and since when */
+    uint64_t first_heard_ns;          /* when this replica first heard of the edge */
     uint64_t last_heartbeat_ns, resync_sent_ns;
     uint32_t reported_members; /* from its last heartbeat */
     int synced;                /* its members are known completely (from a snapshot or its start) */
@@ -140,17 +141,23 @@ typedef struct pres_peers {
     char *self;
     uint64_t incarnation; /* ours, random per process */
     uint64_t dead_after_ns;
+    uint64_t list_lag_ns; /* a peer's list of edges may be this much behind ours */
 } pres_peers_t;
 
 /* Borrows self (copied). */
-void pres_peers_init(pres_peers_t *peers, const char *self, uint64_t incarnation, uint64_t dead_after_ns);
+void pres_peers_init(pres_peers_t *peers, const char *self, uint64_t incarnation, uint64_t dead_after_ns,
+                     uint64_t list_lag_ns);
 void pres_peers_dispose(pres_peers_t *peers);
-/* A PeerHeartbeat from `instance` (borrowed, copied); our own are ignored.  Returns 1
- * when another process uses our instance id (a configuration mistake), else 0. */
-int pres_peers_seen(pres_peers_t *peers, const char *instance, uint64_t incarnation, int ready, uint64_t now_ns);
-/* Whether this replica (being ready or not) announces leaves now: it is ready and no
- * ready replica with a smaller (id (strcmp), incarnation) was heard from within dead_after. */
-int pres_peers_is_emitter(pres_peers_t *peers, int self_ready, uint64_t now_ns);
+/* A validated PeerHeartbeat (borrowed, copied); our own are ignored.  Returns 1 when
+ * another process uses our instance id (a configuration mistake), else 0. */
+int pres_peers_seen(pres_peers_t *peers, const Rtsync__V1__PeerHeartbeat *hb, uint64_t now_ns);
+/* Whether this replica (being ready or not) announces the leaves of `edge`, which it
+ * first heard of at first_heard_ns, now: it is ready and no ready replica with a
+ * smaller (id (strcmp), incarnation) that knows the edge was heard from within
+ * dead_after.  A peer knows the edge if its last list names it, or if that list is
+ * too early to tell (sent less than list_lag after we first heard of the edge). */
+int pres_peers_is_emitter(pres_peers_t *peers, int self_ready, const char *edge, uint64_t first_heard_ns,
+                          uint64_t now_ns);
 /* Forgets replicas silent for longer than dead_after; returns how many are left. */
 size_t pres_peers_expire(pres_peers_t *peers, uint64_t now_ns);
 
@@ -170,6 +177,11 @@ typedef struct pres_edges {
     void *ctx;
     uint64_t ttl_ns, resync_every_ns, all_resync_ns;
     uint64_t claim_grace_ns; /* how long batches a heartbeat named may lag behind it */
+    struct pres_expired {
+        char *id;
+        uint64_t at_ns;
+    } *expired;               /* edges expired lately, still named in our PeerHeartbeats */
+    size_t nexpired, expired_cap;
     uint64_t stale, gaps, expired_edges, restarted_edges, resyncs;
 } pres_edges_t;
 
@@ -186,6 +198,9 @@ void pres_edges_tick(pres_edges_t *e, uint64_t now_ns);
 /* Asks every edge for its snapshot (at start, and after our own connection to NATS
  * came back: then fresh_ttl gives every edge a new TTL, since we, not they, were away). */
 void pres_edges_resync_all(pres_edges_t *e, int fresh_ttl, uint64_t now_ns);
+/* Calls fn for each edge we know or expired within the last 2 resync intervals (what
+ * our PeerHeartbeat lists); borrows the ids for the call. */
+void pres_edges_each_known(pres_edges_t *e, uint64_t now_ns, void (*fn)(void *ctx, const char *id), void *ctx);
 /* How many known edges have not sent their snapshot yet. */
 size_t pres_edges_unsynced(const pres_edges_t *e);
 

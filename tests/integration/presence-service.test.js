@@ -172,8 +172,19 @@ test('an edge that restarts (new epoch): the old members leave at once, once eac
 
 test('a replica killed and restarted answers as before once ready (its view rebuilt by resync)', async () => {
   const before = { big: await query('big', 2000), lossy: await query('lossy', 7), call: await query('call', 3) };
+  // an edge that dies while presence-1 is down: only presence-2 knows its members, so
+  // presence-2 announces their leaves although presence-1 (a smaller id) is back and ready
+  const g = await fakeEdge('edge-g', 'ghosts', 5);
+  await query('ghosts', 5);
+  const w = startProbe(['watch', '--channel', 'ghosts', '--timeout', `${2 * TTL_MS + 1000}`]);
+  await waitLine(w, (l) => l.ready === 1);
   await stack.kill('presence-1', 'SIGKILL');
+  g.child.kill('SIGKILL');
   await stack.start('presence-1'); // waits for event=ready
+  await w.done;
+  const leaves = w.lines.filter((l) => l.kind === 'leave');
+  assert.equal(leaves.length, 5, JSON.stringify(w.lines));
+  assert.deepEqual([...new Set(leaves.map((l) => l.origin))], ['presence-2']);
   await stack.kill('presence-2'); // SIGTERM: now only the restarted replica answers
   try {
     for (const ch of Object.keys(before)) {
@@ -181,6 +192,7 @@ test('a replica killed and restarted answers as before once ready (its view rebu
       assert.equal(r.count, before[ch].count, ch);
       assert.equal(r.digest, before[ch].digest, ch);
     }
+    assert.equal((await query('ghosts')).count, 0);
   } finally {
     await stack.start('presence-2');
   }

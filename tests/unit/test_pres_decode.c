@@ -162,31 +162,58 @@ static void test_query_signal_peer(void)
     fixture_free(f);
 }
 
+/* A PeerHeartbeat from instance/incarnation, naming the edges in `edges` (NULL-terminated). */
+static int peer_seen(pres_peers_t *peers, const char *instance, uint64_t incarnation, int ready, const char **edges,
+                     uint64_t now)
+{
+    Rtsync__V1__PeerHeartbeat hb = RTSYNC__V1__PEER_HEARTBEAT__INIT;
+    hb.instance = (char *)instance;
+    hb.incarnation = incarnation;
+    hb.ready = ready;
+    hb.edges = (char **)edges;
+    while (edges != NULL && edges[hb.n_edges] != NULL)
+        hb.n_edges++;
+    return pres_peers_seen(peers, &hb, now);
+}
+
+static const char *E1[] = {"edge-1", NULL};
+static const char *E12[] = {"edge-1", "edge-2", NULL};
+
 static void test_election(void)
 {
     pres_peers_t a, b;
-    pres_peers_init(&a, "presence-1", 11, 1000 * MS);
-    pres_peers_init(&b, "presence-2", 22, 1000 * MS);
+    pres_peers_init(&a, "presence-1", 11, 1000 * MS, 100 * MS);
+    pres_peers_init(&b, "presence-2", 22, 1000 * MS, 100 * MS);
     uint64_t now = 10000 * MS;
-    CU_ASSERT_FALSE(pres_peers_is_emitter(&a, 0, now)); /* not ready: never */
-    CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, now));  /* alone */
-    CU_ASSERT_EQUAL(pres_peers_seen(&a, "presence-2", 22, 1, now), 0);
-    pres_peers_seen(&b, "presence-1", 11, 1, now);
-    pres_peers_seen(&b, "presence-2", 22, 1, now); /* its own heartbeat is ignored */
-    CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, now));
-    CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, now)); /* exactly one */
+    CU_ASSERT_FALSE(pres_peers_is_emitter(&a, 0, "edge-1", 0, now)); /* not ready: never */
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, "edge-1", 0, now));  /* alone */
+    CU_ASSERT_EQUAL(peer_seen(&a, "presence-2", 22, 1, E1, now), 0);
+    peer_seen(&b, "presence-1", 11, 1, E1, now);
+    peer_seen(&b, "presence-2", 22, 1, E1, now); /* its own heartbeat is ignored */
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, "edge-1", 0, now));
+    CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, "edge-1", 0, now)); /* exactly one */
     /* presence-1 restarts (a new incarnation, not ready): presence-2 takes over at once */
-    pres_peers_seen(&b, "presence-1", 33, 0, now + 100 * MS);
-    CU_ASSERT_TRUE(pres_peers_is_emitter(&b, 1, now + 100 * MS));
-    pres_peers_seen(&b, "presence-1", 33, 1, now + 200 * MS);
-    CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, now + 200 * MS));
+    peer_seen(&b, "presence-1", 33, 0, NULL, now + 100 * MS);
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&b, 1, "edge-1", 0, now + 100 * MS));
+    /* ready again, but it never heard of edge-1 (which died meanwhile): presence-2 still
+     * announces edge-1's leaves, presence-1 those of the edges both know */
+    peer_seen(&b, "presence-1", 33, 1, (const char *[]){"edge-2", NULL}, now + 200 * MS);
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&b, 1, "edge-1", 0, now + 200 * MS));
+    CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, "edge-2", 0, now + 200 * MS));
+    peer_seen(&b, "presence-1", 33, 1, E12, now + 300 * MS);
+    CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, "edge-1", 0, now + 300 * MS));
+    /* an edge presence-2 heard of just now: presence-1's list is too early to tell */
+    peer_seen(&b, "presence-1", 33, 1, E1, now + 310 * MS);
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&b, 1, "edge-9", 0, now + 310 * MS));
+    CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, "edge-9", now + 250 * MS, now + 310 * MS));
+    peer_seen(&b, "presence-1", 33, 1, E12, now + 300 * MS);
     /* presence-1 dies silently: after dead_after, presence-2 emits */
-    CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, now + 1200 * MS));
-    CU_ASSERT_TRUE(pres_peers_is_emitter(&b, 1, now + 1201 * MS));
-    CU_ASSERT_EQUAL(pres_peers_expire(&b, now + 1201 * MS), 0);
+    CU_ASSERT_FALSE(pres_peers_is_emitter(&b, 1, "edge-1", 0, now + 1300 * MS));
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&b, 1, "edge-1", 0, now + 1301 * MS));
+    CU_ASSERT_EQUAL(pres_peers_expire(&b, now + 1301 * MS), 0);
     /* a third replica with a larger id never emits while a smaller one lives */
-    pres_peers_seen(&a, "presence-3", 44, 1, now);
-    CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, now));
+    peer_seen(&a, "presence-3", 44, 1, E1, now);
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&a, 1, "edge-1", 0, now));
     pres_peers_dispose(&a);
     pres_peers_dispose(&b);
 }
@@ -195,14 +222,14 @@ static void test_election_same_id(void)
 {
     /* two processes given the same RT_INSTANCE_ID: the smaller incarnation emits */
     pres_peers_t x, y;
-    pres_peers_init(&x, "presence", 5, 1000 * MS);
-    pres_peers_init(&y, "presence", 9, 1000 * MS);
+    pres_peers_init(&x, "presence", 5, 1000 * MS, 100 * MS);
+    pres_peers_init(&y, "presence", 9, 1000 * MS, 100 * MS);
     uint64_t now = 10000 * MS;
-    CU_ASSERT_EQUAL(pres_peers_seen(&x, "presence", 9, 1, now), 1); /* noticed */
-    CU_ASSERT_EQUAL(pres_peers_seen(&y, "presence", 5, 1, now), 1);
-    CU_ASSERT_EQUAL(pres_peers_seen(&x, "presence", 5, 1, now), 0); /* its own */
-    CU_ASSERT_TRUE(pres_peers_is_emitter(&x, 1, now));
-    CU_ASSERT_FALSE(pres_peers_is_emitter(&y, 1, now));
+    CU_ASSERT_EQUAL(peer_seen(&x, "presence", 9, 1, E1, now), 1); /* noticed */
+    CU_ASSERT_EQUAL(peer_seen(&y, "presence", 5, 1, E1, now), 1);
+    CU_ASSERT_EQUAL(peer_seen(&x, "presence", 5, 1, E1, now), 0); /* its own */
+    CU_ASSERT_TRUE(pres_peers_is_emitter(&x, 1, "edge-1", 0, now));
+    CU_ASSERT_FALSE(pres_peers_is_emitter(&y, 1, "edge-1", 0, now));
     pres_peers_dispose(&x);
     pres_peers_dispose(&y);
 }

@@ -257,6 +257,12 @@ static void test_epoch_change(void)
     fixture_free(f);
 }
 
+static void collect_id(void *ctx, const char *id)
+{
+    strcat(ctx, id);
+    strcat(ctx, " ");
+}
+
 static void test_expiry(void)
 {
     fixture_t *f = fixture_new();
@@ -284,6 +290,13 @@ static void test_expiry(void)
     CU_ASSERT_EQUAL(f->e.expired_edges, 1);
     pres_edges_tick(&f->e, 4002 * MS);
     CU_ASSERT_EQUAL(f->gone, 2000); /* no second announcement */
+    /* our PeerHeartbeats keep naming e1 for two resync intervals */
+    char known[256] = "";
+    pres_edges_each_known(&f->e, 5001 * MS, collect_id, known);
+    CU_ASSERT_STRING_EQUAL(known, "e2 e1 ");
+    known[0] = '\0';
+    pres_edges_each_known(&f->e, 5002 * MS, collect_id, known);
+    CU_ASSERT_STRING_EQUAL(known, "e2 ");
     fixture_free(f);
 }
 
