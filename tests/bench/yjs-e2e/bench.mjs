@@ -1,0 +1,225 @@
+#!/usr/bin/env node
+// bench.mjs: the automerge-paper trace replayed as individual updates from one
+// provider to a second one, end to end, on rtsync (two edges, crdt-merge,
+// NATS, PostgreSQL), the reference y-websocket server (y-websocket@1.5.4
+// bin/server.js) and Hocuspocus 3.4 (tests/bench/peers/).
+//
+// For each system:
+//   - paced: the first BENCH_PACED updates (default 2000) one at a time, each
+//     sent when the previous one reached the second provider: unloaded latency;
+//   - full speed: the rest with up to BENCH_WINDOW (default 1000) in flight:
+//     updates/s and the latency under load;
+//   - server CPU seconds per update (utime+stime of every server process,
+//     PostgreSQL's backends included for rtsync) and the servers' RSS growth
+//     with the document loaded;
+//   - a fresh client's sync of the whole document, and for rtsync a cold load
+//     (crdt-merge restarted: the document comes from PostgreSQL).
+// A trace update after which a Yjs server emits no 'update' event (trace-events.bin)
+// is sent but not waited for.
+//
+//   node tests/bench/yjs-e2e/bench.mjs [rtsync] [yws] [hocus]     (default: all three)
+//   BENCH_UPDATES=N  only the first N trace updates;  BENCH_OUT=dir  results.json there
+
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import WebSocket from 'ws'
+import { startStack, freePort } from '../../integration/lib/stack.js'
+import { ensureTraceCache, unframeUpdates } from '../../yjs/lib/trace.mjs'
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const PEERS = path.resolve(HERE, '../peers')
+const PACED = Number(process.env.BENCH_PACED || 2000)
+const WINDOW = Number(process.env.BENCH_WINDOW || 1000)
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const ticks = 100 // USER_HZ
+
+function procCpuSec (pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(f[11]) + Number(f[12])) / ticks // utime + stime
+  } catch { return 0 }
+}
+function children (pid) {
+  const out = []
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const ppid = Number(fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1])
+      if (ppid === pid) out.push(Number(d))
+    } catch {}
+  }
+  return out
+}
+const rssKb = (pid) => { try { return Number(/VmRSS:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) } catch { return 0 } }
+const pct = (a, p) => a.length ? a[Math.min(a.length - 1, Math.floor(a.length * p))] : NaN
+
+function loadTrace () {
+  const files = ensureTraceCache()
+  const updates = unframeUpdates(fs.readFileSync(files.updates))
+  const events = unframeUpdates(fs.readFileSync(files.events)).map((e) => e.length > 0)
+  const n = Math.min(updates.length, Number(process.env.BENCH_UPDATES || updates.length))
+  return { updates: updates.slice(0, n), expected: events.slice(0, n), finalText: null }
+}
+
+// ---- the systems ----------------------------------------------------------------
+
+async function rtsyncSystem () {
+  const stack = await startStack({
+    name: 'bench-yjs-e2e', edges: 2, services: ['crdt-merge'],
+    env: { RT_LOG_LEVEL: 'warn', RT_EDGE_THREADS: '1' }, pgSettings: {}
+  })
+  const pgPid = stack.pid('postgres')
+  return {
+    name: 'rtsync',
+    urls: [`${stack.edges[0].ws}/yjs`, `${stack.edges[1].ws}/yjs`],
+    client: 'y-websocket',
+    cpu: () => ['edge-1', 'edge-2', 'crdt-merge-1', 'nats'].reduce((s, n) => s + procCpuSec(stack.pid(n)), 0) +
+      [pgPid, ...children(pgPid)].reduce((s, p) => s + procCpuSec(p), 0),
+    cpuNoPg: () => ['edge-1', 'edge-2', 'crdt-merge-1', 'nats'].reduce((s, n) => s + procCpuSec(stack.pid(n)), 0),
+    docRss: () => rssKb(stack.pid('crdt-merge-1')),
+    coldRestart: async () => { await stack.restart('crdt-merge-1') },
+    stop: () => stack.stop({ allowExits: true })
+  }
+}
+
+async function nodeServer (name, args, env, client) {
+  const port = await freePort()
+  const child = spawn(process.execPath, args, { cwd: PEERS, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => { if (/running|listening/.test(d.toString())) resolve() })
+    child.on('exit', (c) => reject(new Error(`${name} exited ${c}`)))
+  })
+  return {
+    name,
+    urls: [`ws://127.0.0.1:${port}`, `ws://127.0.0.1:${port}`],
+    client,
+    cpu: () => procCpuSec(child.pid),
+    docRss: () => rssKb(child.pid),
+    stop: async () => { child.kill('SIGKILL'); await sleep(100) }
+  }
+}
+
+const ywsSystem = () => nodeServer('y-websocket@1.5.4', ['node_modules/y-websocket/bin/server.js'], {}, 'y-websocket')
+const hocusSystem = () => nodeServer('hocuspocus@3.4.4', ['hocuspocus-server.mjs'], {}, 'hocuspocus')
+
+// ---- clients -------------------------------------------------------------------
+
+async function clientLib (kind) {
+  if (kind === 'hocuspocus') {
+    const req = createRequire(path.join(PEERS, 'package.json'))
+    const Y = await import(req.resolve('yjs'))
+    const { HocuspocusProvider } = await import(req.resolve('@hocuspocus/provider'))
+    return {
+      Y,
+      connect: (url, room, doc) => new Promise((resolve) => {
+        const p = new HocuspocusProvider({ url, name: room, document: doc, WebSocketPolyfill: WebSocket, onSynced: () => resolve(p) })
+      })
+    }
+  }
+  const Y = await import('yjs')
+  const { WebsocketProvider } = await import('y-websocket')
+  return {
+    Y,
+    connect: (url, room, doc) => new Promise((resolve) => {
+      const p = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true })
+      p.on('sync', (s) => { if (s) resolve(p) })
+    })
+  }
+}
+
+// ---- one run ---------------------------------------------------------------------
+
+async function run (sys, trace) {
+  const { Y, connect } = await clientLib(sys.client)
+  const room = `trace-${Date.now()}`
+  const rssBefore = sys.docRss()
+  const docA = new Y.Doc(); const docB = new Y.Doc()
+  const a = await connect(sys.urls[0], room, docA)
+  const b = await connect(sys.urls[1], room, docB)
+  let received = 0
+  let wake = null
+  const pending = [] // send times of expected updates, in order
+  const lat = { paced: [], full: [] }
+  let phase = 'paced'
+  docB.on('update', () => {
+    const t = pending[received++]
+    if (t !== undefined) lat[t.phase].push(performance.now() - t.at)
+    if (wake) { const w = wake; wake = null; w() }
+  })
+  const waitFor = (cond) => new Promise((resolve) => {
+    const check = () => { if (cond()) resolve(); else { wake = check; setTimeout(() => { if (wake === check) { wake = null; check() } }, 200) } }
+    check()
+  })
+  const { updates, expected } = trace
+  const cpu0 = sys.cpu(); const cpuNoPg0 = sys.cpuNoPg?.()
+  let sent = 0
+  let tFull0 = 0
+  for (let i = 0; i < updates.length; i++) {
+    if (i === Math.min(PACED, updates.length)) { phase = 'full'; tFull0 = performance.now() }
+    if (expected[i]) pending.push({ at: performance.now(), phase })
+    Y.applyUpdate(docA, updates[i])
+    if (expected[i]) sent++
+    if (phase === 'paced') await waitFor(() => received >= sent)
+    else if (sent - received >= WINDOW) await waitFor(() => sent - received < WINDOW / 2)
+  }
+  await waitFor(() => received >= sent)
+  const tEnd = performance.now()
+  await sleep(1500) // let persistence settle before reading CPU
+  const cpu = sys.cpu() - cpu0
+  const cpuNoPg = sys.cpuNoPg ? sys.cpuNoPg() - cpuNoPg0 : null
+  const text = docA.getText('text').toString()
+  if (docB.getText('text').toString() !== text) throw new Error(`${sys.name}: the second provider differs`)
+  const fullN = lat.full.length
+  lat.paced.sort((x, y) => x - y); lat.full.sort((x, y) => x - y)
+  const res = {
+    system: sys.name,
+    updates: updates.length,
+    full_speed_updates_per_s: fullN / ((tEnd - tFull0) / 1000),
+    paced_p50_ms: pct(lat.paced, 0.5), paced_p99_ms: pct(lat.paced, 0.99),
+    full_p50_ms: pct(lat.full, 0.5), full_p99_ms: pct(lat.full, 0.99),
+    server_cpu_s: cpu,
+    server_cpu_us_per_update: (cpu / updates.length) * 1e6,
+    server_cpu_no_pg_us_per_update: cpuNoPg === null ? null : (cpuNoPg / updates.length) * 1e6,
+    doc_rss_growth_kb: sys.docRss() - rssBefore
+  }
+  // a fresh client syncs the whole document
+  let t0 = performance.now()
+  const docC = new Y.Doc()
+  const c = await connect(sys.urls[1], room, docC)
+  res.fresh_sync_ms = performance.now() - t0
+  if (docC.getText('text').toString() !== text) throw new Error(`${sys.name}: a fresh client got another document`)
+  c.destroy(); a.destroy(); b.destroy()
+  if (sys.coldRestart) {
+    await sleep(500)
+    await sys.coldRestart()
+    t0 = performance.now()
+    const docD = new Y.Doc()
+    const d = await connect(sys.urls[0], room, docD)
+    res.cold_load_sync_ms = performance.now() - t0
+    if (docD.getText('text').toString() !== text) throw new Error(`${sys.name}: the cold load differs`)
+    res.doc_rss_cold_kb = sys.docRss()
+    d.destroy()
+  }
+  return res
+}
+
+const which = process.argv.slice(2).length ? process.argv.slice(2) : ['rtsync', 'yws', 'hocus']
+const makers = { rtsync: rtsyncSystem, yws: ywsSystem, hocus: hocusSystem }
+const trace = loadTrace()
+console.error(`trace: ${trace.updates.length} updates, ${trace.expected.filter(Boolean).length} with a server event`)
+const results = []
+for (const w of which) {
+  const sys = await makers[w]()
+  try {
+    const r = await run(sys, trace)
+    console.log(JSON.stringify(r))
+    results.push(r)
+  } finally {
+    await sys.stop()
+  }
+}
+if (process.env.BENCH_OUT) fs.writeFileSync(path.join(process.env.BENCH_OUT, 'yjs-e2e.json'), JSON.stringify(results, null, 2))
+process.exit(0)
