@@ -1,6 +1,7 @@
 /* http.c: the edge's routes (PROTOCOL.md section 3): health, metrics, the
  * WebSocket and SSE entry points, and the HTTP publish API. */
 #include "docs.h"
+#include "static.h"
 #include "ws.h"
 
 #include <inttypes.h>
@@ -392,7 +393,7 @@ int edge_http_on_req(h2o_handler_t *self, h2o_req_t *req)
         return on_messages(t, req, name);
     if (path_name(req, "/v1/channels/", "/presence", name, sizeof(name)))
         return on_presence_route(t, req, name);
-    if (edge_docs_route(t, req))
+    if (edge_docs_route(t, req) || edge_static_route(req))
         return 0;
     edge_http_error(req, 404, "not_found", "no such route");
     return 0;

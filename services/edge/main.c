@@ -1,5 +1,6 @@
 /* edge: the public face of rtsync (WebSocket, SSE and HTTP), PROTOCOL.md. */
 #include "edge.h"
+#include "static.h"
 #include "rt/config.h"
 #include "rt/log.h"
 
@@ -8,7 +9,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define CFG(field) RT_CFG_AT(edge_config_t, field)
+/* the edge's settings plus those main applies itself */
+typedef struct edge_main_config {
+    edge_config_t edge;
+    const char *static_dir;
+} edge_main_config_t;
+
+#define CFG(field) RT_CFG_AT(edge_main_config_t, edge.field)
 
 static const rt_config_var_t config_vars[] = {
     {"RT_NATS_URL", RT_CFG_STRING, "nats://127.0.0.1:4222", 0, 0, CFG(nats_url), "NATS server URL"},
@@ -39,13 +46,16 @@ static const rt_config_var_t config_vars[] = {
     {"RT_HANDSHAKE_TIMEOUT", RT_CFG_MILLIS, "10s", 100, 600000, CFG(handshake_timeout_ms),
      "longest wait for a request's headers (slow clients are dropped)"},
     {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, CFG(log_level), "debug, info, warn or error"},
+    {"RT_STATIC_DIR", RT_CFG_STRING, "build/demo", 0, 0, RT_CFG_AT(edge_main_config_t, static_dir),
+     "files served for GET / and /assets/* (the demo app); none if it is not a directory"},
 };
 
 int main(int argc, char **argv)
 {
-    edge_config_t config = {0};
+    edge_main_config_t all = {0};
     rt_config_load_or_exit("edge", "The rtsync edge: WebSocket, SSE and HTTP API, linked to the cluster over NATS.",
-                           config_vars, RT_ARRAY_SIZE(config_vars), &config, argc, argv, NULL);
+                           config_vars, RT_ARRAY_SIZE(config_vars), &all, argc, argv, NULL);
+    edge_config_t config = all.edge;
     rt_log_level_t level;
     if (rt_log_parse_level(config.log_level, &level) != RT_OK) {
         fprintf(stderr, "edge: RT_LOG_LEVEL=%s is not one of debug, info, warn, error\n", config.log_level);
@@ -62,6 +72,7 @@ int main(int argc, char **argv)
     if (config.threads == 0)
         config.threads = sysconf(_SC_NPROCESSORS_ONLN);
     signal(SIGPIPE, SIG_IGN);
+    edge_static_init(all.static_dir);
 
     edge_server_t *server;
     if (edge_server_create(&config, &server) != RT_OK)
