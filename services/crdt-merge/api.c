@@ -73,7 +73,7 @@ struct crdt_service {
     int leaving;
     int warming; /* requests wait in `deferred` until the peers are known */
     deferred_t *deferred, **deferred_tail;
-    rt_buf_t out, changed;
+    rt_buf_t out;
     uint64_t applied, duplicates, bad, forwarded, moved;
 };
 
@@ -333,38 +333,48 @@ static void reply_status(crdt_service_t *svc, const char *reply, int err)
     reply_packed(svc, reply, &r.base);
 }
 
-static void broadcast(crdt_service_t *svc, const Rtsync__V1__DocUpdateRequest *q, rt_slice_t changed)
+/* The end-of-turn changes of a document go to every edge holding it. */
+static void broadcast(void *ctx, const crdt_doc_t *doc, rt_slice_t changed)
 {
+    crdt_service_t *svc = ctx;
     Rtsync__V1__DocBroadcast b = RTSYNC__V1__DOC_BROADCAST__INIT;
-    b.doc = q->doc;
+    b.doc = (char *)doc->name;
     b.update = (ProtobufCBinaryData){changed.len, (uint8_t *)changed.data};
-    b.origin_edge = q->edge;
-    b.origin_conn = q->conn;
     b.ts_ms = rt_now_wall_ms();
     size_t n = rtsync__v1__doc_broadcast__get_packed_size(&b);
     svc->out.len = 0;
     rtsync__v1__doc_broadcast__pack(&b, rt_buf_reserve(&svc->out, n));
     char subject[CRDT_MAX_NAME + 32];
-    rt_bus_subject(subject, sizeof(subject), "rt.doc.bcast", q->doc);
+    rt_bus_subject(subject, sizeof(subject), "rt.doc.bcast", doc->name);
     if (rt_bus_publish(svc->bus, subject, svc->out.data, n) != RT_OK)
-        RT_LOG_WARN("broadcast_failed", "doc=%s bytes=%zu", q->doc, n);
+        RT_LOG_WARN("broadcast_failed", "doc=%s bytes=%zu", doc->name, n);
 }
 
+static int apply_one(crdt_service_t *svc, crdt_doc_t *doc, ProtobufCBinaryData u)
+{
+    if (u.len > (size_t)svc->cfg->max_update)
+        return RT_ETOOBIG;
+    size_t before = doc->nchanges;
+    int err = crdt_doc_apply(&svc->docs, doc, (rt_slice_t){u.data, u.len});
+    if (err == RT_OK && doc->nchanges > before)
+        svc->applied++;
+    else if (err == RT_OK)
+        svc->duplicates++;
+    return err;
+}
+
+/* Applies the request's updates in order; the first bad one stops it (the edge
+ * validated them all: a refusal here means a client or edge misbehaves). */
 static void serve_update(crdt_service_t *svc, const char *reply, const Rtsync__V1__DocUpdateRequest *q)
 {
     crdt_doc_t *doc = NULL;
-    int err = q->update.len > (size_t)svc->cfg->max_update ? RT_ETOOBIG : crdt_docs_get(&svc->docs, q->doc, &doc);
-    svc->changed.len = 0;
-    if (err == RT_OK)
-        err = crdt_doc_apply(&svc->docs, doc, (rt_slice_t){q->update.data, q->update.len}, &svc->changed);
+    int err = crdt_docs_get(&svc->docs, q->doc, &doc);
+    if (err == RT_OK && q->update.len > 0)
+        err = apply_one(svc, doc, q->update);
+    for (size_t i = 0; err == RT_OK && i < q->n_updates; i++)
+        err = apply_one(svc, doc, q->updates[i]);
     if (err == RT_EINVAL || err == RT_ETOOBIG)
         count_bad(svc, "update", q->doc);
-    if (err == RT_OK && svc->changed.len > 0) {
-        svc->applied++;
-        broadcast(svc, q, (rt_slice_t){svc->changed.data, svc->changed.len});
-    } else if (err == RT_OK) {
-        svc->duplicates++;
-    }
     reply_status(svc, reply, err);
 }
 
@@ -588,7 +598,7 @@ int crdt_service_create(const crdt_config_t *cfg, crdt_service_t **out)
         return err;
     }
     svc->writer = crdt_writer_create(cfg, svc->loop, on_committed, svc);
-    crdt_docs_init(&svc->docs, cfg, svc->writer, publish_awareness, svc);
+    crdt_docs_init(&svc->docs, cfg, svc->writer, publish_awareness, broadcast, svc);
     char fwd[CRDT_MAX_ID + 32];
     rt_bus_subject(fwd, sizeof(fwd), "rt.doc.fwd", cfg->instance_id);
     svc->warming = 1;
@@ -654,6 +664,7 @@ void crdt_service_run(crdt_service_t *svc, volatile int *stop)
 {
     while (!*stop) {
         rt_loop_run_once(svc->loop, 100);
+        crdt_docs_flush(&svc->docs); /* one broadcast and one log row per changed document and turn */
         tick(svc);
     }
 }
@@ -664,6 +675,7 @@ void crdt_service_drain(crdt_service_t *svc)
     for (size_t i = 0; i < svc->nsubs; i++)
         rt_bus_unsubscribe(svc->subs[i]);
     svc->nsubs = 0;
+    crdt_docs_flush(&svc->docs);
     svc->leaving = 1;
     send_peer_heartbeat(svc); /* our documents move now; everything we applied is being committed */
     uint64_t deadline = rt_now_mono_ns() + DRAIN_TIMEOUT_NS;
@@ -694,6 +706,5 @@ void crdt_service_destroy(crdt_service_t *svc)
     rt_bus_destroy(svc->bus);
     rt_loop_destroy(svc->loop);
     rt_buf_dispose(&svc->out);
-    rt_buf_dispose(&svc->changed);
     free(svc);
 }

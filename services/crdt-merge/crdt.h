@@ -88,10 +88,15 @@ typedef struct crdt_doc {
     uint64_t last_seq;      /* the writer job of the last change */
     uint64_t last_used_ns;
     rt_map_t aw;            /* 8-byte client id -> crdt_aw_state_t */
+    rt_buf_t changes;       /* what this loop turn changed: u32 length + update, repeated */
+    size_t nchanges;
+    struct crdt_doc *next_dirty;
 } crdt_doc_t;
 
 /* Publishes an awareness update for the document's clients (removals). */
 typedef void (*crdt_aw_publish_cb)(void *ctx, const crdt_doc_t *doc, rt_slice_t update);
+/* Publishes what a document's updates changed (one V1 update). */
+typedef void (*crdt_changes_cb)(void *ctx, const crdt_doc_t *doc, rt_slice_t changed);
 
 typedef struct crdt_docs {
     const crdt_config_t *cfg;
@@ -100,19 +105,25 @@ typedef struct crdt_docs {
     crdt_writer_t *writer;
     uint64_t committed_seq;
     crdt_aw_publish_cb aw_publish;
+    crdt_changes_cb changes_publish;
     void *ctx;
-    rt_buf_t scratch;
+    rt_buf_t scratch, merged;
+    crdt_doc_t *dirty; /* documents with changes not yet published */
 } crdt_docs_t;
 
-void crdt_docs_init(crdt_docs_t *d, const crdt_config_t *cfg, crdt_writer_t *writer, crdt_aw_publish_cb cb, void *ctx);
+void crdt_docs_init(crdt_docs_t *d, const crdt_config_t *cfg, crdt_writer_t *writer, crdt_aw_publish_cb cb,
+                    crdt_changes_cb changes, void *ctx);
 void crdt_docs_dispose(crdt_docs_t *d);
 /* The loaded document, loading it if need be.  RT_EUNAVAIL if PostgreSQL is. */
 int crdt_docs_get(crdt_docs_t *d, const char *name, crdt_doc_t **out);
 /* The loaded document or NULL. */
 crdt_doc_t *crdt_docs_find(crdt_docs_t *d, const char *name);
-/* Applies a client's update; appends what changed to `changed` (empty for a
- * duplicate) and logs it.  RT_EINVAL: malformed, nothing changed. */
-int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update, rt_buf_t *changed);
+/* Applies a client's update; what it changed (nothing for a duplicate) waits
+ * in the document for crdt_docs_flush.  RT_EINVAL: malformed, nothing changed. */
+int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update);
+/* End of a loop turn: for every changed document, merges the turn's changes
+ * into one update, logs it with the writer and publishes it (changes_publish). */
+void crdt_docs_flush(crdt_docs_t *d);
 /* Applies a client's awareness update (validated by its edge) with the Yjs
  * rules; an accepted non-null state attributes the client id to (edge, epoch,
  * conn), an accepted null detaches it. */

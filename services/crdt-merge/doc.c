@@ -26,12 +26,14 @@
 
 #define MS_NS 1000000ull
 
-void crdt_docs_init(crdt_docs_t *d, const crdt_config_t *cfg, crdt_writer_t *writer, crdt_aw_publish_cb cb, void *ctx)
+void crdt_docs_init(crdt_docs_t *d, const crdt_config_t *cfg, crdt_writer_t *writer, crdt_aw_publish_cb cb,
+                    crdt_changes_cb changes, void *ctx)
 {
     memset(d, 0, sizeof(*d));
     d->cfg = cfg;
     d->writer = writer;
     d->aw_publish = cb;
+    d->changes_publish = changes;
     d->ctx = ctx;
 }
 
@@ -51,6 +53,7 @@ static void doc_free(crdt_doc_t *doc)
 {
     rt_ydoc_destroy(doc->ydoc);
     aw_clear(doc);
+    rt_buf_dispose(&doc->changes);
     free(doc);
 }
 
@@ -63,6 +66,7 @@ void crdt_docs_dispose(crdt_docs_t *d)
     rt_map_dispose(&d->map);
     PQfinish(d->loader);
     rt_buf_dispose(&d->scratch);
+    rt_buf_dispose(&d->merged);
 }
 
 crdt_doc_t *crdt_docs_find(crdt_docs_t *d, const char *name)
@@ -126,22 +130,65 @@ static void maybe_compact(crdt_docs_t *d, crdt_doc_t *doc)
     doc->log_bytes = 0;
 }
 
-int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update, rt_buf_t *changed)
+int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update)
 {
-    size_t before = changed->len;
-    int err = rt_ydoc_apply_update(doc->ydoc, update, changed);
-    if (err != RT_OK)
+    size_t at = doc->changes.len;
+    rt_buf_reserve(&doc->changes, 4);
+    doc->changes.len += 4; /* the length, written below */
+    int err = rt_ydoc_apply_update(doc->ydoc, update, &doc->changes);
+    uint32_t n = (uint32_t)(doc->changes.len - at - 4);
+    if (err != RT_OK || n == 0) {
+        doc->changes.len = at; /* malformed, or a duplicate */
         return err;
+    }
+    memcpy(doc->changes.data + at, &n, 4);
     doc->last_used_ns = rt_now_mono_ns();
-    if (changed->len == before)
-        return RT_OK; /* a duplicate */
-    rt_slice_t delta = {changed->data + before, changed->len - before};
     doc->exists = 1;
-    doc->last_seq = crdt_writer_append(d->writer, doc->name, delta);
-    doc->log_rows++;
-    doc->log_bytes += (int64_t)delta.len;
-    maybe_compact(d, doc);
+    if (doc->nchanges++ == 0) {
+        doc->next_dirty = d->dirty;
+        d->dirty = doc;
+    }
     return RT_OK;
+}
+
+/* Merges the turn's changes of `doc` into one update; returns it (borrowed). */
+static rt_slice_t merge_changes(crdt_docs_t *d, crdt_doc_t *doc)
+{
+    rt_slice_t parts[64], *many = parts;
+    if (doc->nchanges > RT_ARRAY_SIZE(parts))
+        many = rt_xmalloc(doc->nchanges * sizeof(*many));
+    size_t k = 0;
+    for (size_t off = 0; off < doc->changes.len; k++) {
+        uint32_t n;
+        memcpy(&n, doc->changes.data + off, 4);
+        many[k] = (rt_slice_t){doc->changes.data + off + 4, n};
+        off += 4 + n;
+    }
+    if (k == 1)
+        return parts[0]; /* nchanges == 1: parts was used */
+    d->merged.len = 0;
+    if (rt_yupdate_merge(many, k, &d->merged) != RT_OK) /* the engine's own output: cannot fail */
+        RT_LOG_ERROR("merge_failed", "doc=%s parts=%zu", doc->name, k);
+    if (many != parts)
+        free(many);
+    return (rt_slice_t){d->merged.data, d->merged.len};
+}
+
+void crdt_docs_flush(crdt_docs_t *d)
+{
+    while (d->dirty != NULL) {
+        crdt_doc_t *doc = d->dirty;
+        d->dirty = doc->next_dirty;
+        doc->next_dirty = NULL;
+        rt_slice_t changed = merge_changes(d, doc);
+        d->changes_publish(d->ctx, doc, changed);
+        doc->last_seq = crdt_writer_append(d->writer, doc->name, changed);
+        doc->log_rows++;
+        doc->log_bytes += (int64_t)changed.len;
+        doc->changes.len = 0;
+        doc->nchanges = 0;
+        maybe_compact(d, doc);
+    }
 }
 
 /* ---- awareness ------------------------------------------------------------------------ */

@@ -39,6 +39,9 @@ typedef struct doc_table {
     rt_map_t docs; /* name -> edge_ydoc_t */
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick_entry;
+    h2o_timeout_t batch_timeout; /* 0 ms: the end of the loop turn */
+    h2o_timeout_entry_t batch_entry;
+    h2o_linklist_t batched; /* edge_ysession_t.batch_link */
 } doc_table_t;
 
 static __thread doc_table_t *table;
@@ -140,6 +143,16 @@ static void on_tick(h2o_timeout_entry_t *entry)
         h2o_timeout_link(tb->thread->ctx.loop, &tb->tick_timeout, &tb->tick_entry);
 }
 
+static void on_batch_timeout(h2o_timeout_entry_t *entry)
+{
+    doc_table_t *tb = RT_CONTAINER_OF(entry, doc_table_t, batch_entry);
+    while (!h2o_linklist_is_empty(&tb->batched)) {
+        edge_ysession_t *s = RT_CONTAINER_OF(tb->batched.next, edge_ysession_t, batch_link);
+        h2o_linklist_unlink(&s->batch_link);
+        edge_ysession_flush(s);
+    }
+}
+
 static doc_table_t *table_of(edge_thread_t *t)
 {
     if (table == NULL) {
@@ -147,8 +160,27 @@ static doc_table_t *table_of(edge_thread_t *t)
         table->thread = t;
         h2o_timeout_init(t->ctx.loop, &table->tick_timeout, TICK_MS);
         table->tick_entry.cb = on_tick;
+        h2o_timeout_init(t->ctx.loop, &table->batch_timeout, 0);
+        table->batch_entry.cb = on_batch_timeout;
+        h2o_linklist_init_anchor(&table->batched);
     }
     return table;
+}
+
+void edge_ysession_schedule_flush(edge_ysession_t *s)
+{
+    doc_table_t *tb = table_of(s->conn->client.thread);
+    if (h2o_linklist_is_linked(&s->batch_link))
+        return;
+    h2o_linklist_insert(&tb->batched, &s->batch_link);
+    if (!h2o_timeout_is_linked(&tb->batch_entry))
+        h2o_timeout_link(tb->thread->ctx.loop, &tb->batch_timeout, &tb->batch_entry);
+}
+
+void edge_ysession_cancel_flush(edge_ysession_t *s)
+{
+    if (h2o_linklist_is_linked(&s->batch_link))
+        h2o_linklist_unlink(&s->batch_link);
 }
 
 static void doc_destroy(doc_table_t *tb, edge_ydoc_t *doc)

@@ -27,6 +27,9 @@
 
 enum { REQ_CONNECT, REQ_STEP1, REQ_QUERY_AWARENESS, REQ_UPDATE };
 
+/* A batch is sent before it passes this (NATS's payload limit is 1 MiB by default). */
+#define BATCH_MAX_BYTES (256u << 10)
+
 /* A request to crdt-merge; outlives its session if need be. */
 typedef struct yreq {
     h2o_linklist_t link;  /* s->pending */
@@ -41,6 +44,8 @@ static void send_msg(edge_ysession_t *s, const rt_buf_t *msg)
 
 static void close_bad(edge_ysession_t *s, const char *why)
 {
+    s->batch.len = 0; /* what came before the bad message is not sent either */
+    s->nbatch = 0;
     EDGE_COUNT(s->conn->client.thread, bad_frames, 1);
     RT_LOG_DEBUG("yjs_bad_message", "doc=%s conn=%s why=\"%s\"", s->name, s->conn->client.conn_id, why);
     edge_ws_close(s->conn, 1008, why);
@@ -160,6 +165,35 @@ static int is_empty_update(rt_slice_t u)
     return u.len == 2 && u.data[0] == 0 && u.data[1] == 0;
 }
 
+/* Sends what the connection sent this loop turn as one request: a client
+ * replaying edits sends many small updates, and one request, one apply pass
+ * and one broadcast for all of them costs far less than one each. */
+void edge_ysession_flush(edge_ysession_t *s)
+{
+    if (s->nbatch == 0 || s->conn == NULL)
+        return;
+    ProtobufCBinaryData stack[64], *parts = s->nbatch <= RT_ARRAY_SIZE(stack) ? stack : rt_xmalloc(s->nbatch * sizeof(*parts));
+    size_t k = 0;
+    for (size_t off = 0; off < s->batch.len; k++) {
+        uint32_t n;
+        memcpy(&n, s->batch.data + off, 4);
+        parts[k] = (ProtobufCBinaryData){n, s->batch.data + off + 4};
+        off += 4 + n;
+    }
+    Rtsync__V1__DocUpdateRequest r = RTSYNC__V1__DOC_UPDATE_REQUEST__INIT;
+    r.doc = s->name;
+    r.update = parts[0];
+    r.updates = parts + 1;
+    r.n_updates = k - 1;
+    r.edge = (char *)s->conn->client.thread->server->config.edge_id;
+    r.conn = s->conn->client.conn_id;
+    request(s, REQ_UPDATE, "rt.doc.update", &r.base);
+    if (parts != stack)
+        free(parts);
+    s->batch.len = 0;
+    s->nbatch = 0;
+}
+
 static void on_update(edge_ysession_t *s, rt_slice_t update)
 {
     if (rt_yupdate_validate(update) != RT_OK) {
@@ -168,13 +202,14 @@ static void on_update(edge_ysession_t *s, rt_slice_t update)
     }
     if (is_empty_update(update))
         return; /* the usual SyncStep2 of a client with nothing new */
-    Rtsync__V1__DocUpdateRequest r = RTSYNC__V1__DOC_UPDATE_REQUEST__INIT;
-    r.doc = s->name;
-    r.update = (ProtobufCBinaryData){update.len, (uint8_t *)update.data};
-    r.edge = (char *)s->conn->client.thread->server->config.edge_id;
-    r.conn = s->conn->client.conn_id;
     EDGE_COUNT(s->conn->client.thread, messages_in, 1);
-    request(s, REQ_UPDATE, "rt.doc.update", &r.base);
+    if (s->batch.len + update.len > BATCH_MAX_BYTES)
+        edge_ysession_flush(s);
+    uint32_t n = (uint32_t)update.len;
+    rt_buf_append(&s->batch, &n, 4);
+    rt_buf_append(&s->batch, update.data, update.len);
+    s->nbatch++;
+    edge_ysession_schedule_flush(s);
 }
 
 static void on_awareness(edge_ysession_t *s, rt_slice_t update)
@@ -261,6 +296,8 @@ static void yjs_dispose(edge_ws_conn_t *conn)
     if (s == NULL)
         return;
     if (s->conn != NULL) { /* started */
+        edge_ysession_flush(s); /* what the client sent before it left */
+        edge_ysession_cancel_flush(s);
         if (s->sent_awareness)
             publish_closed(s);
         edge_ydoc_leave(s);
@@ -270,6 +307,7 @@ static void yjs_dispose(edge_ws_conn_t *conn)
             q->s = NULL;
         }
     }
+    rt_buf_dispose(&s->batch);
     free(s);
     conn->session = NULL;
 }

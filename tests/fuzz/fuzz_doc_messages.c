@@ -49,7 +49,7 @@ static void fuzz_awareness(rt_slice_t in)
     if (rt_yaw_validate(update) == RT_OK && strlen(a->edge) <= CRDT_MAX_ID && strlen(a->conn) <= CRDT_MAX_ID) {
         crdt_config_t cfg = {.awareness_ttl_ms = 30000, .idle_ms = 60000};
         crdt_docs_t docs;
-        crdt_docs_init(&docs, &cfg, NULL, on_publish, NULL);
+        crdt_docs_init(&docs, &cfg, NULL, on_publish, NULL, NULL);
         crdt_doc_t *doc = rt_xcalloc(1, sizeof(*doc));
         strcpy(doc->name, "fuzz");
         rt_map_put(&docs.map, doc->name, strlen(doc->name), doc);

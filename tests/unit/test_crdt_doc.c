@@ -36,7 +36,7 @@ static void test_awareness_rules_and_ownership(void)
 {
     crdt_config_t cfg = {.awareness_ttl_ms = 30000, .idle_ms = 60000};
     crdt_docs_t docs;
-    crdt_docs_init(&docs, &cfg, NULL, on_publish, NULL);
+    crdt_docs_init(&docs, &cfg, NULL, on_publish, NULL, NULL);
     crdt_doc_t *doc = rt_xcalloc(1, sizeof(*doc));
     strcpy(doc->name, "d");
     rt_buf_t b = {0};
