@@ -9,13 +9,18 @@
 //     sent when the previous one reached the second provider: unloaded latency;
 //   - full speed: the rest with up to BENCH_WINDOW (default 1000) in flight:
 //     updates/s and the latency under load;
-//   - server CPU seconds per update (utime+stime of every server process,
-//     PostgreSQL's backends included for rtsync) and the servers' RSS growth
-//     with the document loaded;
+//   - server CPU seconds per update, for each phase (utime+stime of every server
+//     process, PostgreSQL's backends included for rtsync; the full-speed figure
+//     includes 1.5 s of settling after the last update) and the servers' RSS
+//     growth with the document loaded;
 //   - a fresh client's sync of the whole document, and for rtsync a cold load
 //     (crdt-merge restarted: the document comes from PostgreSQL).
-// A trace update after which a Yjs server emits no 'update' event (trace-events.bin)
-// is sent but not waited for.
+// The servers merge broadcasts (rtsync merges the changes of one loop turn),
+// so the second provider's progress is read from its content, not counted in
+// messages: update i has arrived once the second document's clock for the
+// trace's client reaches what a Yjs server's state had after update i, and its
+// deleted length too (both from trace-events.bin, a Yjs server's 'update'
+// events; an update after which Yjs emits none is not waited for).
 //
 //   node tests/bench/yjs-e2e/bench.mjs [rtsync] [yws] [hocus]     (default: all three)
 //   BENCH_UPDATES=N  only the first N trace updates;  BENCH_OUT=dir  results.json there
@@ -56,12 +61,35 @@ function children (pid) {
 const rssKb = (pid) => { try { return Number(/VmRSS:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) } catch { return 0 } }
 const pct = (a, p) => a.length ? a[Math.min(a.length - 1, Math.floor(a.length * p))] : NaN
 
-function loadTrace () {
+// Clock end and deleted length an update adds (for the trace's one client).
+function progressOf (Y, u) {
+  const { structs, ds } = Y.decodeUpdate(u)
+  let clock = 0; let del = 0
+  for (const st of structs) clock = Math.max(clock, st.id.clock + st.length)
+  for (const items of ds.clients.values()) for (const it of items) del += it.len
+  return { clock, del }
+}
+
+async function loadTrace () {
+  const Y = await import('yjs')
   const files = ensureTraceCache()
   const updates = unframeUpdates(fs.readFileSync(files.updates))
-  const events = unframeUpdates(fs.readFileSync(files.events)).map((e) => e.length > 0)
   const n = Math.min(updates.length, Number(process.env.BENCH_UPDATES || updates.length))
-  return { updates: updates.slice(0, n), expected: events.slice(0, n), finalText: null }
+  const events = unframeUpdates(fs.readFileSync(files.events)).slice(0, n)
+  const clocks = new Float64Array(n); const dels = new Float64Array(n)
+  let clock = 0; let del = 0
+  events.forEach((e, i) => {
+    if (e.length > 0) { const p = progressOf(Y, e); clock = Math.max(clock, p.clock); del += p.del }
+    clocks[i] = clock; dels[i] = del
+  })
+  return { updates: updates.slice(0, n), expected: events.map((e) => e.length > 0), clocks, dels }
+}
+
+// The number of leading entries of the nondecreasing `arr` that are <= v.
+function covered (arr, v) {
+  let lo = 0; let hi = arr.length
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (arr[mid] <= v) lo = mid + 1; else hi = mid }
+  return lo
 }
 
 // ---- the systems ----------------------------------------------------------------
@@ -69,7 +97,7 @@ function loadTrace () {
 async function rtsyncSystem () {
   const stack = await startStack({
     name: 'bench-yjs-e2e', edges: 2, services: ['crdt-merge'],
-    env: { RT_LOG_LEVEL: 'warn', RT_EDGE_THREADS: '1' }, pgSettings: {}
+    env: { RT_LOG_LEVEL: 'warn', RT_EDGE_THREADS: '1' }
   })
   const pgPid = stack.pid('postgres')
   return {
@@ -80,6 +108,8 @@ async function rtsyncSystem () {
       [pgPid, ...children(pgPid)].reduce((s, p) => s + procCpuSec(p), 0),
     cpuNoPg: () => ['edge-1', 'edge-2', 'crdt-merge-1', 'nats'].reduce((s, n) => s + procCpuSec(stack.pid(n)), 0),
     docRss: () => rssKb(stack.pid('crdt-merge-1')),
+    breakdown: () => Object.fromEntries([...['edge-1', 'edge-2', 'crdt-merge-1', 'nats'].map((n) => [n, procCpuSec(stack.pid(n))]),
+      ['postgres', [pgPid, ...children(pgPid)].reduce((s, p) => s + procCpuSec(p), 0)]]),
     coldRestart: async () => { await stack.restart('crdt-merge-1') },
     stop: () => stack.stop({ allowExits: true })
   }
@@ -139,40 +169,47 @@ async function run (sys, trace) {
   const docA = new Y.Doc(); const docB = new Y.Doc()
   const a = await connect(sys.urls[0], room, docA)
   const b = await connect(sys.urls[1], room, docB)
-  let received = 0
+  const { updates, expected, clocks, dels } = trace
+  let received = 0 // trace updates the second provider has
+  let clockB = 0; let delB = 0
   let wake = null
-  const pending = [] // send times of expected updates, in order
+  const sentAt = new Float64Array(updates.length)
+  const phaseOf = new Uint8Array(updates.length) // 0 paced, 1 full speed
   const lat = { paced: [], full: [] }
-  let phase = 'paced'
-  docB.on('update', () => {
-    const t = pending[received++]
-    if (t !== undefined) lat[t.phase].push(performance.now() - t.at)
+  docB.on('update', (u) => {
+    const p = progressOf(Y, u)
+    clockB = Math.max(clockB, p.clock); delB += p.del
+    const now = performance.now()
+    const upto = Math.min(covered(clocks, clockB), covered(dels, delB))
+    for (; received < upto; received++) {
+      if (expected[received]) (phaseOf[received] ? lat.full : lat.paced).push(now - sentAt[received])
+    }
     if (wake) { const w = wake; wake = null; w() }
   })
   const waitFor = (cond) => new Promise((resolve) => {
     const check = () => { if (cond()) resolve(); else { wake = check; setTimeout(() => { if (wake === check) { wake = null; check() } }, 200) } }
     check()
   })
-  const { updates, expected } = trace
-  const cpu0 = sys.cpu(); const cpuNoPg0 = sys.cpuNoPg?.()
-  let sent = 0
+  const cpu0 = sys.cpu(); const cpuNoPg0 = sys.cpuNoPg?.(); const parts0 = sys.breakdown?.()
+  const paced = Math.min(PACED, updates.length)
   let tFull0 = 0
+  let cpuMid = cpu0; let cpuNoPgMid = cpuNoPg0; let partsMid = parts0
   for (let i = 0; i < updates.length; i++) {
-    if (i === Math.min(PACED, updates.length)) { phase = 'full'; tFull0 = performance.now() }
-    if (expected[i]) pending.push({ at: performance.now(), phase })
+    if (i === paced) { tFull0 = performance.now(); cpuMid = sys.cpu(); cpuNoPgMid = sys.cpuNoPg?.(); partsMid = sys.breakdown?.() }
+    phaseOf[i] = i >= paced ? 1 : 0
+    sentAt[i] = performance.now()
     Y.applyUpdate(docA, updates[i])
-    if (expected[i]) sent++
-    if (phase === 'paced') await waitFor(() => received >= sent)
-    else if (sent - received >= WINDOW) await waitFor(() => sent - received < WINDOW / 2)
+    if (i < paced) await waitFor(() => received > i)
+    else if (i + 1 - received >= WINDOW) await waitFor(() => i + 1 - received < WINDOW / 2)
   }
-  await waitFor(() => received >= sent)
+  await waitFor(() => received >= updates.length)
   const tEnd = performance.now()
   await sleep(1500) // let persistence settle before reading CPU
-  const cpu = sys.cpu() - cpu0
-  const cpuNoPg = sys.cpuNoPg ? sys.cpuNoPg() - cpuNoPg0 : null
+  const cpu = sys.cpu() - cpuMid
+  const cpuNoPg = sys.cpuNoPg ? sys.cpuNoPg() - cpuNoPgMid : null
   const text = docA.getText('text').toString()
   if (docB.getText('text').toString() !== text) throw new Error(`${sys.name}: the second provider differs`)
-  const fullN = lat.full.length
+  const fullN = updates.length - paced
   lat.paced.sort((x, y) => x - y); lat.full.sort((x, y) => x - y)
   const res = {
     system: sys.name,
@@ -180,10 +217,16 @@ async function run (sys, trace) {
     full_speed_updates_per_s: fullN / ((tEnd - tFull0) / 1000),
     paced_p50_ms: pct(lat.paced, 0.5), paced_p99_ms: pct(lat.paced, 0.99),
     full_p50_ms: pct(lat.full, 0.5), full_p99_ms: pct(lat.full, 0.99),
-    server_cpu_s: cpu,
-    server_cpu_us_per_update: (cpu / updates.length) * 1e6,
-    server_cpu_no_pg_us_per_update: cpuNoPg === null ? null : (cpuNoPg / updates.length) * 1e6,
+    full_speed_server_cpu_s: cpu,
+    full_speed_server_cpu_us_per_update: (cpu / fullN) * 1e6,
+    full_speed_server_cpu_no_pg_us_per_update: cpuNoPg === null ? null : (cpuNoPg / fullN) * 1e6,
+    paced_server_cpu_us_per_update: paced ? ((cpuMid - cpu0) / paced) * 1e6 : null,
     doc_rss_growth_kb: sys.docRss() - rssBefore
+  }
+  if (parts0) {
+    const parts1 = sys.breakdown()
+    res.full_speed_server_cpu_s_by_process = Object.fromEntries(Object.keys(parts1).map((k) => [k, +(parts1[k] - partsMid[k]).toFixed(2)]))
+    res.paced_server_cpu_s_by_process = Object.fromEntries(Object.keys(parts1).map((k) => [k, +(partsMid[k] - parts0[k]).toFixed(2)]))
   }
   // a fresh client syncs the whole document
   let t0 = performance.now()
@@ -208,7 +251,7 @@ async function run (sys, trace) {
 
 const which = process.argv.slice(2).length ? process.argv.slice(2) : ['rtsync', 'yws', 'hocus']
 const makers = { rtsync: rtsyncSystem, yws: ywsSystem, hocus: hocusSystem }
-const trace = loadTrace()
+const trace = await loadTrace()
 console.error(`trace: ${trace.updates.length} updates, ${trace.expected.filter(Boolean).length} with a server event`)
 const results = []
 for (const w of which) {
