@@ -3,7 +3,9 @@
  * lifetime.  Everything runs on the loop thread.
  *
  * Ownership: replicas announce themselves on rt.doc.peer every 500 ms; a
- * replica is live while heard within RT_DOC_PEER_TTL.  The owner of a document
+ * replica is live while heard within 2 s.  A starting replica asks
+ * rt.doc.peer.probe who is there: when nobody answers it serves at once,
+ * otherwise requests wait until it has heard every heartbeat (700 ms).  The owner of a document
  * is the live replica with the highest rendezvous weight hash(instance, doc),
  * so a replica's arrival or loss moves only its share of documents.  Requests
  * reach any replica through the queue group "crdt"; one that does not own the
@@ -36,6 +38,7 @@
 #define DRAIN_TIMEOUT_NS (20000 * MS_NS)
 
 enum { KIND_SYNC = 1, KIND_UPDATE = 2, KIND_GET = 3 };
+enum { PROBE_WAITING, PROBE_ALONE, PROBE_PEERS };
 
 typedef struct peer {
     char instance[CRDT_MAX_ID + 1];
@@ -62,7 +65,9 @@ struct crdt_service {
     const crdt_config_t *cfg;
     rt_loop_t *loop;
     rt_bus_t *bus;
-    rt_bus_sub_t *subs[8];
+    rt_bus_sub_t *subs[12];
+    rt_bus_requester_t *requester;
+    int probe; /* PROBE_* */
     size_t nsubs;
     crdt_writer_t *writer;
     crdt_docs_t docs;
@@ -178,13 +183,50 @@ Exit:
     rtsync__v1__doc_peer_heartbeat__free_unpacked(hb, NULL);
 }
 
-static void send_peer_heartbeat(crdt_service_t *svc)
+static size_t pack_peer_heartbeat(crdt_service_t *svc, uint8_t *buf)
 {
     Rtsync__V1__DocPeerHeartbeat hb = RTSYNC__V1__DOC_PEER_HEARTBEAT__INIT;
     hb.instance = (char *)svc->cfg->instance_id;
     hb.leaving = svc->leaving;
+    return rtsync__v1__doc_peer_heartbeat__pack(&hb, buf);
+}
+
+/* A starting replica asks who is there: the answer is a heartbeat. */
+static void on_probe(void *ctx, const rt_bus_msg_t *msg)
+{
+    crdt_service_t *svc = ctx;
     uint8_t buf[CRDT_MAX_ID + 16];
-    rt_bus_publish(svc->bus, "rt.doc.peer", buf, rtsync__v1__doc_peer_heartbeat__pack(&hb, buf));
+    if (msg->reply != NULL)
+        rt_bus_publish(svc->bus, msg->reply, buf, pack_peer_heartbeat(svc, buf));
+}
+
+static void on_probe_reply(void *ctx, int err, rt_slice_t data)
+{
+    crdt_service_t *svc = ctx;
+    if (err == RT_EUNAVAIL) {
+        svc->probe = PROBE_ALONE; /* no responders: no other replica runs */
+        return;
+    }
+    svc->probe = PROBE_PEERS; /* or no answer in time: hear the heartbeats for the whole warm-up */
+    if (err == RT_OK)
+        on_peer(svc, &(rt_bus_msg_t){"rt.doc.peer.probe", NULL, data});
+}
+
+/* Starting: with no other replica alive (NATS says nobody answers), serve at
+ * once; otherwise hear every replica's heartbeat before serving. */
+static void probe_peers(crdt_service_t *svc)
+{
+    uint8_t buf[CRDT_MAX_ID + 16];
+    if (rt_bus_requester_create(svc->bus, svc->loop, (uint32_t)(WARMUP_NS / MS_NS), &svc->requester) != RT_OK ||
+        rt_bus_request(svc->requester, "rt.doc.peer.probe", buf, pack_peer_heartbeat(svc, buf), on_probe_reply, svc) !=
+            RT_OK)
+        svc->probe = PROBE_PEERS;
+}
+
+static void send_peer_heartbeat(crdt_service_t *svc)
+{
+    uint8_t buf[CRDT_MAX_ID + 16];
+    rt_bus_publish(svc->bus, "rt.doc.peer", buf, pack_peer_heartbeat(svc, buf));
 }
 
 /* Peers that fell silent: their documents come to the survivors (nothing of ours moves). */
@@ -621,8 +663,12 @@ int crdt_service_create(const crdt_config_t *cfg, crdt_service_t **out)
     /* Hear the other replicas before serving, so as not to serve their documents:
      * requests wait meanwhile. */
     send_peer_heartbeat(svc);
-    for (uint64_t until = rt_now_mono_ns() + WARMUP_NS; err == RT_OK && rt_now_mono_ns() < until;)
-        rt_loop_run_once(svc->loop, 50);
+    probe_peers(svc);
+    for (uint64_t until = rt_now_mono_ns() + WARMUP_NS;
+         err == RT_OK && svc->probe != PROBE_ALONE && rt_now_mono_ns() < until;)
+        rt_loop_run_once(svc->loop, 20);
+    if (err == RT_OK) /* from now on, answer the probes of replicas that start */
+        err = subscribe(svc, "rt.doc.peer.probe", NULL, on_probe);
     run_deferred(svc);
     if (err != RT_OK) {
         crdt_service_destroy(svc);
@@ -691,6 +737,7 @@ void crdt_service_destroy(crdt_service_t *svc)
         return;
     for (size_t i = 0; i < svc->nsubs; i++)
         rt_bus_unsubscribe(svc->subs[i]);
+    rt_bus_requester_destroy(svc->requester);
     crdt_writer_destroy(svc->writer);
     rt_loop_run_once(svc->loop, 0); /* the writer's last report */
     crdt_docs_dispose(&svc->docs);
