@@ -13,7 +13,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 SCENARIOS=(
 	fanout # one publisher, 1000 subscribers over 2 edges vs a Node ws server

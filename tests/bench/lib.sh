@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/bench/lib.sh: what the benchmark scenarios share (sourced by
 # tests/bench/*/run.sh): core pinning, starting and stopping the servers
 # under test (the rtsync edges with their nats-server, or the Node `ws`
@@ -31,7 +32,7 @@ NODE_PID=
 # Settings of the edges for a benchmark: one thread each, no rate limit on
 # the publisher, room for 10,000+ connections.
 RTSYNC_ENV=(RT_EDGE_THREADS=1 RT_RATE_LIMIT=100000 RT_RATE_WINDOW=1 RT_MAX_CONNS=30000
-	RT_SEND_QUEUE=4194304 RT_LOG_LEVEL=${RT_LOG_LEVEL:-warn})
+	RT_SEND_QUEUE=4194304 "RT_LOG_LEVEL=${RT_LOG_LEVEL:-warn}")
 
 mkdir -p "$BENCH_OUT/logs"
 
@@ -90,13 +91,16 @@ B_NATS_PORT=$(free_ports "${BENCH_NATS_PORT:-14222}" 1)
 B_PG_PORT=$(free_ports "${BENCH_PG_PORT:-15433}" 1)
 B_EDGE_PORT=$(free_ports "${BENCH_EDGE_PORT:-18080}" 2)
 B_NODE_PORT=$(free_ports "${BENCH_NODE_PORT:-18090}" 1)
+# shellcheck disable=SC2034 # used by the scenario scripts
 EDGE_URLS="ws://127.0.0.1:$B_EDGE_PORT/ws,ws://127.0.0.1:$((B_EDGE_PORT + 1))/ws"
+# shellcheck disable=SC2034
 NODE_URL="ws://127.0.0.1:$B_NODE_PORT/ws"
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # The load generator, pinned to the generator's core: "${GEN[@]}" ARGS...
 # (an array, not a function, so that `... &` gives the generator's own pid).
+# shellcheck disable=SC2034
 GEN=(taskset -c "$GEN_CPU" "$LOADGEN")
 
 # ---- rtsync ------------------------------------------------------------------

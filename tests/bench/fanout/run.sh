@@ -16,7 +16,7 @@
 # FANOUT_SIZE (100), FANOUT_SERVERS ("rtsync node"), and those of ../lib.sh.
 # Results: $BENCH_OUT/fanout.jsonl (one rt-loadgen JSON line per run), fanout.txt.
 set -euo pipefail
-# shellcheck source=../lib.sh
+# shellcheck source=tests/bench/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 SUBS=${FANOUT_SUBS:-1000}

@@ -11,7 +11,7 @@
 # ("rtsync node"), IDLE_ONE_CHANNEL (0), and those of ../lib.sh.
 # Results: $BENCH_OUT/idle.jsonl (one line per server), idle.txt.
 set -euo pipefail
-# shellcheck source=../lib.sh
+# shellcheck source=tests/bench/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 CONNS=${IDLE_CONNS:-20000}
