@@ -44,7 +44,7 @@ function runYdoc (files) {
     p.on('error', reject)
     p.on('close', (code, signal) => {
       const lines = Buffer.concat(out).toString('utf8').split('\n').filter(Boolean)
-      if (signal || lines.length !== files.length) {
+      if (signal || code !== 0 || lines.length !== files.length) {
         reject(new Error(`ydoc session exited with ${signal || code} after ${lines.length}/${files.length} sessions: ${err.slice(0, 2000)}`))
       } else {
         resolve(lines.map(l => JSON.parse(l)))
