@@ -138,7 +138,7 @@ static void offer(edge_sub_t *sub, edge_message_t *m)
 
 static int needs_fill(edge_sub_t *sub)
 {
-    return sub->replaying || has_gap(sub);
+    return sub->replaying || sub->probe || has_gap(sub);
 }
 
 static void announce(edge_sub_t *sub, uint64_t latest)
@@ -173,6 +173,7 @@ static void on_fill_failed(edge_channel_t *ch)
         } else if (has_gap(sub)) {
             RT_LOG_WARN("gap_unfilled", "channel=%s after=%llu", ch->name, (unsigned long long)sub->delivered);
         }
+        sub->probe = 0;
         drain_held(sub, UINT64_MAX);
     }
 }
@@ -217,6 +218,7 @@ static void on_fill_reply(void *ctx, int err, Rtsync__V1__HistoryReply *reply)
         }
         announce(sub, latest);
         take_page(sub, reply);
+        sub->probe = 0;
         if (sub->replaying && complete) {
             sub->replaying = 0;
             sub->known = 1;
@@ -363,6 +365,23 @@ int edge_channel_subscribe(edge_thread_t *t, edge_client_t *client, const char *
 void edge_channel_start_replay(edge_sub_t *sub)
 {
     channel_fill(sub->channel);
+}
+
+void edge_channels_probe(edge_thread_t *t)
+{
+    size_t pos = 0;
+    rt_map_entry_t *e;
+    while ((e = rt_map_next(&t->channels, &pos)) != NULL) {
+        edge_channel_t *ch = e->value;
+        int any = 0;
+        for (h2o_linklist_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
+            edge_sub_t *sub = RT_CONTAINER_OF(n, edge_sub_t, channel_link);
+            if (sub->known && !sub->replaying)
+                any = sub->probe = 1;
+        }
+        if (any)
+            channel_fill(ch);
+    }
 }
 
 void edge_channel_unsubscribe(edge_sub_t *sub)

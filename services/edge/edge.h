@@ -149,6 +149,7 @@ struct edge_sub {
     unsigned announced : 1; /* the client was told it is subscribed */
     unsigned member : 1;    /* announced as a member of the channel (presence) */
     unsigned want_presence : 1; /* send a member snapshot once subscribed */
+    unsigned probe : 1;         /* ask history whether anything was missed (after a NATS outage) */
 };
 
 struct edge_channel {
@@ -172,6 +173,9 @@ int edge_channel_subscribe(edge_thread_t *t, edge_client_t *client, const char *
 /* NATS has the subscription: ask chat-history where the channel stands (and for
  * the replay); the client hears back through ops->subscribed or replay_failed. */
 void edge_channel_start_replay(edge_sub_t *sub);
+/* NATS came back: messages may have been lost meanwhile; every subscription
+ * with a known position asks chat-history for what follows it. */
+void edge_channels_probe(edge_thread_t *t);
 /* Unsubscribes; drops the channel (and its NATS subscription) with its last subscriber. */
 void edge_channel_unsubscribe(edge_sub_t *sub);
 edge_sub_t *edge_client_find_sub(edge_client_t *client, const char *channel);
@@ -238,6 +242,8 @@ struct edge_thread {
     int draining;
     int stopped;
     rt_task_t drain_task;
+    rt_task_t probe_task;
+    atomic_flag probe_pending;
     edge_counters_t counters;
 };
 

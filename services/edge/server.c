@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+static void on_probe(rt_task_t *task);
+
 #define CLOSE_WAIT_MS 10000
 #define GAP_HOLD_MS 50 /* two chat-history replicas' fan-outs are rarely further apart */
 
@@ -170,6 +172,8 @@ static void thread_init(edge_server_t *server, edge_thread_t *t, unsigned index,
     h2o_linklist_init_anchor(&t->sse_streams);
     h2o_linklist_init_anchor(&t->dirty);
     t->drain_task.cb = on_drain;
+    t->probe_task.cb = on_probe;
+    atomic_flag_clear(&t->probe_pending);
     t->ping_frame = edge_frame_ws(0x9, "", 0);
     t->sse_retry_frame = edge_frame_raw(H2O_STRLIT("retry: 3000\n\n"));
     t->sse_hb_frame = edge_frame_raw(H2O_STRLIT(": hb\n\n"));
@@ -207,10 +211,23 @@ Error:
     return err;
 }
 
+static void on_probe(rt_task_t *task)
+{
+    edge_thread_t *t = RT_CONTAINER_OF(task, edge_thread_t, probe_task);
+    atomic_flag_clear(&t->probe_pending);
+    edge_channels_probe(t);
+}
+
+/* cnats thread: after a reconnect, every loop looks for what it may have missed. */
 static void on_bus_state(void *ctx, int connected)
 {
     edge_server_t *server = ctx;
     RT_LOG_INFO("nats_state", "connected=%d edge=%s", connected, server->config.edge_id);
+    for (size_t i = 0; connected && i < server->nthreads; i++) {
+        edge_thread_t *t = &server->threads[i];
+        if (!atomic_flag_test_and_set(&t->probe_pending))
+            rt_loop_post(t->loop, &t->probe_task);
+    }
 }
 
 int edge_server_run(edge_server_t *server)

@@ -3,6 +3,9 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { EventSource } from 'eventsource';
 import { startStack, httpGet } from './lib/stack.js';
 import { connectWs, request, sseRaw } from './lib/clients.js';
@@ -217,5 +220,29 @@ describe('retention', { timeout: 60000 }, () => {
     await expectOffsets(r, 'ret', 21, 10);
     await c.close();
     await r.close();
+  });
+});
+
+describe('an edge cut off from NATS', { timeout: 60000 }, () => {
+  let stack;
+  before(async () => {
+    const conf = path.join(os.tmpdir(), `rtsync-nats-${process.pid}.conf`);
+    fs.writeFileSync(conf, 'ping_interval: "1s"\nping_max: 1\n'); // drop a silent client within ~2 s
+    stack = await startStack({ edges: 2, services: ['chat-history'], natsArgs: ['-c', conf] });
+  });
+  after(() => stack?.stop({ allowExits: true }));
+
+  test('after it reconnects, it fetches what was published meanwhile', async () => {
+    const s = await client(stack.edges[1].ws, 'cutoff');
+    await subscribe(s, 'probe');
+    stack.signal('edge-2', 'SIGSTOP'); // NATS drops it, and the messages queued for it
+    for (let i = 1; i <= 5; i++) {
+      const r = await request('POST', `${stack.edges[0].http}/v1/channels/probe/publish`, { body: { data: i } });
+      assert.equal(r.status, 200);
+    }
+    await sleep(4000);
+    stack.signal('edge-2', 'SIGCONT');
+    await expectOffsets(s, 'probe', 1, 5, 15000);
+    await s.close();
   });
 });
