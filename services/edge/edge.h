@@ -218,6 +218,7 @@ struct edge_thread {
     rt_loop_t *loop;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
+    int listen_fd;
     h2o_socket_t *listener;
     rt_bus_requester_t *requester;
     rt_map_t channels;          /* name -> edge_channel_t */
@@ -254,6 +255,7 @@ struct edge_server {
     edge_thread_t *threads;
     size_t nthreads;
     _Atomic int draining;
+    pthread_barrier_t started; /* the loop threads and main meet once every loop exists */
     _Atomic int64_t open_conns; /* WebSocket connections on every thread, for RT_MAX_CONNS */
     edge_presence_t *presence;
     edge_guard_t *guard;

@@ -131,7 +131,13 @@ static void on_drain(rt_task_t *task)
 static void *thread_main(void *arg)
 {
     edge_thread_t *t = arg;
+    /* h2o keeps per-thread buffer pools (__thread prototypes): a loop and its
+     * sockets must be made on the thread that runs them */
+    rt_loop_create(&t->loop);
     h2o_evloop_t *loop = rt_loop_evloop(t->loop);
+    t->listener = h2o_evloop_socket_create(loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    rt_bus_requester_create(t->server->bus, t->loop, (uint32_t)t->server->config.request_timeout_ms, &t->requester);
+    pthread_barrier_wait(&t->server->started);
     h2o_context_init(&t->ctx, loop, &t->server->globalconf);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = t->server->globalconf.hosts;
@@ -165,9 +171,7 @@ static void thread_init(edge_server_t *server, edge_thread_t *t, unsigned index,
 {
     t->server = server;
     t->index = index;
-    rt_loop_create(&t->loop);
-    h2o_evloop_t *loop = rt_loop_evloop(t->loop);
-    t->listener = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    t->listen_fd = fd;
     h2o_linklist_init_anchor(&t->ws_conns);
     h2o_linklist_init_anchor(&t->sse_streams);
     h2o_linklist_init_anchor(&t->dirty);
@@ -238,11 +242,10 @@ int edge_server_run(edge_server_t *server)
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by the loop threads */
     rt_bus_set_state_cb(server->bus, on_bus_state, server);
-    for (size_t i = 0; i < server->nthreads; i++) {
-        edge_thread_t *t = &server->threads[i];
-        rt_bus_requester_create(server->bus, t->loop, (uint32_t)server->config.request_timeout_ms, &t->requester);
-        pthread_create(&t->tid, NULL, thread_main, t);
-    }
+    pthread_barrier_init(&server->started, NULL, (unsigned)server->nthreads + 1);
+    for (size_t i = 0; i < server->nthreads; i++)
+        pthread_create(&server->threads[i].tid, NULL, thread_main, &server->threads[i]);
+    pthread_barrier_wait(&server->started); /* every loop exists: tasks may be posted to them */
     RT_LOG_INFO("listening", "addr=%s threads=%zu edge=%s nats=%s", server->config.listen, server->nthreads,
                 server->config.edge_id, server->config.nats_url);
     if (*server->config.jwt_secret == '\0')
@@ -269,6 +272,8 @@ void edge_server_destroy(edge_server_t *server)
     /* The loop threads have stopped; connections still open die with the process. */
     for (size_t i = 0; i < server->nthreads && server->threads != NULL; i++) {
         edge_thread_t *t = &server->threads[i];
+        if (t->loop == NULL && t->listen_fd > 0)
+            close(t->listen_fd); /* never started */
         rt_bus_requester_destroy(t->requester);
         edge_frame_release(t->ping_frame);
         edge_frame_release(t->sse_retry_frame);
