@@ -77,20 +77,24 @@ $(BUILD)/flags-%: FORCE
 	@echo '$(CC) $(BASE_CFLAGS) $(WARN) $(MODE_CFLAGS_$*)' | cmp -s - $@ || echo '$(CC) $(BASE_CFLAGS) $(WARN) $(MODE_CFLAGS_$*)' > $@
 FORCE:
 .PHONY: FORCE
-.SECONDARY: $(BUILD)/flags-release $(BUILD)/flags-debug $(BUILD)/flags-asan $(PROTO_C) $(PROTO_H)
+.SECONDARY: $(BUILD)/bin-mode $(BUILD)/flags-release $(BUILD)/flags-debug $(BUILD)/flags-asan $(PROTO_C) $(PROTO_H)
 
 # ---- binaries -----------------------------------------------------------------
+# build/bin/ holds one mode at a time: switching MODE relinks
+$(BUILD)/bin-mode: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(MODE)' | cmp -s - $@ || echo '$(MODE)' > $@
 define program
-$(BIN)/$(1): $$(call obj,$(MODE),$$(wildcard $(2)/$(1)/*.c)) $(BUILD)/lib/$(MODE)/librt.a
+$(BIN)/$(1): $$(call obj,$(MODE),$$(wildcard $(2)/$(1)/*.c)) $(BUILD)/lib/$(MODE)/librt.a $(BUILD)/bin-mode
 	@mkdir -p $$(@D)
-	$$(CC) $$(MODE_LDFLAGS_$(MODE)) -o $$@ $$^ $$(SYS_LIBS)
+	$$(CC) $$(MODE_LDFLAGS_$(MODE)) -o $$@ $$(filter-out $(BUILD)/bin-mode,$$^) $$(SYS_LIBS)
 endef
 $(foreach s,$(SERVICES),$(eval $(call program,$(s),services)))
 $(foreach t,$(TOOLS),$(eval $(call program,$(t),tools)))
 
-$(BIN)/rt-loadgen: $(call obj,$(MODE),$(LOADGEN_SRC)) $(BUILD)/lib/$(MODE)/librt.a
+$(BIN)/rt-loadgen: $(call obj,$(MODE),$(LOADGEN_SRC)) $(BUILD)/lib/$(MODE)/librt.a $(BUILD)/bin-mode
 	@mkdir -p $(@D)
-	$(CC) $(MODE_LDFLAGS_$(MODE)) -o $@ $^ $(SYS_LIBS)
+	$(CC) $(MODE_LDFLAGS_$(MODE)) -o $@ $(filter-out $(BUILD)/bin-mode,$^) $(SYS_LIBS)
 
 # unit tests: every tests/unit/test_NAME.c defines `void test_NAME_register(void)`;
 # the list of suites is generated from the file names.
