@@ -107,12 +107,16 @@ $(BIN)/unit-tests: $(call obj,asan,$(UNIT_SRC) $(UNIT_SVC_SRC)) $(BUILD)/lib/asa
 	@mkdir -p $(@D)
 	$(CC) $(MODE_LDFLAGS_asan) -o $@ $^ $(SYS_LIBS) -lcunit
 
-# fuzz targets: clang, libFuzzer, ASan+UBSan, the library compiled alongside
+# fuzz targets: clang, libFuzzer, ASan+UBSan; the library is compiled once for all of them
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -g -O1 -Ishared/include -isystem $(GEN) $(SYS_CFLAGS) \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -w
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PROTO_C) $(PROTO_H)
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined -w
+FUZZ_LIB_OBJ := $(call obj,fuzz,$(LIB_SRC)) $(call obj,fuzz,$(PROTO_C))
+$(BUILD)/obj/fuzz/%.o: %.c $(PROTO_H)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(PROTO_C) $(SYS_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(SYS_LIBS)
 
 # ---- the commands of README.md --------------------------------------------------
 deps:
