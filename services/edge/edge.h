@@ -331,9 +331,10 @@ void edge_presence_leave(edge_presence_t *p, const char *channel, const edge_cli
 int edge_presence_state(edge_presence_t *p, const char *channel, const edge_client_t *client, const char *state,
                         size_t len);
 
-/* The presence service's answer: err RT_OK with members (borrowed JSON array of
- * {user, conn, edge, state, since}; NULL for a signal), RT_ENOTFOUND (signal
- * target absent), or RT_EUNAVAIL / RT_ETIMEOUT. */
+/* The presence service's answer: err RT_OK with a borrowed JSON object
+ * {"members": [{user, conn, edge, state, since}...], "total": N, "truncated"?}
+ * (NULL for a signal), RT_ENOTFOUND (signal target absent), or RT_EUNAVAIL /
+ * RT_ETIMEOUT.  A channel too large for one reply lists its earliest members. */
 typedef void (*edge_presence_reply_cb)(void *ctx, int err, json_t *members);
 void edge_presence_query(edge_thread_t *t, const char *channel, edge_presence_reply_cb cb, void *ctx);
 void edge_presence_signal(edge_thread_t *t, const char *channel, const edge_client_t *from, const char *to,

@@ -332,7 +332,8 @@ static void on_presence(void *ctx, int err, json_t *members)
     }
     char channel[130];
     path_name(req, "/v1/channels/", "/presence", channel, sizeof(channel));
-    json_t *body = json_pack("{s:s, s:O}", "channel", channel, "members", members);
+    json_t *body = json_deep_copy(members);
+    json_object_set_new(body, "channel", json_string(channel));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     h2o_iovec_t copy = h2o_strdup(&req->pool, text, strlen(text));

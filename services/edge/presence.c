@@ -22,6 +22,7 @@
 
 #define TICK_MS 20
 #define STATE_FLUSH_TICKS 5 /* states reach the presence service at most every 100 ms */
+#define SNAPSHOT_PART_BYTES (256 * 1024)
 
 typedef struct member {
     char *key; /* conn '\n' channel */
@@ -178,14 +179,17 @@ int edge_presence_state(edge_presence_t *p, const char *channel, const edge_clie
     return RT_OK;
 }
 
-/* Under the lock: publishes the queued updates as one batch (all members when snapshot). */
-static void publish_batch(edge_presence_t *p, int snapshot)
+/* Under the lock: publishes the queued updates as one batch, or as part
+ * `part` of a snapshot of all members (more: parts follow). */
+static void publish_snapshot_part(edge_presence_t *p, int snapshot, uint32_t part, int more)
 {
     Rtsync__V1__PresenceBatch batch = RTSYNC__V1__PRESENCE_BATCH__INIT;
     batch.edge = (char *)p->server->config.edge_id;
     batch.edge_epoch = p->epoch;
     batch.seq = ++p->seq;
     batch.snapshot = snapshot;
+    batch.snapshot_part = part;
+    batch.snapshot_more = more;
     batch.n_updates = p->npending;
     batch.updates = rt_xcalloc(p->npending ? p->npending : 1, sizeof(*batch.updates));
     size_t off = 0;
@@ -206,6 +210,11 @@ static void publish_batch(edge_presence_t *p, int snapshot)
     free(batch.updates);
     p->pending.len = 0;
     p->npending = 0;
+}
+
+static void publish_batch(edge_presence_t *p, int snapshot)
+{
+    publish_snapshot_part(p, snapshot, 0, 0);
 }
 
 static void flush_states(edge_presence_t *p)
@@ -273,13 +282,17 @@ static void on_resync(void *ctx, const rt_bus_msg_t *msg)
     p->pending.len = 0;
     p->npending = 0;
     size_t pos = 0;
+    uint32_t part = 0;
     rt_map_entry_t *e;
     while ((e = rt_map_next(&p->members, &pos)) != NULL) {
         member_t *m = e->value;
         m->state_dirty = 0;
         queue_update(p, RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_JOIN, m);
+        /* parts well under NATS's 1 MiB payload limit */
+        if (p->pending.len >= SNAPSHOT_PART_BYTES)
+            publish_snapshot_part(p, 1, part++, 1);
     }
-    publish_batch(p, 1);
+    publish_snapshot_part(p, 1, part, 0);
     pthread_mutex_unlock(&p->lock);
     send_heartbeat(p);
 }
@@ -366,12 +379,15 @@ static void on_presence_reply(void *ctx, int err, rt_slice_t data)
         if (r == NULL || r->status == NULL || r->status->code != RTSYNC__V1__CODE__CODE_OK) {
             err = RT_EUNAVAIL;
         } else {
-            members = json_array();
+            json_t *list = json_array();
+            members = json_pack("{s:o, s:I}", "members", list, "total", (json_int_t)(r->truncated ? r->total : r->n_members));
+            if (r->truncated)
+                json_object_set_new(members, "truncated", json_true());
             for (size_t i = 0; i < r->n_members; i++) {
                 const Rtsync__V1__Member *m = r->members[i];
                 json_t *state = m->state.len ? json_loadb((const char *)m->state.data, m->state.len, JSON_DECODE_ANY, NULL)
                                              : NULL;
-                json_array_append_new(members, json_pack("{s:s, s:s, s:s, s:o, s:I}", "user", m->user, "conn", m->conn,
+                json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:I}", "user", m->user, "conn", m->conn,
                                                          "edge", m->edge, "state", state ? state : json_null(),
                                                          "since", (json_int_t)m->since_ms));
             }

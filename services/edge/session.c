@@ -99,13 +99,17 @@ static void on_subscribe(edge_ws_conn_t *conn, const edge_request_t *req)
         on_subscription_confirmed(p, RT_EUNAVAIL, (rt_slice_t){NULL, 0});
 }
 
-static void on_presence_snapshot(void *ctx, int err, json_t *members)
+static void on_presence_snapshot(void *ctx, int err, json_t *result)
 {
     pending_t *p = ctx;
-    if (p->conn != NULL && err == RT_OK)
-        send_json(p->conn, json_pack("{s:s, s:s, s:O}", "type", "presence", "channel", p->channel, "members", members));
-    else if (p->conn != NULL)
+    if (p->conn != NULL && err == RT_OK) {
+        json_t *o = json_deep_copy(result);
+        json_object_set_new(o, "type", json_string("presence"));
+        json_object_set_new(o, "channel", json_string(p->channel));
+        send_json(p->conn, o);
+    } else if (p->conn != NULL) {
         send_error(p->conn, "unavailable", "the presence service is unavailable", p->id);
+    }
     pending_free(p);
 }
 
