@@ -177,6 +177,8 @@ describe(`a stack of ${EDGES} edges and 2 replicas of ${BACKENDS.join(', ')}`, {
     stack = await startStack({
       edges: EDGES,
       services: BACKENDS.map((name) => ({ name, replicas: 2 })),
+      // two publishers send 300 messages each within seconds: above the per-user default
+      envFor: { edge: { RT_RATE_LIMIT: '100000' } },
     });
   });
   after(() => stack?.stop());
