@@ -125,6 +125,20 @@ static int path_name(h2o_req_t *req, const char *prefix, const char *suffix, cha
     return 1;
 }
 
+/* Sends `body` (taken) as a 200 JSON response, with "channel": the route's name added. */
+static void send_channel_json(h2o_req_t *req, const char *prefix, const char *suffix, json_t *body)
+{
+    char channel[130]; /* validated before the back end was asked */
+    path_name(req, prefix, suffix, channel, sizeof(channel));
+    json_object_set_new(body, "channel", json_string(channel));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    h2o_iovec_t copy = h2o_strdup(&req->pool, text, strlen(text));
+    free(text);
+    send_body(req, 200, "application/json", copy.base, copy.len);
+}
+
+
 static int on_ws(edge_thread_t *t, h2o_req_t *req)
 {
     if (!edge_ws_is_upgrade(req)) {
@@ -217,16 +231,8 @@ static void on_history(void *ctx, int err, Rtsync__V1__HistoryReply *reply)
             json_object_set_new(o, "id", json_string(m->id));
         json_array_append_new(messages, o);
     }
-    /* the channel name was validated before the query was sent */
-    char channel[130];
-    path_name(req, "/v1/channels/", "/messages", channel, sizeof(channel));
-    json_t *body = json_pack("{s:s, s:o, s:I}", "channel", channel, "messages", messages, "latest",
-                             (json_int_t)reply->latest);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    h2o_iovec_t copy = h2o_strdup(&req->pool, text, strlen(text));
-    free(text);
-    send_body(req, 200, "application/json", copy.base, copy.len);
+    send_channel_json(req, "/v1/channels/", "/messages",
+                      json_pack("{s:o, s:I}", "messages", messages, "latest", (json_int_t)reply->latest));
 }
 
 static int on_messages(edge_thread_t *t, h2o_req_t *req, const char *channel)
@@ -330,15 +336,7 @@ static void on_presence(void *ctx, int err, json_t *members)
         edge_http_error(req, 503, "unavailable", "the presence service is unavailable");
         return;
     }
-    char channel[130];
-    path_name(req, "/v1/channels/", "/presence", channel, sizeof(channel));
-    json_t *body = json_deep_copy(members);
-    json_object_set_new(body, "channel", json_string(channel));
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    h2o_iovec_t copy = h2o_strdup(&req->pool, text, strlen(text));
-    free(text);
-    send_body(req, 200, "application/json", copy.base, copy.len);
+    send_channel_json(req, "/v1/channels/", "/presence", json_deep_copy(members));
 }
 
 static int on_presence_route(edge_thread_t *t, h2o_req_t *req, const char *channel)

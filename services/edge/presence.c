@@ -70,8 +70,11 @@ static char *member_key(const char *conn, const char *channel)
     return key;
 }
 
-static void fill_member(Rtsync__V1__Member *pb, const member_t *m, const char *edge)
+/* The update `kind` of member m, in caller-provided storage (borrows m). */
+static void member_update(Rtsync__V1__PresenceUpdate *u, Rtsync__V1__Member *pb, Rtsync__V1__PresenceKind kind,
+                          const member_t *m, const char *edge)
 {
+    rtsync__v1__member__init(pb);
     pb->channel = m->channel;
     pb->user = m->user;
     pb->conn = m->conn;
@@ -79,16 +82,17 @@ static void fill_member(Rtsync__V1__Member *pb, const member_t *m, const char *e
     pb->state.data = m->state.data;
     pb->state.len = m->state.len;
     pb->since_ms = m->since_ms;
+    rtsync__v1__presence_update__init(u);
+    u->kind = kind;
+    u->member = pb;
 }
 
 /* Under the lock: queues one update for the presence service. */
 static void queue_update(edge_presence_t *p, Rtsync__V1__PresenceKind kind, const member_t *m)
 {
-    Rtsync__V1__Member member = RTSYNC__V1__MEMBER__INIT;
-    fill_member(&member, m, p->server->config.edge_id);
-    Rtsync__V1__PresenceUpdate u = RTSYNC__V1__PRESENCE_UPDATE__INIT;
-    u.kind = kind;
-    u.member = &member;
+    Rtsync__V1__Member member;
+    Rtsync__V1__PresenceUpdate u;
+    member_update(&u, &member, kind, m, p->server->config.edge_id);
     uint32_t len = (uint32_t)rtsync__v1__presence_update__get_packed_size(&u);
     rt_buf_append(&p->pending, &len, sizeof(len));
     rtsync__v1__presence_update__pack(&u, rt_buf_reserve(&p->pending, len));
@@ -102,11 +106,9 @@ static void publish_batch(edge_presence_t *p, int snapshot);
 /* Publishes the member event to the channel's subscribers on every edge. */
 static void fan_out(edge_presence_t *p, Rtsync__V1__PresenceKind kind, const member_t *m)
 {
-    Rtsync__V1__Member member = RTSYNC__V1__MEMBER__INIT;
-    fill_member(&member, m, p->server->config.edge_id);
-    Rtsync__V1__PresenceUpdate u = RTSYNC__V1__PRESENCE_UPDATE__INIT;
-    u.kind = kind;
-    u.member = &member;
+    Rtsync__V1__Member member;
+    Rtsync__V1__PresenceUpdate u;
+    member_update(&u, &member, kind, m, p->server->config.edge_id);
     Rtsync__V1__ChannelMessage msg = RTSYNC__V1__CHANNEL_MESSAGE__INIT;
     msg.channel = m->channel;
     msg.from_user = m->user;
