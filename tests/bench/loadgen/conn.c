@@ -48,9 +48,14 @@ int lg_url_parse(const char *s, lg_url_t *out)
 {
     lg_url_t u;
     memset(&u, 0, sizeof u);
-    if (strncmp(s, "ws://", 5) != 0)
+    if (strncmp(s, "ws://", 5) == 0) {
+        s += 5;
+    } else if (strncmp(s, "http://", 7) == 0) {
+        s += 7;
+        u.http = true;
+    } else {
         return RT_EINVAL;
-    s += 5;
+    }
     const char *slash = strchr(s, '/');
     const char *colon = strchr(s, ':');
     size_t hostlen = slash ? (size_t)(slash - s) : strlen(s);
@@ -80,7 +85,7 @@ int lg_url_parse(const char *s, lg_url_t *out)
     return 0;
 }
 
-static void set_state(lg_conn_t *c, lg_state_t s)
+void lg_conn_set_state(lg_conn_t *c, lg_state_t s)
 {
     lg_state_t old = c->state;
     c->state = (uint8_t)s;
@@ -103,7 +108,7 @@ void lg_conn_close(lg_conn_t *c, int epfd)
     rt_buf_dispose(&c->in);
     rt_buf_dispose(&c->out);
     rt_buf_dispose(&c->frag);
-    set_state(c, LG_CLOSED);
+    lg_conn_set_state(c, LG_CLOSED);
 }
 
 int lg_conn_open(lg_conn_t *c, int epfd, const lg_url_t *url)
@@ -197,6 +202,12 @@ static void send_frame(lg_conn_t *c, int epfd, uint8_t op, const void *data, siz
         f[h + i] = src[i] ^ mask[i & 3];
     conn_write(c, epfd, f, h + len);
     rt_buf_dispose(&heap);
+}
+
+void lg_conn_send_raw(lg_conn_t *c, int epfd, const void *data, size_t len)
+{
+    if (c->state != LG_CLOSED)
+        conn_write(c, epfd, data, len);
 }
 
 void lg_conn_send_text(lg_conn_t *c, int epfd, const void *data, size_t len)
@@ -340,6 +351,8 @@ static size_t parse_frames(lg_conn_t *c, int epfd, uint8_t *p, size_t len, const
 
 static size_t on_bytes(lg_conn_t *c, int epfd, uint8_t *p, size_t len, const lg_rx_t *rx)
 {
+    if (c->url->http)
+        return lg_http_on_bytes(c, epfd, p, len, rx);
     size_t off = 0;
     if (c->state == LG_HANDSHAKE) {
         long h = parse_handshake(c, p, len);
@@ -349,7 +362,7 @@ static size_t on_bytes(lg_conn_t *c, int epfd, uint8_t *p, size_t len, const lg_
             return 0;
         }
         off = (size_t)h;
-        set_state(c, LG_OPEN);
+        lg_conn_set_state(c, LG_OPEN);
     }
     if (c->state == LG_CLOSED)
         return 0;
@@ -426,9 +439,16 @@ void lg_conn_on_event(lg_conn_t *c, int epfd, uint32_t events)
             lg_conn_close(c, epfd);
             return;
         }
-        c->state = LG_HANDSHAKE;
         watch(c, epfd, EPOLLIN);
-        send_handshake(c, epfd, c->url);
+        if (c->url->http && c->publisher) {
+            lg_conn_set_state(c, LG_OPEN);
+            return;
+        }
+        c->state = LG_HANDSHAKE;
+        if (c->url->http)
+            lg_http_send_sse_request(c, epfd);
+        else
+            send_handshake(c, epfd, c->url);
         return;
     }
     if ((events & EPOLLOUT) && c->out.len > 0)

@@ -79,6 +79,7 @@ typedef struct lg_url {
     char port[8];
     char path[192]; /* path and query */
     char hostport[80];
+    bool http; /* http:// (an SSE reader, or an HTTP POST publisher), else ws:// */
     struct sockaddr_storage addr; /* resolved once, when parsed */
     socklen_t addrlen;
 } lg_url_t;
@@ -96,6 +97,13 @@ typedef struct lg_conn {
     uint8_t *seen;   /* bitmap of received publish sequence numbers */
     uint64_t received;
     uint64_t last_seq;
+    uint64_t t_sent;   /* durable: when the publish awaiting its ack left; churn: when subscribe left */
+    uint64_t t_mark;   /* churn: when the subscription was confirmed */
+    uint32_t chunk_left; /* SSE over chunked encoding: bytes left in the current chunk */
+    bool chunked;
+    bool chunk_crlf;   /* the CRLF closing a chunk is still to skip */
+    bool flag;         /* churn: its join was seen by the observer */
+    char connid[48];   /* the conn id of the server's welcome frame */
 } lg_conn_t;
 
 /* When the bytes of a read arrived, on CLOCK_MONOTONIC: read_ns when the
@@ -113,8 +121,12 @@ typedef struct lg_rx {
  * its state changes.  Implemented by main.c. */
 void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx);
 void lg_on_state(lg_conn_t *c, lg_state_t old_state);
+/* An SSE reader's `data:` line (without the field name and its space). */
+void lg_on_sse_data(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx);
+/* The status of each HTTP response an HTTP publisher receives. */
+void lg_on_http_status(lg_conn_t *c, int status);
 
-/* Parses and resolves ws://host:port/path; 0 or RT_EINVAL. */
+/* Parses and resolves ws://host:port/path or http://host:port/path; 0 or RT_EINVAL. */
 int lg_url_parse(const char *s, lg_url_t *out);
 /* Starts a non-blocking connect to url (borrowed for the connection's life) and
  * registers the socket with epoll (data.ptr = c).  0, or RT_EIO with the
@@ -124,7 +136,21 @@ int lg_conn_open(lg_conn_t *c, int epfd, const lg_url_t *url);
 void lg_conn_on_event(lg_conn_t *c, int epfd, uint32_t events);
 /* Sends one masked text frame (queued if the socket is full). */
 void lg_conn_send_text(lg_conn_t *c, int epfd, const void *data, size_t len);
+/* Sends bytes as they are (an HTTP request of an HTTP publisher). */
+void lg_conn_send_raw(lg_conn_t *c, int epfd, const void *data, size_t len);
+/* Moves the connection to state s and tells lg_on_state(). */
+void lg_conn_set_state(lg_conn_t *c, lg_state_t s);
 /* Closes the socket and frees the buffers (not c itself). */
 void lg_conn_close(lg_conn_t *c, int epfd);
+
+/* ---- HTTP readers and publishers (http.c) -------------------------------- */
+
+/* Sends an SSE reader's GET request. */
+void lg_http_send_sse_request(lg_conn_t *c, int epfd);
+/* Parses what an http:// connection received: an SSE reader's response
+ * header, then its (possibly chunked) event stream, handing every data line
+ * to lg_on_sse_data(); an HTTP publisher's responses, each status to
+ * lg_on_http_status().  Returns the bytes used (the rest is carried). */
+size_t lg_http_on_bytes(lg_conn_t *c, int epfd, uint8_t *p, size_t len, const lg_rx_t *rx);
 
 #endif

@@ -9,7 +9,17 @@
  *           D seconds; each carries "<seq>:<send CLOCK_MONOTONIC ns>:<pad>",
  *           so receivers measure publish-to-receive latency and detect loss,
  *           duplicates and reordering per subscriber;
- *   idle:   the connections are held for T seconds (or until SIGUSR1).
+ *   idle:   the connections are held for T seconds (or until SIGUSR1);
+ *   sse:    fanout to SSE readers (--urls http://host:port/sse/CH) from an HTTP
+ *           publisher (--pub-url http://host:port/v1/channels/CH/publish) that
+ *           POSTs R ephemeral "token" events per second;
+ *   durable: every connection publishes durable messages (with ids) in a
+ *           closed loop for D seconds, the next when the previous is acked:
+ *           acks/s and publish-to-ack latency;
+ *   churn:  an observer (--pub-url, another edge) subscribes with presence;
+ *           R times a second a connection opens, subscribes, is held --hold s
+ *           and closes (at most --conns at once): subscribe-to-`join` latency
+ *           as the observer sees it.
  * The servers named by --pids are sampled from /proc at the start and the end
  * of the measurement window (CPU ticks, read/write syscalls, RSS).
  *
@@ -59,7 +69,9 @@ typedef struct opts {
 /* The whole state of a run; one per process. */
 static struct {
     opts_t o;
-    bool fanout;
+    bool fanout; /* fanout or sse */
+    bool durable;
+    bool churn;
     int epfd;
     int tfd;
     lg_url_t urls[MAX_URLS];
@@ -74,6 +86,7 @@ static struct {
     uint64_t total_msgs, sent;
     uint64_t t_setup0, t_ready, t_phase, t_phase_run, t_first_send, t_last_send, t_last_recv, t_end;
     uint64_t delivered, expected_live, dups, reorders, bogus, acks, errors, other;
+    uint64_t echoes, churns, churn_busy, joins, joins_unmatched, leaves, next_slot;
     lg_hist_t hist;      /* publish to arrival in the subscriber's socket */
     lg_hist_t hist_read; /* publish to read by the generator */
     struct rusage ru_before, ru_after;
@@ -97,7 +110,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: rt-loadgen [options]\n"
-            "  --mode fanout|idle         (fanout)\n"
+            "  --mode fanout|idle|sse|durable|churn (fanout)\n"
             "  --urls URL[,URL...]        subscribers spread round-robin\n"
             "                             (ws://127.0.0.1:8080/ws,ws://127.0.0.1:8081/ws)\n"
             "  --pub-url URL              publisher's server (the first of --urls)\n"
@@ -112,6 +125,7 @@ static void usage(FILE *f)
             "  --drain S                  fanout: max seconds to wait for stragglers (3)\n"
             "  --settle S                 seconds between setup and measurement (1)\n"
             "  --hold T                   idle: seconds to hold the connections (10);\n"
+            "                             churn: seconds each connection is held\n"
             "                             SIGUSR1 ends the hold early\n"
             "  --open-concurrency K       handshakes in flight during setup (200)\n"
             "  --setup-timeout S          (120)\n"
@@ -175,8 +189,10 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         }
     }
     if (optind != argc || o->conns < 1 || o->open_concurrency < 1 || o->size < 40 || o->size > 60000 ||
-        (strcmp(o->mode, "fanout") != 0 && strcmp(o->mode, "idle") != 0) ||
-        (strcmp(o->mode, "fanout") == 0 && (o->rate <= 0 || o->duration <= 0 || o->channel_per_conn)))
+        (strcmp(o->mode, "fanout") != 0 && strcmp(o->mode, "idle") != 0 && strcmp(o->mode, "sse") != 0 &&
+         strcmp(o->mode, "durable") != 0 && strcmp(o->mode, "churn") != 0) ||
+        (strcmp(o->mode, "idle") != 0 && (o->rate <= 0 || o->duration <= 0)) ||
+        ((strcmp(o->mode, "fanout") == 0 || strcmp(o->mode, "sse") == 0) && o->channel_per_conn))
         return RT_EINVAL;
     return 0;
 }
@@ -324,6 +340,63 @@ static void on_delivery(lg_conn_t *c, const uint8_t *d, size_t dl, const lg_rx_t
     lg_hist_record(&g.hist_read, rx->read_ns > ts ? rx->read_ns - ts : 0);
 }
 
+static void send_durable(lg_conn_t *c);
+
+static void on_durable_ack(lg_conn_t *c, const lg_rx_t *rx)
+{
+    if (c->t_sent == 0) {
+        g.bogus++;
+        return;
+    }
+    g.acks++;
+    lg_hist_record(&g.hist, rx->arrival_ns > c->t_sent ? rx->arrival_ns - c->t_sent : 0);
+    lg_hist_record(&g.hist_read, rx->read_ns > c->t_sent ? rx->read_ns - c->t_sent : 0);
+    g.t_last_recv = rx->read_ns;
+    c->t_sent = 0;
+    if (g.phase == PH_RUN)
+        send_durable(c);
+}
+
+/* The observer saw a member join or leave: a join of one of our churning
+ * connections gives the subscribe-to-join latency. */
+static void on_presence_event(bool join, const uint8_t *data, size_t len, const lg_rx_t *rx)
+{
+    const uint8_t *v;
+    size_t vl;
+    if (!join) {
+        g.leaves++;
+        return;
+    }
+    if (!json_str(data, len, "conn", &v, &vl) || g.phase == PH_SETUP || g.phase == PH_SETTLE)
+        return;
+    for (long i = 0; i < g.o.conns; i++) {
+        lg_conn_t *c = &g.conns[i];
+        if (c->t_sent != 0 && !c->flag && str_is(v, vl, c->connid)) {
+            c->flag = true;
+            g.joins++;
+            lg_hist_record(&g.hist, rx->arrival_ns > c->t_sent ? rx->arrival_ns - c->t_sent : 0);
+            lg_hist_record(&g.hist_read, rx->read_ns > c->t_sent ? rx->read_ns - c->t_sent : 0);
+            g.t_last_recv = rx->read_ns;
+            return;
+        }
+    }
+    g.joins_unmatched++;
+}
+
+void lg_on_sse_data(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx)
+{
+    on_delivery(c, data, len, rx);
+}
+
+void lg_on_http_status(lg_conn_t *c, int status)
+{
+    (void)c;
+    if (status == 200)
+        g.acks++;
+    else if (g.errors++ < 5)
+        fprintf(stderr, "rt-loadgen: the publisher got HTTP %d\n", status);
+}
+
 void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx)
 {
     const uint8_t *v;
@@ -332,7 +405,16 @@ void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx
         g.other++;
         return;
     }
-    if (str_is(v, vl, "message")) {
+    if (g.churn && c == g.pub && (str_is(v, vl, "join") || str_is(v, vl, "leave"))) {
+        on_presence_event(str_is(v, vl, "join"), data, len, rx);
+    } else if (str_is(v, vl, "welcome")) {
+        if (json_str(data, len, "conn", &v, &vl) && vl < sizeof c->connid) {
+            memcpy(c->connid, v, vl);
+            c->connid[vl] = '\0';
+        }
+    } else if (str_is(v, vl, "message") && g.durable) {
+        g.echoes++;
+    } else if (str_is(v, vl, "message")) {
         if (json_str(data, len, "data", &v, &vl))
             on_delivery(c, v, vl, rx);
         else
@@ -340,17 +422,32 @@ void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx
     } else if (str_is(v, vl, "subscribed")) {
         if (c->state == LG_SUBSCRIBING) {
             c->state = LG_READY;
-            g.ready++;
-            g.inflight--;
+            c->t_mark = rx->read_ns;
+            if (!g.churn || c == g.pub) {
+                g.ready++;
+                g.inflight--;
+            }
         }
     } else if (str_is(v, vl, "ack")) {
-        g.acks++;
+        if (g.durable)
+            on_durable_ack(c, rx);
+        else
+            g.acks++;
     } else if (str_is(v, vl, "error")) {
         if (g.errors++ < 5)
             fprintf(stderr, "rt-loadgen: server error: %.*s\n", (int)(len > 300 ? 300 : len), (const char *)data);
     } else {
         g.other++;
     }
+}
+
+/* The channel connection c subscribes to (and, durable, publishes to). */
+static void channel_of(const lg_conn_t *c, char *out, size_t cap)
+{
+    if (g.o.channel_per_conn && c != g.pub)
+        snprintf(out, cap, "%s-%ld", g.o.channel, (long)(c - g.conns));
+    else
+        snprintf(out, cap, "%s", g.o.channel);
 }
 
 void lg_on_state(lg_conn_t *c, lg_state_t old)
@@ -360,13 +457,23 @@ void lg_on_state(lg_conn_t *c, lg_state_t old)
             c->state = LG_READY;
             return;
         }
-        char sub[200];
-        int n = g.o.channel_per_conn
-                    ? snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s-%ld\"}", g.o.channel,
-                               (long)(c - g.conns))
-                    : snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s\"}", g.o.channel);
+        if (c->url->http) { /* an SSE reader: subscribed by its request */
+            c->state = LG_READY;
+            g.ready++;
+            g.inflight--;
+            return;
+        }
+        char sub[240], ch[180];
+        channel_of(c, ch, sizeof ch);
+        int n = snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s\"%s}", ch,
+                         g.churn && c == g.pub ? ",\"presence\":true" : "");
         c->state = LG_SUBSCRIBING;
+        if (g.churn && c != g.pub)
+            c->t_sent = rt_now_mono_ns();
         lg_conn_send_text(c, g.epfd, sub, (size_t)n);
+    } else if (c->state == LG_CLOSED && g.churn && c != g.pub) {
+        if (old != LG_READY && g.phase != PH_DONE)
+            g.failed++;
     } else if (c->state == LG_CLOSED && g.phase != PH_DONE) {
         if (c->publisher) {
             if (g.phase != PH_SETUP)
@@ -404,8 +511,59 @@ static void arm_timer(double interval_s)
     timerfd_settime(g.tfd, 0, &its, NULL);
 }
 
+/* Appends 'x' to m until the data that started at data_start is g.o.size bytes. */
+static void pad_to_size(rt_buf_t *m, size_t data_start)
+{
+    size_t data_len = m->len - data_start;
+    if (data_len < (size_t)g.o.size) {
+        memset(rt_buf_reserve(m, (size_t)g.o.size - data_len), 'x', (size_t)g.o.size - data_len);
+        m->len += (size_t)g.o.size - data_len;
+    }
+}
+
+static void send_durable(lg_conn_t *c)
+{
+    char ch[180];
+    channel_of(c, ch, sizeof ch);
+    rt_buf_t *m = &g.msg;
+    m->len = 0;
+    c->last_seq++;
+    rt_buf_printf(m, "{\"type\":\"publish\",\"channel\":\"%s\",\"id\":\"%ld-%llu\",\"data\":\"", ch,
+                  (long)(c - g.conns), (unsigned long long)c->last_seq);
+    pad_to_size(m, m->len);
+    rt_buf_append_str(m, "\"}");
+    c->t_sent = rt_now_mono_ns();
+    if (g.sent == 0)
+        g.t_first_send = c->t_sent;
+    g.sent++;
+    lg_conn_send_text(c, g.epfd, m->data, m->len);
+}
+
+/* Durable and churn runs: the timer only checks the clock (durable) or
+ * opens and closes connections (churn). */
+static void start_closed_loop(uint64_t now)
+{
+    sample_procs(false);
+    g.phase = PH_RUN;
+    g.t_phase = now;
+    g.t_phase_run = now;
+    if (g.durable) {
+        arm_timer(0.01);
+        for (long i = 0; i < g.o.conns; i++)
+            if (g.conns[i].state == LG_READY)
+                send_durable(&g.conns[i]);
+    } else {
+        g.total_msgs = (uint64_t)llround(g.o.rate * g.o.duration);
+        arm_timer(1.0 / g.o.rate < 0.01 ? 1.0 / g.o.rate : 0.01);
+    }
+}
+
 static void start_run(uint64_t now)
 {
+    if (g.durable || g.churn) {
+        start_closed_loop(now);
+        return;
+    }
     g.total_msgs = (uint64_t)llround(g.o.rate * g.o.duration);
     size_t bytes = (size_t)(g.total_msgs + 7) / 8;
     for (long i = 0; i < g.o.conns; i++)
@@ -418,26 +576,95 @@ static void start_run(uint64_t now)
     arm_timer(1.0 / g.o.rate);
 }
 
-static void publish_one(uint64_t seq)
+/* An HTTP publisher's POST of one ephemeral token event. */
+static void post_one(uint64_t seq, uint64_t ts)
 {
+    rt_buf_t body = {0};
+    rt_buf_printf(&body, "{\"event\":\"token\",\"ephemeral\":true,\"data\":\"%llu:%llu:", (unsigned long long)seq,
+                  (unsigned long long)ts);
+    pad_to_size(&body, strlen("{\"event\":\"token\",\"ephemeral\":true,\"data\":\""));
+    rt_buf_append_str(&body, "\"}");
     rt_buf_t *m = &g.msg;
     m->len = 0;
+    rt_buf_printf(m, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                  g.pub_url.path, g.pub_url.hostport, body.len);
+    rt_buf_append(m, body.data, body.len);
+    rt_buf_dispose(&body);
+    lg_conn_send_raw(g.pub, g.epfd, m->data, m->len);
+}
+
+static void publish_one(uint64_t seq)
+{
     uint64_t ts = rt_now_mono_ns();
-    rt_buf_printf(m, "{\"type\":\"publish\",\"channel\":\"%s\",\"ephemeral\":true,\"data\":\"%llu:%llu:", g.o.channel,
-                  (unsigned long long)seq, (unsigned long long)ts);
-    size_t prefix = strlen("{\"type\":\"publish\",\"channel\":\"\",\"ephemeral\":true,\"data\":\"") +
-                    strlen(g.o.channel);
-    size_t data_len = m->len - prefix;
-    if (data_len < (size_t)g.o.size) {
-        memset(rt_buf_reserve(m, (size_t)g.o.size - data_len), 'x', (size_t)g.o.size - data_len);
-        m->len += (size_t)g.o.size - data_len;
-    }
-    rt_buf_append_str(m, "\"}");
     if (g.sent == 0)
         g.t_first_send = ts;
     g.t_last_send = ts;
-    lg_conn_send_text(g.pub, g.epfd, m->data, m->len);
     g.sent++;
+    if (g.pub_url.http) {
+        post_one(seq, ts);
+        return;
+    }
+    rt_buf_t *m = &g.msg;
+    m->len = 0;
+    rt_buf_printf(m, "{\"type\":\"publish\",\"channel\":\"%s\",\"ephemeral\":true,\"data\":\"%llu:%llu:", g.o.channel,
+                  (unsigned long long)seq, (unsigned long long)ts);
+    pad_to_size(m, strlen("{\"type\":\"publish\",\"channel\":\"\",\"ephemeral\":true,\"data\":\"") +
+                       strlen(g.o.channel));
+    rt_buf_append_str(m, "\"}");
+    lg_conn_send_text(g.pub, g.epfd, m->data, m->len);
+}
+
+/* Churn: opens the connections due by now (into free slots) and closes those held long enough. */
+static void churn_tick(uint64_t now)
+{
+    uint64_t hold = (uint64_t)(g.o.hold * 1e9);
+    for (long i = 0; i < g.o.conns; i++) {
+        lg_conn_t *c = &g.conns[i];
+        if (c->state == LG_READY && now - c->t_mark >= hold)
+            lg_conn_close(c, g.epfd);
+    }
+    uint64_t due = (uint64_t)((double)(now - g.t_phase) * g.o.rate / 1e9) + 1;
+    if (due > g.total_msgs)
+        due = g.total_msgs;
+    while (g.churns + g.churn_busy < due) {
+        lg_conn_t *c = NULL;
+        for (long k = 0; k < g.o.conns && c == NULL; k++) {
+            lg_conn_t *s = &g.conns[(g.next_slot + (uint64_t)k) % (uint64_t)g.o.conns];
+            if (s->state == LG_IDLE || s->state == LG_CLOSED)
+                c = s;
+        }
+        if (c == NULL) {
+            g.churn_busy++; /* every slot still in use: the server is behind */
+            continue;
+        }
+        g.next_slot = (uint64_t)(c - g.conns) + 1;
+        c->t_sent = 0;
+        c->flag = false;
+        c->connid[0] = '\0';
+        g.churns++;
+        lg_conn_open(c, g.epfd, &g.urls[g.churns % (uint64_t)g.nurls]);
+    }
+    if (g.churns + g.churn_busy >= g.total_msgs) {
+        g.phase = PH_DRAIN;
+        g.t_phase = now;
+    }
+}
+
+/* Churn: joins still expected (subscribed or subscribing, not seen yet). */
+static long churn_pending(void)
+{
+    long n = 0;
+    for (long i = 0; i < g.o.conns; i++)
+        n += g.conns[i].t_sent != 0 && !g.conns[i].flag && g.conns[i].state != LG_CLOSED;
+    return n;
+}
+
+static long durable_pending(void)
+{
+    long n = 0;
+    for (long i = 0; i < g.o.conns; i++)
+        n += g.conns[i].t_sent != 0 && g.conns[i].state == LG_READY;
+    return n;
 }
 
 static void on_tick(uint64_t now)
@@ -447,6 +674,17 @@ static void on_tick(uint64_t now)
         return;
     if (g.phase != PH_RUN)
         return;
+    if (g.churn) {
+        churn_tick(now);
+        return;
+    }
+    if (g.durable) {
+        if (now - g.t_phase >= (uint64_t)(g.o.duration * 1e9)) {
+            g.phase = PH_DRAIN;
+            g.t_phase = now;
+        }
+        return;
+    }
     uint64_t due = (uint64_t)((double)(now - g.t_phase) * g.o.rate / 1e9) + 1;
     if (due > g.total_msgs)
         due = g.total_msgs;
@@ -479,6 +717,19 @@ static void advance(uint64_t now)
 {
     switch (g.phase) {
     case PH_SETUP:
+        if (g.churn) { /* only the observer is set up */
+            if (g.pub->state == LG_IDLE)
+                lg_conn_open(g.pub, g.epfd, &g.pub_url);
+            if (g.pub->state == LG_CLOSED) {
+                fprintf(stderr, "rt-loadgen: the observer could not subscribe\n");
+                finish(now);
+            } else if (g.pub->state == LG_READY) {
+                g.t_ready = now;
+                g.phase = PH_SETTLE;
+                g.t_phase = now;
+            }
+            break;
+        }
         open_more();
         if (g.ready + g.failed < g.o.conns)
             break;
@@ -513,7 +764,7 @@ static void advance(uint64_t now)
     case PH_SETTLE:
         if (now - g.t_phase < (uint64_t)(g.o.settle * 1e9))
             break;
-        if (g.fanout) {
+        if (g.fanout || g.durable || g.churn) {
             start_run(now);
         } else {
             g.phase = PH_HOLD;
@@ -523,6 +774,12 @@ static void advance(uint64_t now)
     case PH_RUN:
         break;
     case PH_DRAIN:
+        if (g.churn || g.durable) {
+            if ((g.churn ? churn_pending() : durable_pending()) == 0 ||
+                now - g.t_phase > (uint64_t)(g.o.drain * 1e9))
+                finish(now);
+            break;
+        }
         if (g.delivered >= g.total_msgs * (uint64_t)live_subscribers() ||
             now - g.t_phase > (uint64_t)(g.o.drain * 1e9))
             finish(now);
@@ -571,6 +828,55 @@ static double rusage_s(const struct rusage *r)
 {
     return (double)r->ru_utime.tv_sec + (double)r->ru_utime.tv_usec / 1e6 + (double)r->ru_stime.tv_sec +
            (double)r->ru_stime.tv_usec / 1e6;
+}
+
+/* The latency fields shared by every timed mode. */
+static void report_latency(rt_buf_t *j)
+{
+    rt_buf_printf(j,
+                  "\"lat_p50_us\":%.1f,\"lat_p90_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_p999_us\":%.1f,"
+                  "\"lat_max_us\":%.1f,\"lat_mean_us\":%.1f,\"lat_read_p50_us\":%.1f,\"lat_read_p99_us\":%.1f,"
+                  "\"lat_read_max_us\":%.1f,",
+                  lg_hist_quantile(&g.hist, 0.5) / 1e3, lg_hist_quantile(&g.hist, 0.9) / 1e3,
+                  lg_hist_quantile(&g.hist, 0.99) / 1e3, lg_hist_quantile(&g.hist, 0.999) / 1e3, g.hist.max / 1e3,
+                  g.hist.n ? (double)g.hist.sum / (double)g.hist.n / 1e3 : 0.0,
+                  lg_hist_quantile(&g.hist_read, 0.5) / 1e3, lg_hist_quantile(&g.hist_read, 0.99) / 1e3,
+                  g.hist_read.max / 1e3);
+}
+
+/* Durable: acks/s over the run; churn: churns and joins/s. */
+static void report_closed_loop(rt_buf_t *j, double cpu)
+{
+    double window = secs(g.t_end - g.t_phase_run);
+    uint64_t events = g.durable ? g.acks : g.joins;
+    double per_s = window > 0 ? (double)events / window : 0;
+    rt_buf_printf(j,
+                  "\"rate\":%.1f,\"duration_s\":%.1f,\"window_s\":%.2f,\"size\":%ld,\"sent\":%llu,\"acks\":%llu,"
+                  "\"echoes\":%llu,\"churns\":%llu,\"churn_busy\":%llu,\"joins\":%llu,\"joins_unmatched\":%llu,"
+                  "\"leaves\":%llu,\"bogus\":%llu,\"errors\":%llu,\"other_frames\":%llu,\"events_per_s\":%.1f,"
+                  "\"events_per_server_cpu_s\":%.0f,",
+                  g.o.rate, g.o.duration, window, g.o.size, (unsigned long long)g.sent, (unsigned long long)g.acks,
+                  (unsigned long long)g.echoes, (unsigned long long)g.churns, (unsigned long long)g.churn_busy,
+                  (unsigned long long)g.joins, (unsigned long long)g.joins_unmatched, (unsigned long long)g.leaves,
+                  (unsigned long long)g.bogus, (unsigned long long)g.errors, (unsigned long long)g.other, per_s,
+                  cpu > 0 ? (double)events / cpu : 0);
+    report_latency(j);
+    if (g.durable)
+        fprintf(stderr,
+                "rt-loadgen durable %s: %ld publishers x %.0f s: %llu sent, %llu acked (%.0f/s), %llu echoes, "
+                "%llu errors\n  ack latency p50 %.0f us p99 %.0f us max %.0f us; server CPU %.2f s\n",
+                g.o.label, g.ready, g.o.duration, (unsigned long long)g.sent, (unsigned long long)g.acks, per_s,
+                (unsigned long long)g.echoes, (unsigned long long)g.errors, lg_hist_quantile(&g.hist, 0.5) / 1e3,
+                lg_hist_quantile(&g.hist, 0.99) / 1e3, g.hist.max / 1e3, cpu);
+    else
+        fprintf(stderr,
+                "rt-loadgen churn %s: %llu connections churned (%.0f/s asked, %llu skipped: no free slot), "
+                "%llu joins seen (%llu unmatched), %llu leaves, %ld failed\n"
+                "  subscribe-to-join latency p50 %.0f us p99 %.0f us max %.0f us; server CPU %.2f s\n",
+                g.o.label, (unsigned long long)g.churns, g.o.rate, (unsigned long long)g.churn_busy,
+                (unsigned long long)g.joins, (unsigned long long)g.joins_unmatched, (unsigned long long)g.leaves,
+                g.failed, lg_hist_quantile(&g.hist, 0.5) / 1e3, lg_hist_quantile(&g.hist, 0.99) / 1e3,
+                g.hist.max / 1e3, cpu);
 }
 
 static void report(void)
@@ -636,6 +942,8 @@ static void report(void)
                 lg_hist_quantile(&g.hist, 0.99) / 1e3, g.hist.max / 1e3, lg_hist_quantile(&g.hist_read, 0.5) / 1e3,
                 lg_hist_quantile(&g.hist_read, 0.99) / 1e3, cpu, cpu > 0 ? (double)g.delivered / cpu : 0,
                 g.delivered ? (double)syscw / (double)g.delivered : 0, gen_cpu);
+    } else if (g.durable || g.churn) {
+        report_closed_loop(&j, cpu);
     } else {
         double per_conn = g.ready ? ((double)rss - (double)rss_before) * 1024.0 / (double)g.ready : 0;
         rt_buf_printf(&j, "\"hold_s\":%.1f,\"rss_per_conn_bytes\":%.0f,\"errors\":%llu,\"other_frames\":%llu,",
@@ -649,9 +957,10 @@ static void report(void)
                     (unsigned long long)rss_before, (unsigned long long)rss, per_conn);
     }
     /* only a fan-out run is timing-sensitive (an idle hold shares its core with a second generator) */
-    if (g.fanout && g.o.server_core >= 0)
+    bool timed = g.fanout || g.durable || g.churn;
+    if (timed && g.o.server_core >= 0)
         report_core(&j, "server_core", g.o.server_core, g.core_before, g.core_after, cpu_all);
-    if (g.fanout && g.gen_core >= 0)
+    if (timed && g.gen_core >= 0)
         report_core(&j, "gen_core", g.gen_core, g.gen_core_before, g.gen_core_after, gen_cpu);
     rt_buf_printf(&j, "\"server_cpu_s\":%.2f,\"server_rss_kb\":%llu,\"generator_cpu_s\":%.2f,\"procs\":[%s]}\n", cpu,
                   (unsigned long long)rss, gen_cpu, (const char *)procs.data);
@@ -667,7 +976,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    g.fanout = strcmp(g.o.mode, "fanout") == 0;
+    g.fanout = strcmp(g.o.mode, "fanout") == 0 || strcmp(g.o.mode, "sse") == 0;
+    g.durable = strcmp(g.o.mode, "durable") == 0;
+    g.churn = strcmp(g.o.mode, "churn") == 0;
     g.gen_core = pinned_core();
     if (g.o.pids)
         g.nprocs = lg_procs_parse(g.o.pids, false, &g.procs, 0);
@@ -692,7 +1003,7 @@ int main(int argc, char **argv)
     g.conns = rt_xcalloc((size_t)g.o.conns + 1, sizeof *g.conns);
     g.pub = &g.conns[g.o.conns];
     g.t_setup0 = rt_now_mono_ns();
-    if (!g.fanout)
+    if (!g.fanout && !g.durable && !g.churn)
         sample_procs(false);
     run_loop();
     report();
