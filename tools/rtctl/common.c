@@ -121,12 +121,14 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...)
     return CTL_EXIT_USAGE;
 }
 
-void ctl_path_add_user(rt_buf_t *path, const ctl_common_t *co)
+const char *ctl_path_finish(rt_buf_t *path, const ctl_common_t *co)
 {
-    if (co->user == NULL)
-        return;
-    rt_buf_append_str(path, path->len && memchr(path->data, '?', path->len) ? "&user=" : "?user=");
-    ctl_url_escape(path, co->user);
+    if (co->user != NULL) {
+        rt_buf_append_str(path, path->len && memchr(path->data, '?', path->len) ? "&user=" : "?user=");
+        ctl_url_escape(path, co->user);
+    }
+    rt_buf_append_byte(path, 0);
+    return (const char *)path->data;
 }
 
 static int first_line_len(rt_slice_t s)
@@ -148,7 +150,8 @@ void ctl_print_http_error(const ctl_response_t *r, const rt_slice_t body)
     if (code != NULL)
         fprintf(stderr, "rtctl: HTTP %d %s: %s", r->status, code, message ? message : "");
     else
-        fprintf(stderr, "rtctl: HTTP %d: %.*s", r->status, first_line_len(body), body.len ? (const char *)body.data : "");
+        fprintf(stderr, "rtctl: HTTP %d: %.*s", r->status, first_line_len(body),
+                body.len ? (const char *)body.data : "");
     if (ctl_response_header(r, "retry-after", retry, sizeof retry))
         fprintf(stderr, " (retry after %s s)", retry);
     fputc('\n', stderr);

@@ -60,10 +60,8 @@ int ctl_cmd_history(int argc, char **argv)
             sep = '&';
         }
     }
-    ctl_path_add_user(&path, &co);
-    rt_buf_append_byte(&path, 0);
     ctl_response_t r;
-    int rc = ctl_request(&url, &co, "GET", (const char *)path.data, NULL, (rt_slice_t){0}, true, &r);
+    int rc = ctl_request(&url, &co, "GET", ctl_path_finish(&path, &co), NULL, (rt_slice_t){0}, true, &r);
     rt_buf_dispose(&path);
     if (rc != 0)
         return rc;

@@ -18,7 +18,8 @@ static const char usage[] =
     "  --id ID         idempotency key: a repeat returns the first offset; with stdin, line n gets ID-n\n"
     "  --ephemeral     no offset, not stored, best effort\n"
     "  --string        send DATA as a string even if it parses as JSON\n"
-    "An unreachable edge is retried with backoff; 429 and 503 are too when --id makes a repeat safe.\n\n" CTL_COMMON_HELP;
+    "An unreachable edge is retried with backoff; 429 and 503 are too when --id makes a repeat safe.\n\n"
+    CTL_COMMON_HELP;
 
 enum { OPT_EVENT = CTL_OPT_FIRST, OPT_ID, OPT_EPHEMERAL, OPT_STRING };
 
@@ -29,7 +30,7 @@ typedef struct pub_opts {
     const char *id;
     bool ephemeral;
     bool as_string;
-    char *path;
+    const char *path;
 } pub_opts_t;
 
 /* Publishes one message; prints the ack or the error. */
@@ -137,9 +138,7 @@ int ctl_cmd_pub(int argc, char **argv)
     rt_buf_append_str(&path, "/v1/channels/");
     ctl_url_escape(&path, argv[optind + 1]);
     rt_buf_append_str(&path, "/publish");
-    ctl_path_add_user(&path, &o.co);
-    rt_buf_append_byte(&path, 0);
-    o.path = (char *)path.data;
+    o.path = ctl_path_finish(&path, &o.co);
     int rc;
     if (nargs == 3 && strcmp(argv[optind + 2], "-") != 0)
         rc = publish(&o, argv[optind + 2], o.id);

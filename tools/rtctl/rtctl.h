@@ -153,8 +153,9 @@ int ctl_parse_millis(const char *s, int64_t *out);
 /* Parses a non-negative integer; 0 or RT_EINVAL. */
 int ctl_parse_u64(const char *s, uint64_t *out);
 
-/* Appends "?user=NAME" or "&user=NAME" to a path when --user was given. */
-void ctl_path_add_user(rt_buf_t *path, const ctl_common_t *co);
+/* Ends a request path: appends "?user=NAME" or "&user=NAME" when --user was given, and a NUL;
+ * returns the path as a string (borrowed from `path`). */
+const char *ctl_path_finish(rt_buf_t *path, const ctl_common_t *co);
 /* Prints a failed HTTP answer the way the server put it: "rtctl: HTTP 403 forbidden: message". */
 void ctl_print_http_error(const ctl_response_t *r, const rt_slice_t body);
 /* A status worth retrying: 429, 502, 503, 504. */

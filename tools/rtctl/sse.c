@@ -105,21 +105,21 @@ static bool on_bytes(sse_t *s, rt_buf_t *buf)
     return done;
 }
 
-static void send_request(sse_t *s, ctl_conn_t *c, uint64_t deadline, int *err)
+static int send_request(sse_t *s, ctl_conn_t *c, uint64_t deadline)
 {
     rt_buf_t path = {0}, headers = {0};
     rt_buf_append_str(&path, "/sse/");
     ctl_url_escape(&path, s->channel);
-    ctl_path_add_user(&path, s->co);
-    rt_buf_append_byte(&path, 0);
     rt_buf_append_str(&headers, "Accept: text/event-stream\r\nCache-Control: no-cache\r\n");
     if (s->last_id[0])
         rt_buf_printf(&headers, "Last-Event-ID: %s\r\n", s->last_id);
     rt_buf_append_byte(&headers, 0);
-    *err = ctl_http_send(c, s->url, "GET", (const char *)path.data, s->co->token, (const char *)headers.data, NULL,
-                         (rt_slice_t){0}, deadline);
+    const char *target = ctl_path_finish(&path, s->co);
+    int err = ctl_http_send(c, s->url, "GET", target, s->co->token, (const char *)headers.data, NULL, (rt_slice_t){0},
+                            deadline);
     rt_buf_dispose(&path);
     rt_buf_dispose(&headers);
+    return err;
 }
 
 /* Reads the stream until it ends. */
@@ -153,7 +153,7 @@ static sse_next_t session(sse_t *s, ctl_backoff_t *backoff)
     uint64_t deadline = rt_now_mono_ns() + (uint64_t)s->co->timeout_ms * 1000000;
     int err = ctl_conn_open(&c, s->url, s->co->timeout_ms);
     if (err == 0)
-        send_request(s, &c, deadline, &err);
+        err = send_request(s, &c, deadline);
     if (err == 0)
         err = ctl_http_read_head(&c, &r, deadline);
     sse_next_t next;

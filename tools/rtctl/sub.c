@@ -73,12 +73,12 @@ static sub_next_t on_frame(sub_t *s, rt_slice_t msg, bool *subscribed, ctl_backo
     }
     ctl_print_json(f);
     const char *type = json_string_value(json_object_get(f, "type"));
+    type = type != NULL ? type : "";
     const char *channel = json_string_value(json_object_get(f, "channel"));
     bool ours = channel != NULL && strcmp(channel, s->channel) == 0;
     json_t *offset = json_object_get(f, "offset");
     sub_next_t next = SUB_CONTINUE;
-    if (type == NULL) {
-    } else if (!strcmp(type, "subscribed") && ours) {
+    if (!strcmp(type, "subscribed") && ours) {
         *subscribed = true;
         backoff->attempt = 0;
         if (!s->have_since && json_is_integer(offset)) { /* a reconnect resumes from here */
@@ -135,12 +135,11 @@ static sub_next_t session(sub_t *s, ctl_backoff_t *backoff)
 {
     rt_buf_t path = {0};
     rt_buf_append_str(&path, "/ws");
-    ctl_path_add_user(&path, &s->co);
-    rt_buf_append_byte(&path, 0);
     ctl_ws_t *ws = NULL;
     ctl_response_t refused;
     char error[128];
-    int err = ctl_ws_connect(&s->url, (const char *)path.data, s->co.token, s->co.timeout_ms, &ws, &refused, error);
+    const char *target = ctl_path_finish(&path, &s->co);
+    int err = ctl_ws_connect(&s->url, target, s->co.token, s->co.timeout_ms, &ws, &refused, error);
     rt_buf_dispose(&path);
     if (err == RT_EINVAL)
         return report_refused(&refused) ? SUB_RECONNECT : SUB_FAILED;
@@ -152,8 +151,8 @@ static sub_next_t session(sub_t *s, ctl_backoff_t *backoff)
     bool subscribed = false;
     sub_next_t next = SUB_CONTINUE;
     rt_slice_t msg;
-    while ((err = ctl_ws_next(ws, &msg, IDLE_MS)) == 0 && (next = on_frame(s, msg, &subscribed, backoff)) == SUB_CONTINUE)
-        ;
+    while (next == SUB_CONTINUE && (err = ctl_ws_next(ws, &msg, IDLE_MS)) == 0)
+        next = on_frame(s, msg, &subscribed, backoff);
     if (next == SUB_CONTINUE)
         next = connection_ended(ws, err);
     ctl_ws_destroy(ws);

@@ -88,7 +88,9 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     (void)ctx;
     ctl_ws_t *ws = user_data;
     if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->msg_length > 2) {
-        size_t n = arg->msg_length - 2 < sizeof ws->close_reason - 1 ? arg->msg_length - 2 : sizeof ws->close_reason - 1;
+        size_t n = arg->msg_length - 2;
+        if (n > sizeof ws->close_reason - 1)
+            n = sizeof ws->close_reason - 1;
         memcpy(ws->close_reason, arg->msg + 2, n);
         ws->close_reason[n] = '\0';
     }
@@ -160,8 +162,10 @@ int ctl_ws_connect(const ctl_url_t *url, const char *path, const char *token, in
         err = RT_EIO;
         goto fail;
     }
-    struct wslay_event_callbacks cbs = {
-        .recv_callback = on_recv, .send_callback = on_send, .genmask_callback = on_genmask, .on_msg_recv_callback = on_msg};
+    struct wslay_event_callbacks cbs = {.recv_callback = on_recv,
+                                        .send_callback = on_send,
+                                        .genmask_callback = on_genmask,
+                                        .on_msg_recv_callback = on_msg};
     if (wslay_event_context_client_init(&ws->ctx, &cbs, ws) != 0)
         abort(); /* WSLAY_ERR_NOMEM is its only failure */
     wslay_event_config_set_max_recv_msg_length(ws->ctx, MAX_MESSAGE);
