@@ -50,7 +50,13 @@ LIB_OBJ = $(call obj,$(1),$(LIB_SRC)) $(call obj,$(1),$(PROTO_C))
 
 .PHONY: all run up down test unit fuzz-smoke integration bench fuzz format clean deps
 
-all: $(addprefix $(BIN)/,$(SERVICES) $(TOOLS)) $(if $(LOADGEN_SRC),$(BIN)/rt-loadgen)
+all: $(addprefix $(BIN)/,$(SERVICES) $(TOOLS)) $(if $(LOADGEN_SRC),$(BIN)/rt-loadgen) $(BUILD)/demo/index.html
+
+# the demo app (served by the edge at /): bundled by esbuild from demo/package-lock.json
+DEMO_SRC := $(wildcard demo/src/* demo/index.html demo/build.mjs clients/js/*.js) demo/package-lock.json
+$(BUILD)/demo/index.html: $(DEMO_SRC)
+	@test -d demo/node_modules || (cd demo && npm ci --no-audit --no-fund --loglevel=error)
+	node demo/build.mjs $(BUILD)/demo
 
 # ---- compile rules ------------------------------------------------------------
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
