@@ -61,6 +61,7 @@ typedef struct opts {
     double settle;
     double hold;
     long open_concurrency;
+    long group;
     int server_core;
     bool channel_per_conn;
     double setup_timeout;
@@ -72,6 +73,7 @@ static struct {
     bool fanout; /* fanout or sse */
     bool durable;
     bool churn;
+    long nchan; /* fanout --group: channels the messages go round-robin to */
     int epfd;
     int tfd;
     lg_url_t urls[MAX_URLS];
@@ -119,6 +121,8 @@ static void usage(FILE *f)
             "  --channel NAME             (bench)\n"
             "  --channel-per-conn         idle: subscribe connection i to NAME-i instead (no\n"
             "                             join/leave traffic among thousands of members)\n"
+            "  --group G                  fanout: connection i subscribes to NAME-(i/G) and\n"
+            "                             message k goes to NAME-(k mod channels): many channels\n"
             "  --rate R                   fanout: messages per second (50)\n"
             "  --duration D               fanout: seconds of publishing (10)\n"
             "  --size B                   fanout: bytes of each message's data string (100)\n"
@@ -161,7 +165,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'},       {"drain", 1, 0, 'D'},
         {"settle", 1, 0, 'S'},   {"hold", 1, 0, 'H'},       {"open-concurrency", 1, 0, 'k'},
         {"pids", 1, 0, 'p'},     {"aux-pids", 1, 0, 'a'}, {"server-core", 1, 0, 'C'}, {"channel-per-conn", 0, 0, 'X'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
-        {"setup-timeout", 1, 0, 'T'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+        {"setup-timeout", 1, 0, 'T'}, {"group", 1, 0, 'G'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -184,6 +188,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'R': o->ready_file = optarg; break;
         case 'l': o->label = optarg; break;
         case 'T': o->setup_timeout = atof(optarg); break;
+        case 'G': o->group = atol(optarg); break;
         case 'h': usage(stdout); exit(0);
         default: return RT_EINVAL;
         }
@@ -446,6 +451,8 @@ static void channel_of(const lg_conn_t *c, char *out, size_t cap)
 {
     if (g.o.channel_per_conn && c != g.pub)
         snprintf(out, cap, "%s-%ld", g.o.channel, (long)(c - g.conns));
+    else if (g.o.group > 0 && c != g.pub)
+        snprintf(out, cap, "%s-%ld", g.o.channel, (long)(c - g.conns) / g.o.group);
     else
         snprintf(out, cap, "%s", g.o.channel);
 }
@@ -606,10 +613,14 @@ static void publish_one(uint64_t seq)
     }
     rt_buf_t *m = &g.msg;
     m->len = 0;
-    rt_buf_printf(m, "{\"type\":\"publish\",\"channel\":\"%s\",\"ephemeral\":true,\"data\":\"%llu:%llu:", g.o.channel,
+    char ch[180];
+    if (g.o.group > 0)
+        snprintf(ch, sizeof ch, "%s-%llu", g.o.channel, (unsigned long long)(seq % (uint64_t)g.nchan));
+    else
+        snprintf(ch, sizeof ch, "%s", g.o.channel);
+    rt_buf_printf(m, "{\"type\":\"publish\",\"channel\":\"%s\",\"ephemeral\":true,\"data\":\"%llu:%llu:", ch,
                   (unsigned long long)seq, (unsigned long long)ts);
-    pad_to_size(m, strlen("{\"type\":\"publish\",\"channel\":\"\",\"ephemeral\":true,\"data\":\"") +
-                       strlen(g.o.channel));
+    pad_to_size(m, strlen("{\"type\":\"publish\",\"channel\":\"\",\"ephemeral\":true,\"data\":\"") + strlen(ch));
     rt_buf_append_str(m, "\"}");
     lg_conn_send_text(g.pub, g.epfd, m->data, m->len);
 }
@@ -780,7 +791,7 @@ static void advance(uint64_t now)
                 finish(now);
             break;
         }
-        if (g.delivered >= g.total_msgs * (uint64_t)live_subscribers() ||
+        if (g.delivered >= g.total_msgs * (uint64_t)live_subscribers() / (uint64_t)g.nchan ||
             now - g.t_phase > (uint64_t)(g.o.drain * 1e9))
             finish(now);
         break;
@@ -909,7 +920,7 @@ static void report(void)
                   g.o.mode, g.o.label, g.o.urls, g.o.conns, g.ready, g.failed, g.closed_late,
                   secs((g.t_ready ? g.t_ready : g.t_end) - g.t_setup0));
     if (g.fanout) {
-        uint64_t expected = g.sent * (uint64_t)live_subscribers();
+        uint64_t expected = g.sent * (uint64_t)live_subscribers() / (uint64_t)g.nchan;
         double span = g.t_last_recv > g.t_first_send ? secs(g.t_last_recv - g.t_first_send) : 0;
         double dps = span > 0 ? (double)g.delivered / span : 0;
         rt_buf_printf(&j,
@@ -979,6 +990,7 @@ int main(int argc, char **argv)
     g.fanout = strcmp(g.o.mode, "fanout") == 0 || strcmp(g.o.mode, "sse") == 0;
     g.durable = strcmp(g.o.mode, "durable") == 0;
     g.churn = strcmp(g.o.mode, "churn") == 0;
+    g.nchan = g.o.group > 0 ? (g.o.conns + g.o.group - 1) / g.o.group : 1;
     g.gen_core = pinned_core();
     if (g.o.pids)
         g.nprocs = lg_procs_parse(g.o.pids, false, &g.procs, 0);
