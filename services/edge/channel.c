@@ -129,8 +129,7 @@ static void offer(edge_sub_t *sub, edge_message_t *m)
     }
     hold(sub, m->pb);
     if (!sub->replaying && !h2o_timeout_is_linked(&sub->channel->gap_entry) && !sub->channel->filling)
-        h2o_timeout_link(sub->channel->thread->ctx.loop, &sub->channel->thread->gap_timeout,
-                         &sub->channel->gap_entry);
+        h2o_timeout_link(sub->channel->thread->ctx.loop, &sub->channel->thread->gap_timeout, &sub->channel->gap_entry);
     drain_held(sub, 0); /* the message may have been the one missing */
 }
 

@@ -146,8 +146,8 @@ struct edge_sub {
     unsigned known : 1;     /* delivered is meaningful */
     unsigned replaying : 1; /* waiting for the first history answer; everything is held */
     unsigned has_since : 1;
-    unsigned announced : 1; /* the client was told it is subscribed */
-    unsigned member : 1;    /* announced as a member of the channel (presence) */
+    unsigned announced : 1;     /* the client was told it is subscribed */
+    unsigned member : 1;        /* announced as a member of the channel (presence) */
     unsigned want_presence : 1; /* send a member snapshot once subscribed */
     unsigned probe : 1;         /* ask history whether anything was missed (after a NATS outage) */
 };
@@ -192,17 +192,17 @@ void edge_history_query(edge_thread_t *t, const char *channel, int before, uint6
 /* ---- metrics: per-thread counters, summed when scraped ---- */
 
 typedef struct edge_counters {
-    _Atomic uint64_t connections;      /* gauge: open WebSocket connections */
-    _Atomic uint64_t sse_streams;      /* gauge */
+    _Atomic uint64_t connections; /* gauge: open WebSocket connections */
+    _Atomic uint64_t sse_streams; /* gauge */
     _Atomic uint64_t frames_in;
-    _Atomic uint64_t messages_in;      /* publishes accepted */
-    _Atomic uint64_t deliveries;       /* messages queued to clients */
+    _Atomic uint64_t messages_in; /* publishes accepted */
+    _Atomic uint64_t deliveries;  /* messages queued to clients */
     _Atomic uint64_t bad_frames;
     _Atomic uint64_t slow_closes;
-    _Atomic uint64_t bus_messages;     /* NATS messages received */
-    _Atomic uint64_t bus_bad;          /* undecodable NATS messages */
-    _Atomic uint64_t writes;           /* socket write calls */
-    _Atomic uint64_t presence_updates; /* member changes sent to the presence service */
+    _Atomic uint64_t bus_messages;        /* NATS messages received */
+    _Atomic uint64_t bus_bad;             /* undecodable NATS messages */
+    _Atomic uint64_t writes;              /* socket write calls */
+    _Atomic uint64_t presence_updates;    /* member changes sent to the presence service */
     _Atomic uint64_t latency_buckets[16]; /* publish-to-queue, ms: <=1,2,4,...; last = more */
     _Atomic uint64_t latency_sum_us;
 } edge_counters_t;
@@ -221,19 +221,19 @@ struct edge_thread {
     int listen_fd;
     h2o_socket_t *listener;
     rt_bus_requester_t *requester;
-    rt_map_t channels;          /* name -> edge_channel_t */
-    h2o_linklist_t ws_conns;    /* every open WebSocket connection */
-    h2o_linklist_t sse_streams; /* every open SSE stream */
-    h2o_linklist_t dirty;       /* WebSocket connections with frames to write */
+    rt_map_t channels;           /* name -> edge_channel_t */
+    h2o_linklist_t ws_conns;     /* every open WebSocket connection */
+    h2o_linklist_t sse_streams;  /* every open SSE stream */
+    h2o_linklist_t dirty;        /* WebSocket connections with frames to write */
     h2o_timeout_t flush_timeout; /* 0 ms: runs at the end of the loop turn */
     h2o_timeout_entry_t flush_entry;
     h2o_timeout_t heartbeat_timeout;
     h2o_timeout_entry_t heartbeat_entry;
     h2o_timeout_t close_timeout; /* how long a closing connection waits for the peer */
-    edge_frame_t *ping_frame;      /* shared by every connection of the thread */
+    edge_frame_t *ping_frame;    /* shared by every connection of the thread */
     edge_frame_t *sse_retry_frame;
     edge_frame_t *sse_hb_frame;
-    h2o_timeout_t gap_timeout; /* how long a gap may fill by itself */
+    h2o_timeout_t gap_timeout;    /* how long a gap may fill by itself */
     h2o_timeout_t expiry_timeout; /* every second, with tokens: close what has expired */
     h2o_timeout_entry_t expiry_entry;
     uint64_t next_generation;
@@ -255,7 +255,7 @@ struct edge_server {
     edge_thread_t *threads;
     size_t nthreads;
     _Atomic int draining;
-    pthread_barrier_t started; /* the loop threads and main meet once every loop exists */
+    pthread_barrier_t started;  /* the loop threads and main meet once every loop exists */
     _Atomic int64_t open_conns; /* WebSocket connections on every thread, for RT_MAX_CONNS */
     edge_presence_t *presence;
     edge_guard_t *guard;
@@ -306,7 +306,7 @@ typedef struct edge_publish {
     const char *event; /* NULL: "message" */
     const char *data;  /* JSON text */
     size_t data_len;
-    const char *id;    /* NULL: none */
+    const char *id; /* NULL: none */
     const char *user;
     const char *conn_id;
     int ephemeral;
@@ -376,7 +376,7 @@ typedef struct edge_request {
     const char *channel;
     const char *event;
     const char *id;
-    json_t *data; /* borrowed from root: publish and signal data, or the state */
+    json_t *data;   /* borrowed from root: publish and signal data, or the state */
     const char *to; /* signal: the target connection */
     int ephemeral;
     int has_since;

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct http_publish {
     h2o_req_t *req;
     int ephemeral;
@@ -47,7 +46,10 @@ static void send_body(h2o_req_t *req, int status, const char *content_type, cons
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 int edge_http_query_param(h2o_req_t *req, const char *name, char *out, size_t outsize)
@@ -138,7 +140,6 @@ static void send_channel_json(h2o_req_t *req, const char *prefix, const char *su
     send_body(req, 200, "application/json", copy.base, copy.len);
 }
 
-
 static int on_ws(edge_thread_t *t, h2o_req_t *req)
 {
     if (!edge_ws_is_upgrade(req)) {
@@ -197,8 +198,8 @@ static int on_sse(edge_thread_t *t, h2o_req_t *req, const char *channel)
     int has_since = 0;
     uint64_t since = 0;
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
-    int err = i >= 0 ? (has_since = 1, parse_offset(req->headers.entries[i].value.base,
-                                                    req->headers.entries[i].value.len, &since))
+    int err = i >= 0 ? (has_since = 1,
+                        parse_offset(req->headers.entries[i].value.base, req->headers.entries[i].value.len, &since))
                      : query_offset(req, "since", &has_since, &since);
     if (err != RT_OK) {
         edge_http_error(req, 400, "bad_request", "Last-Event-ID and since are offsets: decimal integers");
@@ -225,8 +226,8 @@ static void on_history(void *ctx, int err, Rtsync__V1__HistoryReply *reply)
     for (size_t i = 0; i < reply->n_messages; i++) {
         const Rtsync__V1__ChannelMessage *m = reply->messages[i];
         json_t *data = json_loadb((const char *)m->data.data, m->data.len, JSON_DECODE_ANY, NULL);
-        json_t *o = json_pack("{s:I, s:s, s:o, s:s, s:I}", "offset", (json_int_t)m->offset, "event", m->event,
-                              "data", data ? data : json_null(), "from", m->from_user, "ts", (json_int_t)m->ts_ms);
+        json_t *o = json_pack("{s:I, s:s, s:o, s:s, s:I}", "offset", (json_int_t)m->offset, "event", m->event, "data",
+                              data ? data : json_null(), "from", m->from_user, "ts", (json_int_t)m->ts_ms);
         if (*m->id)
             json_object_set_new(o, "id", json_string(m->id));
         json_array_append_new(messages, o);
@@ -296,8 +297,8 @@ static int on_publish(edge_thread_t *t, h2o_req_t *req, const char *channel)
     if (edge_guard_rate(t->server->guard, id->user, rt_now_wall_ms(), &retry_ms) != RT_OK) {
         char seconds[24];
         int n = snprintf(seconds, sizeof(seconds), "%lld", (long long)(retry_ms + 999) / 1000);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&req->pool, seconds, (size_t)n).base,
-                       (size_t)n);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                       h2o_strdup(&req->pool, seconds, (size_t)n).base, (size_t)n);
         identity_free(id);
         edge_http_error(req, 429, "rate_limited", "too many messages: RT_RATE_LIMIT per RT_RATE_WINDOW");
         return 0;

@@ -1,8 +1,8 @@
 /* edge: the public face of rtsync (WebSocket, SSE and HTTP), PROTOCOL.md. */
 #include "edge.h"
-#include "static.h"
 #include "rt/config.h"
 #include "rt/log.h"
+#include "static.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -42,7 +42,8 @@ static const rt_config_var_t config_vars[] = {
     {"RT_RATE_LIMIT", RT_CFG_INT, "100", 1, 100000000, CFG(rate_limit),
      "publishes, states and signals per user per RT_RATE_WINDOW"},
     {"RT_RATE_WINDOW", RT_CFG_MILLIS, "10s", 100, 86400000, CFG(rate_window_ms), "the rate limit's sliding window"},
-    {"RT_MAX_USER_CONNS", RT_CFG_INT, "100", 1, 10000000, CFG(max_user_conns), "WebSocket connections per user per edge"},
+    {"RT_MAX_USER_CONNS", RT_CFG_INT, "100", 1, 10000000, CFG(max_user_conns),
+     "WebSocket connections per user per edge"},
     {"RT_HANDSHAKE_TIMEOUT", RT_CFG_MILLIS, "10s", 100, 600000, CFG(handshake_timeout_ms),
      "longest wait for a request's headers (slow clients are dropped)"},
     {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, CFG(log_level), "debug, info, warn or error"},

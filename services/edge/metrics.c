@@ -59,8 +59,9 @@ void edge_metrics_render(edge_server_t *server, rt_buf_t *out)
         rt_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s{edge=\"%s\"} %" PRIu64 "\n", m->name, m->help, m->name,
                       m->type, m->name, edge, sum(server, m->offset));
     }
-    rt_buf_printf(out, "# HELP rtsync_edge_nats_connected 1 while connected to NATS.\n"
-                       "# TYPE rtsync_edge_nats_connected gauge\nrtsync_edge_nats_connected{edge=\"%s\"} %d\n",
+    rt_buf_printf(out,
+                  "# HELP rtsync_edge_nats_connected 1 while connected to NATS.\n"
+                  "# TYPE rtsync_edge_nats_connected gauge\nrtsync_edge_nats_connected{edge=\"%s\"} %d\n",
                   edge, rt_bus_is_connected(server->bus));
     const char *h = "rtsync_edge_delivery_latency_seconds";
     rt_buf_printf(out, "# HELP %s From acceptance of a publish to its fan-out on this edge.\n# TYPE %s histogram\n", h,

@@ -37,8 +37,8 @@ typedef struct member {
 struct edge_presence {
     edge_server_t *server;
     pthread_mutex_t lock;
-    rt_map_t members;   /* key -> member_t */
-    rt_buf_t pending;   /* packed PresenceUpdate messages, each prefixed by its length */
+    rt_map_t members; /* key -> member_t */
+    rt_buf_t pending; /* packed PresenceUpdate messages, each prefixed by its length */
     size_t npending;
     uint64_t seq;
     uint64_t epoch;
@@ -370,7 +370,7 @@ static void on_presence_reply(void *ctx, int err, rt_slice_t data)
     json_t *members = NULL;
     if (err == RT_OK && w.signal) {
         Rtsync__V1__SignalReply *r = rtsync__v1__signal_reply__unpack(NULL, data.len, data.data);
-        err = r == NULL || r->status == NULL                             ? RT_EUNAVAIL
+        err = r == NULL || r->status == NULL                        ? RT_EUNAVAIL
               : r->status->code == RTSYNC__V1__CODE__CODE_OK        ? RT_OK
               : r->status->code == RTSYNC__V1__CODE__CODE_NOT_FOUND ? RT_ENOTFOUND
                                                                     : RT_EUNAVAIL;
@@ -382,16 +382,17 @@ static void on_presence_reply(void *ctx, int err, rt_slice_t data)
             err = RT_EUNAVAIL;
         } else {
             json_t *list = json_array();
-            members = json_pack("{s:o, s:I}", "members", list, "total", (json_int_t)(r->truncated ? r->total : r->n_members));
+            members =
+                json_pack("{s:o, s:I}", "members", list, "total", (json_int_t)(r->truncated ? r->total : r->n_members));
             if (r->truncated)
                 json_object_set_new(members, "truncated", json_true());
             for (size_t i = 0; i < r->n_members; i++) {
                 const Rtsync__V1__Member *m = r->members[i];
-                json_t *state = m->state.len ? json_loadb((const char *)m->state.data, m->state.len, JSON_DECODE_ANY, NULL)
-                                             : NULL;
+                json_t *state =
+                    m->state.len ? json_loadb((const char *)m->state.data, m->state.len, JSON_DECODE_ANY, NULL) : NULL;
                 json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:I}", "user", m->user, "conn", m->conn,
-                                                         "edge", m->edge, "state", state ? state : json_null(),
-                                                         "since", (json_int_t)m->since_ms));
+                                                      "edge", m->edge, "state", state ? state : json_null(), "since",
+                                                      (json_int_t)m->since_ms));
             }
         }
         if (r != NULL)

@@ -99,12 +99,9 @@ static const struct {
     const char *name;
     edge_frame_type_t type;
 } frame_types[] = {
-    {"subscribe", EDGE_FT_SUBSCRIBE},
-    {"unsubscribe", EDGE_FT_UNSUBSCRIBE},
-    {"publish", EDGE_FT_PUBLISH},
-    {"ping", EDGE_FT_PING},
-    {"state", EDGE_FT_STATE},
-    {"signal", EDGE_FT_SIGNAL},
+    {"subscribe", EDGE_FT_SUBSCRIBE}, {"unsubscribe", EDGE_FT_UNSUBSCRIBE},
+    {"publish", EDGE_FT_PUBLISH},     {"ping", EDGE_FT_PING},
+    {"state", EDGE_FT_STATE},         {"signal", EDGE_FT_SIGNAL},
 };
 
 static int parse_root(const char *text, size_t len, size_t max_len, edge_request_t *req, edge_proto_error_t *err)
@@ -141,10 +138,8 @@ int edge_request_parse(const char *text, size_t len, size_t max_len, edge_reques
         return fail(err, "bad_request", "unknown frame type '%.60s'", json_string_value(type));
     req->type = frame_types[i].type;
     switch (req->type) {
-    case EDGE_FT_PING:
-        return RT_OK;
-    case EDGE_FT_UNSUBSCRIBE:
-        return get_channel(req->root, &req->channel, err);
+    case EDGE_FT_PING: return RT_OK;
+    case EDGE_FT_UNSUBSCRIBE: return get_channel(req->root, &req->channel, err);
     case EDGE_FT_SUBSCRIBE:
         if (get_channel(req->root, &req->channel, err) != RT_OK || parse_since(req->root, req, err) != RT_OK)
             return RT_EINVAL;

@@ -4,8 +4,8 @@
  * The main thread waits for SIGTERM/SIGINT and asks every loop to drain:
  * stop accepting, close WebSockets with 1001, end SSE streams, then stop.
  */
-#include "ws.h"
 #include "rt/log.h"
+#include "ws.h"
 
 #include <errno.h>
 #include <netdb.h>

@@ -196,8 +196,8 @@ static void on_publish(edge_ws_conn_t *conn, const edge_request_t *req)
 static void on_state(edge_ws_conn_t *conn, const edge_request_t *req)
 {
     char *state = json_dumps(req->data, JSON_COMPACT);
-    int err = edge_presence_state(conn->client.thread->server->presence, req->channel, &conn->client, state,
-                                  strlen(state));
+    int err =
+        edge_presence_state(conn->client.thread->server->presence, req->channel, &conn->client, state, strlen(state));
     free(state);
     if (err != RT_OK)
         send_error(conn, "not_found", "subscribe to the channel before setting a state in it", req->id);
@@ -240,8 +240,7 @@ static int allowed(edge_ws_conn_t *conn, const edge_request_t *req)
     if (req->type == EDGE_FT_SUBSCRIBE)
         return 1;
     int64_t retry_ms;
-    if (edge_guard_rate(conn->client.thread->server->guard, conn->client.user, rt_now_wall_ms(), &retry_ms) ==
-        RT_OK) {
+    if (edge_guard_rate(conn->client.thread->server->guard, conn->client.user, rt_now_wall_ms(), &retry_ms) == RT_OK) {
         conn->strikes = 0;
         return 1;
     }
@@ -270,24 +269,12 @@ static void session_on_text(edge_ws_conn_t *conn, const char *text, size_t len)
         return;
     }
     switch (req.type) {
-    case EDGE_FT_SUBSCRIBE:
-        on_subscribe(conn, &req);
-        break;
-    case EDGE_FT_UNSUBSCRIBE:
-        on_unsubscribe(conn, &req);
-        break;
-    case EDGE_FT_PUBLISH:
-        on_publish(conn, &req);
-        break;
-    case EDGE_FT_PING:
-        edge_ws_send_text(conn, H2O_STRLIT("{\"type\":\"pong\"}"));
-        break;
-    case EDGE_FT_STATE:
-        on_state(conn, &req);
-        break;
-    case EDGE_FT_SIGNAL:
-        on_signal(conn, &req);
-        break;
+    case EDGE_FT_SUBSCRIBE: on_subscribe(conn, &req); break;
+    case EDGE_FT_UNSUBSCRIBE: on_unsubscribe(conn, &req); break;
+    case EDGE_FT_PUBLISH: on_publish(conn, &req); break;
+    case EDGE_FT_PING: edge_ws_send_text(conn, H2O_STRLIT("{\"type\":\"pong\"}")); break;
+    case EDGE_FT_STATE: on_state(conn, &req); break;
+    case EDGE_FT_SIGNAL: on_signal(conn, &req); break;
     }
     edge_request_dispose(&req);
 }
@@ -317,5 +304,7 @@ const edge_ws_handler_t edge_json_session = {
     .on_text = session_on_text,
     .on_binary = session_on_binary,
     .on_dispose = session_dispose,
-    .client_ops = {.deliver = edge_ws_deliver, .subscribed = session_subscribed, .replay_failed = session_replay_failed},
+    .client_ops = {.deliver = edge_ws_deliver,
+                   .subscribed = session_subscribed,
+                   .replay_failed = session_replay_failed},
 };

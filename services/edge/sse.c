@@ -14,7 +14,7 @@ typedef struct edge_sse {
     h2o_req_t *req;
     h2o_generator_t generator;
     edge_outq_t outq;
-    h2o_linklist_t link; /* thread->sse_streams */
+    h2o_linklist_t link;  /* thread->sse_streams */
     unsigned started : 1; /* response headers sent: NATS confirmed the subscription */
     unsigned sending : 1;
     unsigned finishing : 1;

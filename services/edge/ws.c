@@ -23,7 +23,6 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define MAX_WRITE_VECS 256
 
-
 /* ---- output ------------------------------------------------------------------ */
 
 static void mark_dirty(edge_ws_conn_t *conn)
@@ -213,17 +212,10 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     if (conn->close_queued && arg->opcode != WSLAY_CONNECTION_CLOSE)
         return; /* closing: only the peer's close matters now */
     switch (arg->opcode) {
-    case WSLAY_TEXT_FRAME:
-        conn->handler->on_text(conn, (const char *)arg->msg, arg->msg_length);
-        break;
-    case WSLAY_BINARY_FRAME:
-        conn->handler->on_binary(conn, arg->msg, arg->msg_length);
-        break;
-    case WSLAY_CONNECTION_CLOSE:
-        conn->close_received = 1;
-        break;
-    default:
-        break; /* ping (answered by wslay) and pong */
+    case WSLAY_TEXT_FRAME: conn->handler->on_text(conn, (const char *)arg->msg, arg->msg_length); break;
+    case WSLAY_BINARY_FRAME: conn->handler->on_binary(conn, arg->msg, arg->msg_length); break;
+    case WSLAY_CONNECTION_CLOSE: conn->close_received = 1; break;
+    default: break; /* ping (answered by wslay) and pong */
     }
 }
 

@@ -26,14 +26,14 @@ typedef struct edge_ws_handler {
 struct edge_ws_conn {
     edge_client_t client;
     const edge_ws_handler_t *handler;
-    void *session; /* the handler's own state, if any */
-    h2o_socket_t *sock; /* NULL until the upgrade completes */
+    void *session;                     /* the handler's own state, if any */
+    h2o_socket_t *sock;                /* NULL until the upgrade completes */
     struct wslay_event_context *wslay; /* only while a frame or message is being received */
     edge_outq_t outq;
     h2o_linklist_t conn_link;  /* thread->ws_conns */
     h2o_linklist_t dirty_link; /* thread->dirty */
     h2o_timeout_entry_t close_entry;
-    h2o_linklist_t pending;    /* session.c: publishes awaiting their ack */
+    h2o_linklist_t pending; /* session.c: publishes awaiting their ack */
     uint64_t last_rx;
     size_t feed; /* bytes of complete frames wslay may still read */
     uint16_t close_code;

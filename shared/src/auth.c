@@ -81,8 +81,8 @@ static int check_header(const char *s, size_t len)
     return ok ? RT_OK : RT_EINVAL;
 }
 
-static int check_signature(const char *secret, size_t secret_len, const char *token, size_t signed_len,
-                           const char *sig, size_t sig_len)
+static int check_signature(const char *secret, size_t secret_len, const char *token, size_t signed_len, const char *sig,
+                           size_t sig_len)
 {
     uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned mac_len = 0;

@@ -230,9 +230,9 @@ int rt_bus_subscribe(rt_bus_t *bus, rt_loop_t *loop, const char *subject, const 
     sub->ctx = ctx;
     atomic_init(&sub->refs, 2); /* the owner and the cnats subscription */
     atomic_init(&sub->closed, false);
-    natsStatus s = queue_group ? natsConnection_QueueSubscribe(&sub->nsub, bus->conn, subject, queue_group,
-                                                               on_nats_msg, sub)
-                               : natsConnection_Subscribe(&sub->nsub, bus->conn, subject, on_nats_msg, sub);
+    natsStatus s = queue_group
+                       ? natsConnection_QueueSubscribe(&sub->nsub, bus->conn, subject, queue_group, on_nats_msg, sub)
+                       : natsConnection_Subscribe(&sub->nsub, bus->conn, subject, on_nats_msg, sub);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(sub->nsub, -1, -1);
     if (s == NATS_OK)

@@ -16,8 +16,8 @@ typedef struct unit_suffix {
 } unit_suffix_t;
 
 static const unit_suffix_t byte_units[] = {
-    {"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024}, {"m", 1 << 20}, {"mb", 1 << 20},
-    {"mib", 1 << 20}, {"g", 1 << 30}, {"gb", 1 << 30}, {"gib", 1 << 30},
+    {"", 1},         {"b", 1},         {"k", 1024},    {"kb", 1024},    {"kib", 1024},    {"m", 1 << 20},
+    {"mb", 1 << 20}, {"mib", 1 << 20}, {"g", 1 << 30}, {"gb", 1 << 30}, {"gib", 1 << 30},
 };
 static const unit_suffix_t time_units[] = {
     {"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"h", 3600000},
@@ -54,12 +54,9 @@ static int parse_word(const char *text, const char *const *words, size_t n)
 int rt_config_parse_value(rt_config_kind_t kind, const char *text, int64_t *out)
 {
     switch (kind) {
-    case RT_CFG_INT:
-        return parse_scaled(text, byte_units, 1, out);
-    case RT_CFG_BYTES:
-        return parse_scaled(text, byte_units, RT_ARRAY_SIZE(byte_units), out);
-    case RT_CFG_MILLIS:
-        return parse_scaled(text, time_units, RT_ARRAY_SIZE(time_units), out);
+    case RT_CFG_INT: return parse_scaled(text, byte_units, 1, out);
+    case RT_CFG_BYTES: return parse_scaled(text, byte_units, RT_ARRAY_SIZE(byte_units), out);
+    case RT_CFG_MILLIS: return parse_scaled(text, time_units, RT_ARRAY_SIZE(time_units), out);
     case RT_CFG_BOOL:
         if (parse_word(text, true_words, RT_ARRAY_SIZE(true_words)))
             *out = 1;
@@ -68,8 +65,7 @@ int rt_config_parse_value(rt_config_kind_t kind, const char *text, int64_t *out)
         else
             return RT_EINVAL;
         return RT_OK;
-    case RT_CFG_STRING:
-        break;
+    case RT_CFG_STRING: break;
     }
     return RT_EINVAL;
 }

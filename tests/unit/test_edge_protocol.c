@@ -28,9 +28,8 @@ static void test_parse_valid(void)
 {
     edge_request_t req;
     edge_proto_error_t err;
-    CU_ASSERT_EQUAL(parse("{\"type\":\"subscribe\",\"channel\":\"a.b:c-d_e\",\"since\":5,\"presence\":true}", &req,
-                          &err),
-                    RT_OK);
+    CU_ASSERT_EQUAL(
+        parse("{\"type\":\"subscribe\",\"channel\":\"a.b:c-d_e\",\"since\":5,\"presence\":true}", &req, &err), RT_OK);
     CU_ASSERT_EQUAL(req.type, EDGE_FT_SUBSCRIBE);
     CU_ASSERT_STRING_EQUAL(req.channel, "a.b:c-d_e");
     CU_ASSERT(req.has_since && req.since == 5 && req.presence);

@@ -17,10 +17,10 @@
 #define RT_AUTH_MAX_TOKEN 8192
 
 typedef struct rt_auth_claims {
-    char *sub;        /* owned */
-    int64_t exp;      /* seconds since the epoch */
+    char *sub;   /* owned */
+    int64_t exp; /* seconds since the epoch */
     int admin;
-    char **channels;  /* owned, nchannels patterns */
+    char **channels; /* owned, nchannels patterns */
     size_t nchannels;
 } rt_auth_claims_t;
 

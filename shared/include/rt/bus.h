@@ -58,8 +58,8 @@ void rt_bus_requester_destroy(rt_bus_requester_t *requester);
 /* On the requester's loop thread.  The callback runs exactly once, later, on the same
  * thread (a caller whose object may go away meanwhile lets ctx outlive it).  RT_EUNAVAIL
  * if disconnected: then the callback does not run. */
-int rt_bus_request(rt_bus_requester_t *requester, const char *subject, const void *data, size_t len,
-                   rt_bus_reply_cb cb, void *ctx);
+int rt_bus_request(rt_bus_requester_t *requester, const char *subject, const void *data, size_t len, rt_bus_reply_cb cb,
+                   void *ctx);
 
 /* On the requester's loop thread: the callback runs (err RT_OK) once the server has
  * processed everything this connection sent before, subscriptions included; so a

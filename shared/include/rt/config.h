@@ -12,15 +12,15 @@
 #include <stdint.h>
 
 typedef enum rt_config_kind {
-    RT_CFG_STRING,  /* const char *: borrowed from the environment or the default */
-    RT_CFG_INT,     /* int64_t */
-    RT_CFG_BYTES,   /* int64_t bytes; accepts 64k, 4M, 4MiB, 1G */
-    RT_CFG_MILLIS,  /* int64_t milliseconds; accepts 25 (seconds), 25s, 500ms, 2m, 1h */
-    RT_CFG_BOOL,    /* int: 1/0, true/false, yes/no, on/off */
+    RT_CFG_STRING, /* const char *: borrowed from the environment or the default */
+    RT_CFG_INT,    /* int64_t */
+    RT_CFG_BYTES,  /* int64_t bytes; accepts 64k, 4M, 4MiB, 1G */
+    RT_CFG_MILLIS, /* int64_t milliseconds; accepts 25 (seconds), 25s, 500ms, 2m, 1h */
+    RT_CFG_BOOL,   /* int: 1/0, true/false, yes/no, on/off */
 } rt_config_kind_t;
 
 typedef struct rt_config_var {
-    const char *name;          /* RT_... */
+    const char *name; /* RT_... */
     rt_config_kind_t kind;
     const char *default_value; /* NULL: unset unless given (strings only) */
     int64_t min, max;          /* bounds of numeric kinds, in their unit */

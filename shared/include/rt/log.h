@@ -17,13 +17,12 @@ extern rt_log_level_t rt_log_min_level;
 void rt_log_init(const char *service, rt_log_level_t min_level);
 /* Parses "debug", "info", "warn" or "error"; returns 0 or RT_EINVAL. */
 int rt_log_parse_level(const char *s, rt_log_level_t *out);
-void rt_log_write(rt_log_level_t level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void rt_log_write(rt_log_level_t level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-#define RT_LOG(level, event, ...)                                                                                       \
-    do {                                                                                                                \
-        if ((level) >= rt_log_min_level)                                                                                \
-            rt_log_write((level), (event), __VA_ARGS__);                                                                \
+#define RT_LOG(level, event, ...)                                                                                      \
+    do {                                                                                                               \
+        if ((level) >= rt_log_min_level)                                                                               \
+            rt_log_write((level), (event), __VA_ARGS__);                                                               \
     } while (0)
 #define RT_LOG_DEBUG(event, ...) RT_LOG(RT_LOG_DEBUG, event, __VA_ARGS__)
 #define RT_LOG_INFO(event, ...) RT_LOG(RT_LOG_INFO, event, __VA_ARGS__)

@@ -80,8 +80,7 @@ int rt_ydoc_encode_state_as_update(rt_ydoc_t *doc, rt_slice_t sv, rt_buf_t *out)
  * root the document does not have is listed empty, after the others.  Numbers
  * are printed as JavaScript prints them; Uint8Array values as arrays of
  * bytes; undefined, NaN and infinities as null; bigints as numbers. */
-int rt_ydoc_to_json(const rt_ydoc_t *doc, const rt_ykind_hint_t *hints, size_t n_hints,
-                    rt_buf_t *out);
+int rt_ydoc_to_json(const rt_ydoc_t *doc, const rt_ykind_hint_t *hints, size_t n_hints, rt_buf_t *out);
 
 /* Appends the JSON of one root type (kind RT_YKIND_AUTO infers it).
  * RT_ENOTFOUND if the document has no root of that name. */
