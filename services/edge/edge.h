@@ -354,6 +354,10 @@ int edge_guard_rate(edge_guard_t *g, const char *user, int64_t now_ms, int64_t *
 int edge_guard_conn_open(edge_guard_t *g, const char *user);
 void edge_guard_conn_close(edge_guard_t *g, const char *user);
 
+/* http.c: identifies the request and checks it may use `name` (NULL: no name);
+ * returns an owned identity (free with edge_identity_dispose + free), or NULL
+ * after answering 400/401/403. */
+edge_identity_t *edge_http_identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffix, const char *name);
 /* http.c: a query parameter, percent-decoded: 0, RT_ENOTFOUND or RT_ETOOBIG. */
 int edge_http_query_param(h2o_req_t *req, const char *name, char *out, size_t outsize);
 

@@ -81,12 +81,10 @@ int edge_http_query_param(h2o_req_t *req, const char *name, char *out, size_t ou
     return RT_ENOTFOUND;
 }
 
-/* Identifies the request and checks it may use `name` (NULL: no name);
- * returns an owned identity, or NULL after answering 400/401/403. */
-static edge_identity_t *identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffix, const char *name)
+edge_identity_t *edge_http_identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffix, const char *name)
 {
     edge_identity_t *id = rt_xmalloc(sizeof(*id));
-    if (edge_guard_identify(t, req, anon_suffix, id) != RT_OK) {
+    if (edge_guard_edge_http_identify(t, req, anon_suffix, id) != RT_OK) {
         free(id);
         return NULL;
     }
@@ -156,7 +154,7 @@ static int on_ws(edge_thread_t *t, h2o_req_t *req)
     }
     char suffix[48];
     snprintf(suffix, sizeof(suffix), "%u-%" PRIu64, t->index, t->next_conn + 1);
-    edge_identity_t *id = identify(t, req, suffix, NULL);
+    edge_identity_t *id = edge_http_identify(t, req, suffix, NULL);
     if (id == NULL)
         return 0;
     return edge_ws_accept(t, req, id, &edge_json_session);
@@ -205,7 +203,7 @@ static int on_sse(edge_thread_t *t, h2o_req_t *req, const char *channel)
         edge_http_error(req, 400, "bad_request", "Last-Event-ID and since are offsets: decimal integers");
         return 0;
     }
-    edge_identity_t *id = identify(t, req, "sse", channel);
+    edge_identity_t *id = edge_http_identify(t, req, "sse", channel);
     if (id == NULL)
         return 0;
     return edge_sse_start(t, req, channel, id, has_since, since);
@@ -251,7 +249,7 @@ static int on_messages(edge_thread_t *t, h2o_req_t *req, const char *channel)
         edge_http_error(req, 400, "bad_request", "use after=N or before=N (not both) and limit=1..1000");
         return 0;
     }
-    edge_identity_t *id = identify(t, req, "http", channel);
+    edge_identity_t *id = edge_http_identify(t, req, "http", channel);
     if (id == NULL)
         return 0;
     identity_free(id);
@@ -290,7 +288,7 @@ static int on_publish(edge_thread_t *t, h2o_req_t *req, const char *channel)
         edge_http_error(req, 413, "too_large", "body over the RT_MAX_FRAME limit");
         return 0;
     }
-    edge_identity_t *id = identify(t, req, "http", channel);
+    edge_identity_t *id = edge_http_identify(t, req, "http", channel);
     if (id == NULL)
         return 0;
     int64_t retry_ms;
@@ -346,7 +344,7 @@ static int on_presence_route(edge_thread_t *t, h2o_req_t *req, const char *chann
         edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
-    edge_identity_t *id = identify(t, req, "http", channel);
+    edge_identity_t *id = edge_http_identify(t, req, "http", channel);
     if (id == NULL)
         return 0;
     identity_free(id);
