@@ -84,7 +84,7 @@ int edge_http_query_param(h2o_req_t *req, const char *name, char *out, size_t ou
 edge_identity_t *edge_http_identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffix, const char *name)
 {
     edge_identity_t *id = rt_xmalloc(sizeof(*id));
-    if (edge_guard_edge_http_identify(t, req, anon_suffix, id) != RT_OK) {
+    if (edge_guard_identify(t, req, anon_suffix, id) != RT_OK) {
         free(id);
         return NULL;
     }
