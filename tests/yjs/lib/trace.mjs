@@ -18,7 +18,8 @@ import zlib from 'node:zlib'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
-export const TRACE_GZ = '/work/shared/data/automerge-paper.json.gz'
+// the team's shared folder sits beside the checkout (CI lays a copy there too)
+export const TRACE_GZ = process.env.RT_TRACE_GZ || path.join(ROOT, '../shared/data/automerge-paper.json.gz')
 export const CACHE = path.join(ROOT, 'build/yjs')
 export const DIFF_SV = Y.encodeStateVector(new Map([[1, 100000]]))
 
