@@ -174,6 +174,11 @@ function editNestedAt (rng, v, kind, depth) {
 const TAGS = ['p', 'h1', 'li', 'div']
 
 function randomXmlNode (rng, depth) {
+  if (rng.bool(0.05)) {
+    const hook = new Y.XmlHook(rng.pick(['embed', 'widget'])) // a YMap with a hook name (typeRef 5)
+    hook.set('k', anyValue(rng))
+    return hook
+  }
   const r = rng.int(depth < 2 ? 3 : 2)
   if (r === 0) {
     const t = new Y.XmlText()
