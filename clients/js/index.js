@@ -478,7 +478,7 @@ export class RtClient extends Emitter {
       this._flushAgain = true;
       return this._flushing;
     }
-    this._flushing = (async () => {
+    const run = async () => {
       do {
         this._flushAgain = false;
         if (!this.welcome) break;
@@ -493,8 +493,14 @@ export class RtClient extends Emitter {
           this._send(f);
         }
       } while (this._flushAgain);
-      this._flushing = null;
-    })();
+    };
+    // set before run() starts: a run that ends at once (offline) must not leave it set
+    this._flushing = Promise.resolve()
+      .then(run)
+      .finally(() => {
+        this._flushing = null;
+        if (this._flushAgain) this._flush();
+      });
     return this._flushing;
   }
 
@@ -502,10 +508,10 @@ export class RtClient extends Emitter {
     const p = this.pending.get(id);
     if (err && CODES_RETRY.has(err.code)) {
       // keep it queued; it goes again on the next connection or after a pause
-      this._later(async () => {
+      this._later(() => {
         this._sentOn.delete(id);
         this._flush();
-      }, 1000);
+      }, err.code === 'rate_limited' ? 5000 : 1000);
       return;
     }
     this._sentOn.delete(id);
