@@ -47,30 +47,6 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* Applies the migrations, waiting up to wait_ms for PostgreSQL to come up. */
-static int migrate(const crdt_config_t *cfg, int64_t wait_ms)
-{
-    char dir[PATH_MAX];
-    if (rt_pg_migrations_dir(dir, sizeof(dir)) != RT_OK) {
-        RT_LOG_ERROR("migrations_not_found", "dir=%s", cfg->migrations_dir ? cfg->migrations_dir : "migrations");
-        return RT_ENOTFOUND;
-    }
-    uint64_t deadline = rt_now_mono_ns() + (uint64_t)wait_ms * 1000000;
-    for (;;) {
-        PGconn *conn = NULL;
-        int applied = 0;
-        int err = rt_pg_connect(cfg->database_url, &conn);
-        if (err == RT_OK)
-            err = rt_pg_migrate(conn, dir, &applied);
-        PQfinish(conn);
-        if (err == RT_OK)
-            RT_LOG_INFO("migrated", "dir=%s applied=%d", dir, applied);
-        if (err != RT_EUNAVAIL || rt_now_mono_ns() >= deadline || stop_requested)
-            return err;
-        usleep(500000);
-    }
-}
-
 int main(int argc, char **argv)
 {
     crdt_config_t cfg = {0};
@@ -100,7 +76,7 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
 
-    if (migrate(&cfg, MIGRATE_WAIT_MS) != RT_OK)
+    if (rt_pg_migrate_at_start(cfg.database_url, MIGRATE_WAIT_MS, &stop_requested) != RT_OK)
         return 1;
     crdt_service_t *svc = NULL;
     int err = crdt_service_create(&cfg, &svc);

@@ -332,3 +332,27 @@ int rt_pg_migrate(PGconn *conn, const char *dir, int *applied)
         *applied = count;
     return err;
 }
+
+int rt_pg_migrate_at_start(const char *database_url, int64_t wait_ms, volatile int *stop)
+{
+    char dir[PATH_MAX];
+    if (rt_pg_migrations_dir(dir, sizeof(dir)) != RT_OK) {
+        const char *env = getenv("RT_MIGRATIONS_DIR");
+        RT_LOG_ERROR("migrations_not_found", "dir=%s", env ? env : "migrations");
+        return RT_ENOTFOUND;
+    }
+    uint64_t deadline = rt_now_mono_ns() + (uint64_t)wait_ms * 1000000;
+    for (;;) {
+        PGconn *conn = NULL;
+        int applied = 0;
+        int err = rt_pg_connect(database_url, &conn);
+        if (err == RT_OK)
+            err = rt_pg_migrate(conn, dir, &applied);
+        PQfinish(conn);
+        if (err == RT_OK)
+            RT_LOG_INFO("migrated", "dir=%s applied=%d", dir, applied);
+        if (err != RT_EUNAVAIL || rt_now_mono_ns() >= deadline || *stop)
+            return err;
+        usleep(500000);
+    }
+}

@@ -35,6 +35,12 @@ int rt_pg_migrations_dir(char *out, size_t size);
  * *applied (optional) gets the number of migrations applied by this call. */
 int rt_pg_migrate(PGconn *conn, const char *dir, int *applied);
 
+/* What a service runs at start and `<service> migrate` runs alone: finds the migrations
+ * directory, then connects and migrates, retrying for up to wait_ms while PostgreSQL is
+ * not up yet (or until *stop becomes non-zero).  Logs what it did; returns as rt_pg_migrate
+ * (RT_ENOTFOUND: no migrations directory).  Main thread. */
+int rt_pg_migrate_at_start(const char *database_url, int64_t wait_ms, volatile int *stop);
+
 /* Runs one parameterless command (BEGIN, COMMIT, ...); RT_OK, or RT_EUNAVAIL when the
  * connection is lost, else RT_EINVAL.  Logs failures with `what`. */
 int rt_pg_exec(PGconn *conn, const char *sql, const char *what);
