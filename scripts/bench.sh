@@ -16,8 +16,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 
 SCENARIOS=(
-	fanout # one publisher, 1000 subscribers over 2 edges vs a Node ws server
-	idle   # RSS per idle WebSocket connection at 20,000 connections
+	fanout   # one publisher, 1000 subscribers over 2 edges vs a Node ws server
+	many     # channels of 5 members, messages round-robin over them (rtsync, node ws, FastAPI)
+	sse      # SSE readers, a worker POSTing token events (rtsync, FastAPI)
+	durable  # closed-loop durable publishes, publish-to-ack latency at 1, 10, 100 publishers
+	churn    # presence churn: subscribe-to-join latency seen from the other edge
+	idle     # RSS per idle WebSocket connection at 20,000 connections
+	history  # chat-history through NATS: acked msgs/s and ack latency
+	yjs-e2e  # the automerge-paper Yjs trace across two edges vs y-websocket and Hocuspocus
 )
 (($# == 0)) || SCENARIOS=("$@")
 

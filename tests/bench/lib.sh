@@ -11,7 +11,7 @@
 #                         two edges only (ephemeral fan-out needs nothing else);
 #                         stack = scripts/stack.sh up (PostgreSQL and the
 #                         back-end services too, which are sampled as aux)
-#   BENCH_RUN_DIR (.run/bench), BENCH_NATS_PORT (14222), BENCH_PG_PORT (15433),
+#   BENCH_RUN_DIR (.run/bench-PID, removed at the end), BENCH_NATS_PORT (14222), BENCH_PG_PORT (15433),
 #   BENCH_EDGE_PORT (18080, and +1), BENCH_NODE_PORT (18090): the first free
 #   ports from these on
 #   BENCH_QUIET_WAIT (120) seconds to wait, before each measured run, for the
@@ -25,7 +25,9 @@ LOADGEN=$BENCH_ROOT/build/bin/rt-loadgen
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 BENCH_STACK=${BENCH_STACK:-direct}
-BENCH_RUN_DIR=${BENCH_RUN_DIR:-$BENCH_ROOT/.run/bench}
+# A run directory of this process's own: several engineers' benchmarks share the
+# checkout, and a shared one let one's `stack.sh down` stop another's stack.
+BENCH_RUN_DIR=${BENCH_RUN_DIR:-$BENCH_ROOT/.run/bench-$$}
 BENCH_OUT=${BENCH_OUT:-$BENCH_ROOT/bench/results/manual}
 NODE_PID=
 
@@ -91,10 +93,14 @@ B_NATS_PORT=$(free_ports "${BENCH_NATS_PORT:-14222}" 1)
 B_PG_PORT=$(free_ports "${BENCH_PG_PORT:-15433}" 1)
 B_EDGE_PORT=$(free_ports "${BENCH_EDGE_PORT:-18080}" 2)
 B_NODE_PORT=$(free_ports "${BENCH_NODE_PORT:-18090}" 1)
+B_FASTAPI_PORT=$(free_ports "${BENCH_FASTAPI_PORT:-18092}" 1)
 # shellcheck disable=SC2034 # used by the scenario scripts
 EDGE_URLS="ws://127.0.0.1:$B_EDGE_PORT/ws,ws://127.0.0.1:$((B_EDGE_PORT + 1))/ws"
 # shellcheck disable=SC2034
 NODE_URL="ws://127.0.0.1:$B_NODE_PORT/ws"
+# shellcheck disable=SC2034
+FASTAPI_URL="ws://127.0.0.1:$B_FASTAPI_PORT/ws"
+FASTAPI_PID=
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -232,7 +238,56 @@ node_down() {
 	NODE_PID=
 }
 
+# ---- FastAPI + uvicorn (tests/bench/peers/fastapi_server.py) ------------------
+
+fastapi_up() {
+	fastapi_down
+	! port_open "$B_FASTAPI_PORT" || { bench_say "port $B_FASTAPI_PORT is taken (set BENCH_FASTAPI_PORT)"; return 1; }
+	/usr/bin/python3 -c 'import fastapi, uvicorn' 2>/dev/null || { bench_say "python3-fastapi / python3-uvicorn are missing (scripts/deps.sh)"; return 1; }
+	taskset -c "$SERVER_CPU" env PORT="$B_FASTAPI_PORT" /usr/bin/python3 "$BENCH_ROOT/tests/bench/peers/fastapi_server.py" \
+		>>"$BENCH_OUT/logs/fastapi.log" 2>&1 &
+	FASTAPI_PID=$!
+	wait_port "$B_FASTAPI_PORT" "$FASTAPI_PID"
+}
+
+fastapi_pids() { echo "fastapi:$FASTAPI_PID"; }
+fastapi_aux_pids() { :; }
+fastapi_alive() { [[ -n $FASTAPI_PID ]] && kill -0 "$FASTAPI_PID" 2>/dev/null; }
+
+fastapi_down() {
+	[[ -n $FASTAPI_PID ]] || return 0
+	kill -TERM "$FASTAPI_PID" 2>/dev/null || true
+	wait "$FASTAPI_PID" 2>/dev/null || true
+	FASTAPI_PID=
+}
+
+# bench_gen SERVER RESULTS LABEL GEN-ARGS...: one measured generator run
+# against SERVER (rtsync, node, fastapi, ...: its _pids and _aux_pids
+# functions name what to sample), its JSON line appended to RESULTS.
+bench_gen() {
+	local server=$1 results=$2 label=$3 aux
+	shift 3
+	aux=$("${server}_aux_pids")
+	bench_wait_quiet
+	bench_say "== $label: rt-loadgen $*"
+	"${GEN[@]}" "$@" --pids "$("${server}_pids")" ${aux:+--aux-pids "$aux"} --server-core "$SERVER_CPU" \
+		--label "$label" >>"$results" || bench_say "$label: the generator reported a failure"
+	"${server}_alive" || bench_say "$label: $server died during the run (logs: $BENCH_OUT/logs/)"
+}
+
 bench_cleanup() {
+	fastapi_down
 	node_down
 	if rtsync_built; then rtsync_down; fi
+	[[ $BENCH_RUN_DIR != "$BENCH_ROOT/.run/bench-$$" ]] || rm -rf "$BENCH_RUN_DIR"
+}
+
+# bench_table RESULTS: the common table of rt-loadgen JSON lines: the rate of
+# the scenario's events (deliveries, acks or joins per second), latency,
+# server CPU seconds and RSS (of the processes summed into the server totals).
+bench_table() {
+	printf '%-22s %6s %10s %9s %9s %9s %8s %8s %7s %7s\n' run conns events/s p50_ms p99_ms max_ms srv_CPU RSS_MiB lost errors
+	jq -r '[.label, .ready, (.deliveries_per_s // .events_per_s // 0), .lat_p50_us / 1000, .lat_p99_us / 1000,
+	        .lat_max_us / 1000, .server_cpu_s, .server_rss_kb / 1024, (.lost // 0), (.errors // 0)] | @tsv' "$1" |
+		awk -F'\t' '{printf "%-22s %6d %10.0f %9.2f %9.2f %9.2f %8.2f %8.1f %7d %7d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}'
 }
