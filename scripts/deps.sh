@@ -14,6 +14,8 @@ PACKAGES=(
 	libpq-dev postgresql
 	libcunit1-dev libjansson-dev libjwt-dev libssl-dev
 	docker-compose
+	# tests/browser: headless Chromium driven by npm playwright-core (it cannot download a browser)
+	chromium
 	# make bench: the FastAPI peer (tests/bench/peers/fastapi_server.py) and the report's plots
 	python3-fastapi python3-uvicorn python3-websockets gnuplot-nox
 )

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the node:test integration suites (tests/integration/, tests/yjs/) one
+# Runs the node:test integration suites (tests/integration/, tests/yjs/,
+# tests/browser/ in headless Chromium) one
 # file at a time against real servers (each file starts its own stack through
 # tests/integration/lib/stack.js), and the offline checks of the deployment
 # files (tests/deploy/).
@@ -20,7 +21,7 @@ paths=()
 if [[ -n "${TEST_FILES:-}" ]]; then
 	read -r -a paths <<<"$TEST_FILES"
 else
-	for d in tests/integration tests/yjs tests/deploy; do
+	for d in tests/integration tests/yjs tests/browser tests/deploy; do
 		[[ -d "$d" ]] && paths+=("$d/")
 	done
 fi

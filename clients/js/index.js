@@ -170,6 +170,8 @@ export class Subscription extends Emitter {
           this._addMember(m.user, m.conn);
           if (m.state) this.states.set(m.conn, { user: m.user, state: m.state });
         }
+        // this connection is a member too, even if the snapshot was taken before its join
+        if (this.client.welcome) this._addMember(this.client.welcome.user, this.client.welcome.conn);
         this.emit('members', this.members);
         break;
       case 'join':
