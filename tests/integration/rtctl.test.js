@@ -215,7 +215,7 @@ describe('rtctl', { timeout: 180000 }, () => {
 
   for (const sse of [false, true]) {
     const mode = sse ? 'SSE (Last-Event-ID)' : 'WebSocket (since)';
-    test(`sub over ${mode}: the edge SIGKILLed and restarted on its port: resumes without loss or duplicates`, async () => {
+    test(`sub over ${mode}: the edge SIGKILLed and restarted on its port, then drained and restarted: resumes without loss or duplicates`, async () => {
       const ch = sse ? 'drop-sse' : 'drop-ws';
       const s = rtctlStream(['sub', e1, ch, ...(sse ? ['--sse'] : [])]);
       if (!sse) await s.waitFor((x) => x.lines.some((l) => l.type === 'subscribed'), 10000, 'subscribed');
@@ -235,6 +235,13 @@ describe('rtctl', { timeout: 180000 }, () => {
       assert.ok(got.every((m) => m.event === 'token' && m.channel === ch));
       assert.match(s.stderr, /reconnecting in \d+ ms/);
       if (sse) assert.match(s.stderr, /Last-Event-ID: 5/);
+      // a graceful restart (drain: close 1001, or the end of the SSE stream) resumes the same way
+      await stack.restart('edge-1');
+      await publishRange(e2, ch, 16, 18);
+      await s.waitFor((x) => x.messages().length >= 18, 30000, 'messages 16..18');
+      await sleep(300);
+      assert.deepEqual(s.messages().map((m) => m.offset), range(1, 18));
+      if (!sse) assert.match(s.stderr, /closed by the edge: 1001 /);
       assert.equal((await s.stop()).code, 0);
     });
   }
@@ -404,6 +411,16 @@ describe('rtctl token', { timeout: 120000 }, () => {
       assert.equal(r.code, 1);
       assert.match(r.stderr, /HTTP 401 /);
       assert.equal((await rtctl(['health', url])).code, 0, '/healthz, /readyz and /metrics need no token');
+    });
+
+    test('a token expiring on an open subscription: close 4001 is printed and rtctl exits 1', async () => {
+      const token = (await rtctl(['token', '--secret', SECRET, '--sub', 'dave', '--admin', '--ttl', '2s'])).stdout.trim();
+      const s = rtctlStream(['sub', url, 'expiring'], { env: { RT_TOKEN: token } });
+      await s.waitFor((x) => x.lines.some((l) => l.type === 'subscribed'), 10000, 'subscribed');
+      const deadline = Date.now() + 20000;
+      while (!s.exit && Date.now() < deadline) await sleep(50);
+      assert.deepEqual(s.exit, { code: 1, signal: null }, s.stderr);
+      assert.match(s.stderr, /closed by the edge: 4001 token expired/);
     });
   });
 });
