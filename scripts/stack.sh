@@ -319,7 +319,19 @@ cmd_up() {
 	done
 	wait_ready
 	wait_services "${started[@]}"
+	start_demo_worker
 	[[ -n "${IN_RUN:-}" ]] || trap - EXIT
+}
+
+# The demo app's back end (demo/worker/): answers the stream panel's prompts
+# token by token and publishes the dashboard's cluster stats. Optional.
+start_demo_worker() {
+	local node edges=() i
+	node=$(command -v node) || { say "node not found; no demo worker"; return 0; }
+	[[ -f demo/worker/worker.mjs ]] || return 0
+	for ((i = 0; i < EDGES; i++)); do edges+=("127.0.0.1:$((EDGE_PORT + i))"); done
+	local IFS=,
+	start demo-worker "RT_EDGES=${edges[*]}" -- "$node" "$ROOT/demo/worker/worker.mjs"
 }
 
 # Back-end services name their NATS connection after RT_INSTANCE_ID; give
@@ -353,6 +365,11 @@ print_urls() {
 	done
 	echo "  nats     nats://127.0.0.1:$NATS_PORT$( ((NATS_MON_PORT == 0)) || echo "   monitoring http://127.0.0.1:$NATS_MON_PORT/")"
 	echo "  postgres postgresql://rtsync@127.0.0.1:$PG_PORT/rtsync"
+	if [[ -f build/demo/index.html ]]; then
+		local edges=() IFS=,
+		for ((i = 0; i < EDGES; i++)); do edges+=("127.0.0.1:$((EDGE_PORT + i))"); done
+		echo "  demo     http://127.0.0.1:$EDGE_PORT/?edges=${edges[*]}   (open it in two windows)"
+	fi
 	echo
 }
 
