@@ -94,6 +94,7 @@ B_PG_PORT=$(free_ports "${BENCH_PG_PORT:-15433}" 1)
 B_EDGE_PORT=$(free_ports "${BENCH_EDGE_PORT:-18080}" 2)
 B_NODE_PORT=$(free_ports "${BENCH_NODE_PORT:-18090}" 1)
 B_FASTAPI_PORT=$(free_ports "${BENCH_FASTAPI_PORT:-18092}" 1)
+B_SOCKETIO_PORT=$(free_ports "${BENCH_SOCKETIO_PORT:-18093}" 1)
 # shellcheck disable=SC2034 # used by the scenario scripts
 EDGE_URLS="ws://127.0.0.1:$B_EDGE_PORT/ws,ws://127.0.0.1:$((B_EDGE_PORT + 1))/ws"
 # shellcheck disable=SC2034
@@ -101,6 +102,9 @@ NODE_URL="ws://127.0.0.1:$B_NODE_PORT/ws"
 # shellcheck disable=SC2034
 FASTAPI_URL="ws://127.0.0.1:$B_FASTAPI_PORT/ws"
 FASTAPI_PID=
+# shellcheck disable=SC2034
+SOCKETIO_URL="ws://127.0.0.1:$B_SOCKETIO_PORT/socket.io/?EIO=4&transport=websocket"
+SOCKETIO_PID=
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -261,6 +265,29 @@ fastapi_down() {
 	FASTAPI_PID=
 }
 
+# ---- Socket.IO 4 (tests/bench/peers/socketio-server.mjs) ----------------------
+
+socketio_up() {
+	socketio_down
+	! port_open "$B_SOCKETIO_PORT" || { bench_say "port $B_SOCKETIO_PORT is taken (set BENCH_SOCKETIO_PORT)"; return 1; }
+	[[ -d $BENCH_ROOT/tests/bench/peers/node_modules/socket.io ]] || (cd "$BENCH_ROOT/tests/bench/peers" && npm ci --no-audit --no-fund >/dev/null)
+	taskset -c "$SERVER_CPU" env PORT="$B_SOCKETIO_PORT" node "$BENCH_ROOT/tests/bench/peers/socketio-server.mjs" \
+		>>"$BENCH_OUT/logs/socketio.log" 2>&1 &
+	SOCKETIO_PID=$!
+	wait_port "$B_SOCKETIO_PORT" "$SOCKETIO_PID"
+}
+
+socketio_pids() { echo "socketio:$SOCKETIO_PID"; }
+socketio_aux_pids() { :; }
+socketio_alive() { [[ -n $SOCKETIO_PID ]] && kill -0 "$SOCKETIO_PID" 2>/dev/null; }
+
+socketio_down() {
+	[[ -n $SOCKETIO_PID ]] || return 0
+	kill -TERM "$SOCKETIO_PID" 2>/dev/null || true
+	wait "$SOCKETIO_PID" 2>/dev/null || true
+	SOCKETIO_PID=
+}
+
 # bench_gen SERVER RESULTS LABEL GEN-ARGS...: one measured generator run
 # against SERVER (rtsync, node, fastapi, ...: its _pids and _aux_pids
 # functions name what to sample), its JSON line appended to RESULTS.
@@ -276,6 +303,7 @@ bench_gen() {
 }
 
 bench_cleanup() {
+	socketio_down
 	fastapi_down
 	node_down
 	if rtsync_built; then rtsync_down; fi

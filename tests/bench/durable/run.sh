@@ -8,7 +8,7 @@
 # anything, so it is a reference for the transport cost only.
 #
 # Environment: DURABLE_PUBS ("1 10 100"), DURABLE_DURATION (10), DURABLE_SIZE
-# (100), DURABLE_SERVERS ("rtsync node"), and those of ../lib.sh.
+# (100), DURABLE_SERVERS ("rtsync node socketio"), and those of ../lib.sh.
 # Results: $BENCH_OUT/durable.jsonl, durable.txt.
 set -euo pipefail
 BENCH_STACK=${BENCH_STACK:-stack}
@@ -18,7 +18,7 @@ source "$(dirname "$0")/../lib.sh"
 PUBS=${DURABLE_PUBS:-1 10 100}
 DURATION=${DURABLE_DURATION:-10}
 SIZE=${DURABLE_SIZE:-100}
-SERVERS=${DURABLE_SERVERS:-rtsync node}
+SERVERS=${DURABLE_SERVERS:-rtsync node socketio}
 RESULTS=$BENCH_OUT/durable.jsonl
 SUMMARY=$BENCH_OUT/durable.txt
 
@@ -52,6 +52,12 @@ run_fastapi() {
 	fastapi_up || { bench_say "durable: the FastAPI server did not start"; return; }
 	load fastapi "$FASTAPI_URL"
 	fastapi_down
+}
+
+run_socketio() {
+	socketio_up || { bench_say "durable: the Socket.IO server did not start"; return; }
+	load socketio "$SOCKETIO_URL"
+	socketio_down
 }
 
 for s in $SERVERS; do "run_$s"; done

@@ -13,7 +13,9 @@
 # then the rtsync/node ratio and the targets.
 #
 # Environment: FANOUT_SUBS (1000), FANOUT_RATES ("50 100"), FANOUT_DURATION (10),
-# FANOUT_SIZE (100), FANOUT_SERVERS ("rtsync node"), and those of ../lib.sh.
+# FANOUT_SIZE (100), FANOUT_SERVERS ("rtsync node socketio fastapi"), FANOUT_SWEEP
+# ("100 1000 5000 19000": subscriber counts at FANOUT_SWEEP_RATE (20) msg/s,
+# labelled SERVER-nCOUNT), and those of ../lib.sh.
 # Results: $BENCH_OUT/fanout.jsonl (one rt-loadgen JSON line per run), fanout.txt.
 set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
@@ -23,7 +25,11 @@ SUBS=${FANOUT_SUBS:-1000}
 RATES=${FANOUT_RATES:-50 100}
 DURATION=${FANOUT_DURATION:-10}
 SIZE=${FANOUT_SIZE:-100}
-SERVERS=${FANOUT_SERVERS:-rtsync node}
+SERVERS=${FANOUT_SERVERS:-rtsync node socketio fastapi}
+# how cost grows: one run per subscriber count at SWEEP_RATE msg/s (19,000 at
+# most: one generator process and one peer process each stay under the fd cap)
+SWEEP=${FANOUT_SWEEP:-100 1000 5000 19000}
+SWEEP_RATE=${FANOUT_SWEEP_RATE:-20}
 RESULTS=$BENCH_OUT/fanout.jsonl
 SUMMARY=$BENCH_OUT/fanout.txt
 
@@ -52,6 +58,12 @@ load() {
 			>>"$RESULTS" || bench_say "fanout $server-$rate: the generator reported a failure"
 		"${server}_alive" || bench_say "fanout $server-$rate: $server died during the run (logs: $BENCH_OUT/logs/)"
 	done
+	local n
+	for n in $SWEEP; do
+		"${server}_alive" || "${server}_up" || return 1
+		bench_gen "$server" "$RESULTS" "$server-n$n" --mode fanout --urls "$urls" --conns "$n" --rate "$SWEEP_RATE" \
+			--duration "$DURATION" --size "$SIZE" --settle 2 --setup-timeout 240
+	done
 }
 
 run_rtsync() {
@@ -77,6 +89,18 @@ run_node() {
 	node_down
 }
 
+run_socketio() {
+	socketio_up || { bench_say "fanout: the Socket.IO server did not start"; return; }
+	load socketio "$SOCKETIO_URL"
+	socketio_down
+}
+
+run_fastapi() {
+	fastapi_up || { bench_say "fanout: the FastAPI server did not start"; return; }
+	load fastapi "$FASTAPI_URL"
+	fastapi_down
+}
+
 for s in $SERVERS; do "run_$s"; done
 
 # ---- summary -------------------------------------------------------------------
@@ -92,7 +116,7 @@ for s in $SERVERS; do "run_$s"; done
 	jq -r '
 	  def sum(f): [.procs[] | select(.aux | not) | f] | add // 0;
 	  def of(n; f): [.procs[] | select(.name == n) | f] | add // 0;
-	  (if (.label | startswith("node")) then "node" else "edge" end) as $srv |
+	  (if (.label | startswith("rtsync")) then "edge" else (.label | split("-")[0]) end) as $srv |
 	  [.label, .ready, .deliveries_per_s, .deliveries_per_server_cpu_s, .lat_p50_us / 1000, .lat_p99_us / 1000,
 	   .lat_max_us / 1000, .lat_read_p99_us / 1000, .lost, .server_cpu_s, of("edge"; .cpu_s), of("nats"; .cpu_s),
 	   of($srv; .rss_kb) / 1024, of($srv; .hwm_kb) / 1024, (if .delivered > 0 then of($srv; .syscw) / .delivered else 0 end),

@@ -63,6 +63,7 @@ int lg_url_parse(const char *s, lg_url_t *out)
         return RT_EINVAL;
     memcpy(u.hostport, s, hostlen);
     snprintf(u.path, sizeof u.path, "%s", slash ? slash : "/");
+    u.eio = strncmp(u.path, "/socket.io/", 11) == 0;
     if (colon && (!slash || colon < slash)) {
         size_t hl = (size_t)(colon - s), pl = hostlen - hl - 1;
         if (hl >= sizeof u.host || pl == 0 || pl >= sizeof u.port)

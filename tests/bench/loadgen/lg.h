@@ -80,6 +80,7 @@ typedef struct lg_url {
     char path[192]; /* path and query */
     char hostport[80];
     bool http; /* http:// (an SSE reader, or an HTTP POST publisher), else ws:// */
+    bool eio;  /* ws://.../socket.io/...: Engine.IO v4 packets, our JSON as the Socket.IO event "rt" */
     struct sockaddr_storage addr; /* resolved once, when parsed */
     socklen_t addrlen;
 } lg_url_t;

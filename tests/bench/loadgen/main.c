@@ -23,6 +23,10 @@
  * The servers named by --pids are sampled from /proc at the start and the end
  * of the measurement window (CPU ticks, read/write syscalls, RSS).
  *
+ * A ws:// URL whose path starts with /socket.io/ is a Socket.IO 4 server
+ * (tests/bench/peers/socketio-server.mjs): the same JSON objects travel as
+ * the event "rt" (`42["rt",{...}]`) after the Engine.IO open and connect.
+ *
  * Output: one JSON line on stdout, a human summary on stderr.
  */
 #include "lg.h"
@@ -402,10 +406,32 @@ void lg_on_http_status(lg_conn_t *c, int status)
         fprintf(stderr, "rt-loadgen: the publisher got HTTP %d\n", status);
 }
 
+static void on_open(lg_conn_t *c);
+
+/* Engine.IO / Socket.IO control packets; returns true if data was one. */
+static bool on_eio_packet(lg_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (len >= 1 && data[0] == '0') { /* Engine.IO open: connect to the main namespace */
+        lg_conn_send_text(c, g.epfd, "40", 2);
+    } else if (len == 1 && data[0] == '2') { /* ping */
+        lg_conn_send_text(c, g.epfd, "3", 1);
+    } else if (len >= 2 && data[0] == '4' && data[1] == '0') { /* namespace connected */
+        if (c->state == LG_OPEN)
+            on_open(c);
+    } else if (len >= 2 && data[0] == '4' && data[1] == '2') {
+        return false;
+    } else {
+        g.other++;
+    }
+    return true;
+}
+
 void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx)
 {
     const uint8_t *v;
     size_t vl;
+    if (c->url->eio && on_eio_packet(c, data, len))
+        return;
     if (!json_str(data, len, "type", &v, &vl)) {
         g.other++;
         return;
@@ -446,6 +472,21 @@ void lg_on_text(lg_conn_t *c, const uint8_t *data, size_t len, const lg_rx_t *rx
     }
 }
 
+/* Sends one JSON object of the protocol, wrapped as a Socket.IO event for Socket.IO. */
+static void send_json(lg_conn_t *c, const void *json, size_t len)
+{
+    if (!c->url->eio) {
+        lg_conn_send_text(c, g.epfd, json, len);
+        return;
+    }
+    rt_buf_t m = {0};
+    rt_buf_append_str(&m, "42[\"rt\",");
+    rt_buf_append(&m, json, len);
+    rt_buf_append_byte(&m, ']');
+    lg_conn_send_text(c, g.epfd, m.data, m.len);
+    rt_buf_dispose(&m);
+}
+
 /* The channel connection c subscribes to (and, durable, publishes to). */
 static void channel_of(const lg_conn_t *c, char *out, size_t cap)
 {
@@ -457,27 +498,35 @@ static void channel_of(const lg_conn_t *c, char *out, size_t cap)
         snprintf(out, cap, "%s", g.o.channel);
 }
 
+/* The connection is open (for Socket.IO: connected to the namespace): a
+ * publisher is ready, a subscriber subscribes. */
+static void on_open(lg_conn_t *c)
+{
+    if (c->publisher) {
+        c->state = LG_READY;
+        return;
+    }
+    if (c->url->http) { /* an SSE reader: subscribed by its request */
+        c->state = LG_READY;
+        g.ready++;
+        g.inflight--;
+        return;
+    }
+    char sub[240], ch[180];
+    channel_of(c, ch, sizeof ch);
+    int n = snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s\"%s}", ch,
+                     g.churn && c == g.pub ? ",\"presence\":true" : "");
+    c->state = LG_SUBSCRIBING;
+    if (g.churn && c != g.pub)
+        c->t_sent = rt_now_mono_ns();
+    send_json(c, sub, (size_t)n);
+}
+
 void lg_on_state(lg_conn_t *c, lg_state_t old)
 {
     if (c->state == LG_OPEN) {
-        if (c->publisher) {
-            c->state = LG_READY;
-            return;
-        }
-        if (c->url->http) { /* an SSE reader: subscribed by its request */
-            c->state = LG_READY;
-            g.ready++;
-            g.inflight--;
-            return;
-        }
-        char sub[240], ch[180];
-        channel_of(c, ch, sizeof ch);
-        int n = snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"%s\"%s}", ch,
-                         g.churn && c == g.pub ? ",\"presence\":true" : "");
-        c->state = LG_SUBSCRIBING;
-        if (g.churn && c != g.pub)
-            c->t_sent = rt_now_mono_ns();
-        lg_conn_send_text(c, g.epfd, sub, (size_t)n);
+        if (!c->url->eio)
+            on_open(c);
     } else if (c->state == LG_CLOSED && g.churn && c != g.pub) {
         if (old != LG_READY && g.phase != PH_DONE)
             g.failed++;
@@ -543,7 +592,7 @@ static void send_durable(lg_conn_t *c)
     if (g.sent == 0)
         g.t_first_send = c->t_sent;
     g.sent++;
-    lg_conn_send_text(c, g.epfd, m->data, m->len);
+    send_json(c, m->data, m->len);
 }
 
 /* Durable and churn runs: the timer only checks the clock (durable) or
@@ -622,7 +671,7 @@ static void publish_one(uint64_t seq)
                   (unsigned long long)seq, (unsigned long long)ts);
     pad_to_size(m, strlen("{\"type\":\"publish\",\"channel\":\"\",\"ephemeral\":true,\"data\":\"") + strlen(ch));
     rt_buf_append_str(m, "\"}");
-    lg_conn_send_text(g.pub, g.epfd, m->data, m->len);
+    send_json(g.pub, m->data, m->len);
 }
 
 /* Churn: opens the connections due by now (into free slots) and closes those held long enough. */

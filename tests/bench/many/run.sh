@@ -9,7 +9,7 @@
 # largest default size is 3,000 channels (15,000 connections, one generator).
 #
 # Environment: MANY_CONNS ("2500 5000 15000"), MANY_GROUP (5), MANY_RATE
-# (1000), MANY_DURATION (10), MANY_SERVERS ("rtsync node fastapi"), and those of
+# (1000), MANY_DURATION (10), MANY_SERVERS ("rtsync node socketio fastapi"), and those of
 # ../lib.sh.  Results: $BENCH_OUT/many.jsonl, many.txt.
 set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
@@ -19,7 +19,7 @@ SIZES=${MANY_CONNS:-2500 5000 15000}
 GROUP=${MANY_GROUP:-5}
 RATE=${MANY_RATE:-1000}
 DURATION=${MANY_DURATION:-10}
-SERVERS=${MANY_SERVERS:-rtsync node fastapi}
+SERVERS=${MANY_SERVERS:-rtsync node socketio fastapi}
 RESULTS=$BENCH_OUT/many.jsonl
 SUMMARY=$BENCH_OUT/many.txt
 
@@ -52,6 +52,12 @@ run_fastapi() {
 	fastapi_up || { bench_say "many: the FastAPI server did not start"; return; }
 	load fastapi "$FASTAPI_URL"
 	fastapi_down
+}
+
+run_socketio() {
+	socketio_up || { bench_say "many: the Socket.IO server did not start"; return; }
+	load socketio "$SOCKETIO_URL"
+	socketio_down
 }
 
 for s in $SERVERS; do "run_$s"; done
