@@ -80,7 +80,7 @@ static void on_publish(void *ctx, const rt_bus_msg_t *msg)
     hist_service_t *svc = ctx;
     hist_publish_t p;
     const char *why = NULL;
-    hist_arena_reset(&svc->arena);
+    rt_pb_arena_reset(&svc->arena);
     int err = hist_publish_decode(&svc->arena, msg->data, &p, &why);
     if (err != RT_OK) {
         count_bad(svc, msg->subject, why, msg->data.len);
@@ -155,7 +155,7 @@ static void on_query(void *ctx, const rt_bus_msg_t *msg)
     hist_service_t *svc = ctx;
     hist_query_t q;
     const char *why = NULL;
-    hist_arena_reset(&svc->arena);
+    rt_pb_arena_reset(&svc->arena);
     int err = hist_query_decode(&svc->arena, msg->data, &q, &why);
     if (err != RT_OK) {
         count_bad(svc, msg->subject, why, msg->data.len);
@@ -183,7 +183,7 @@ int hist_service_create(const hist_config_t *cfg, hist_service_t **out)
 {
     hist_service_t *svc = rt_xcalloc(1, sizeof(*svc));
     svc->cfg = cfg;
-    hist_arena_init(&svc->arena, ARENA_SIZE);
+    rt_pb_arena_init(&svc->arena, ARENA_SIZE);
     rt_loop_create(&svc->loop);
     int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
     if (err != RT_OK) {
@@ -253,7 +253,7 @@ void hist_service_destroy(hist_service_t *svc)
     hist_retention_destroy(svc->retention);
     rt_bus_destroy(svc->bus);
     rt_loop_destroy(svc->loop);
-    hist_arena_dispose(&svc->arena);
+    rt_pb_arena_dispose(&svc->arena);
     rt_buf_dispose(&svc->out);
     free(svc);
 }

@@ -16,6 +16,7 @@
 
 #include "rt/bus.h"
 #include "rt/common.h"
+#include "rt/pb.h"
 #include "rt/loop.h"
 #include "rt/map.h"
 
@@ -47,11 +48,8 @@ typedef struct hist_config {
 
 /* ---- request.c: pure decoding and validation of untrusted bytes -------------- */
 
-/* A bump allocator for protobuf-c: one per loop thread, reset after each message. */
-typedef struct hist_arena {
-    uint8_t *mem;
-    size_t used, cap;
-} hist_arena_t;
+/* A bump allocator for protobuf-c (rt/pb.h): one per loop thread, reset after each message. */
+typedef rt_pb_arena_t hist_arena_t;
 
 /* A publish, borrowed from the arena (strings are NUL-terminated). */
 typedef struct hist_publish {
@@ -69,9 +67,6 @@ typedef struct hist_query {
     uint32_t limit;    /* 0..HIST_MAX_LIMIT; 0 = only the latest offset */
 } hist_query_t;
 
-void hist_arena_init(hist_arena_t *arena, size_t cap);
-void hist_arena_dispose(hist_arena_t *arena);
-void hist_arena_reset(hist_arena_t *arena);
 
 /* Any thread.  Decode and validate; on success the out-values borrow the arena until
  * its next reset.  RT_EINVAL (garbage or invalid fields, *why set to a static reason)
@@ -79,8 +74,6 @@ void hist_arena_reset(hist_arena_t *arena);
 int hist_publish_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_t *out, const char **why);
 int hist_query_decode(hist_arena_t *arena, rt_slice_t bytes, hist_query_t *out, const char **why);
 
-/* Pure checks used by the decoders. */
-int hist_channel_valid(const char *s);
 int hist_utf8_valid(const uint8_t *s, size_t len);
 
 /* ---- batch.c: one group of publishes committed in one transaction (pure) ------ */

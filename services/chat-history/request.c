@@ -11,53 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void hist_arena_init(hist_arena_t *arena, size_t cap)
-{
-    arena->mem = rt_xmalloc(cap);
-    arena->cap = cap;
-    arena->used = 0;
-}
-
-void hist_arena_dispose(hist_arena_t *arena)
-{
-    free(arena->mem);
-    arena->mem = NULL;
-    arena->cap = arena->used = 0;
-}
-
-void hist_arena_reset(hist_arena_t *arena)
-{
-    arena->used = 0;
-}
-
-static void *arena_alloc(void *ctx, size_t size)
-{
-    hist_arena_t *a = ctx;
-    size = (size + 15) & ~(size_t)15;
-    if (size > a->cap - a->used)
-        return NULL; /* protobuf-c then fails the unpack: the request is too large */
-    void *p = a->mem + a->used;
-    a->used += size;
-    return p;
-}
-
-static void arena_free(void *ctx, void *p)
-{
-    (void)ctx, (void)p;
-}
-
-int hist_channel_valid(const char *s)
-{
-    size_t n = 0;
-    for (; s[n] != '\0'; n++) {
-        char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == ':' || c == '-'))
-            return 0;
-    }
-    return n >= 1 && n <= HIST_MAX_CHANNEL;
-}
-
 /* Strict UTF-8 as PostgreSQL accepts it: no overlong forms, surrogates or NUL. */
 int hist_utf8_valid(const uint8_t *s, size_t len)
 {
@@ -101,25 +54,20 @@ static int field_ok(const char *s, size_t max)
     return len <= max && hist_utf8_valid((const uint8_t *)s, len);
 }
 
-static ProtobufCAllocator arena_allocator(hist_arena_t *arena)
-{
-    return (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free, .allocator_data = arena};
-}
-
 int hist_publish_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_t *out, const char **why)
 {
     if (bytes.len > HIST_MAX_DATA + 4096) {
         *why = "request too large";
         return RT_ETOOBIG;
     }
-    ProtobufCAllocator alloc = arena_allocator(arena);
+    ProtobufCAllocator alloc = rt_pb_arena_allocator(arena);
     Rtsync__V1__PublishRequest *req = rtsync__v1__publish_request__unpack(&alloc, bytes.len, bytes.data);
     const Rtsync__V1__ChannelMessage *m = req ? req->message : NULL;
     if (m == NULL) {
         *why = req ? "no message" : "not a PublishRequest";
         return RT_EINVAL;
     }
-    if (!hist_channel_valid(m->channel)) {
+    if (!rt_name_is_valid(m->channel, strlen(m->channel))) {
         *why = "bad channel";
         return RT_EINVAL;
     }
@@ -148,13 +96,13 @@ int hist_publish_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_t *o
 
 int hist_query_decode(hist_arena_t *arena, rt_slice_t bytes, hist_query_t *out, const char **why)
 {
-    ProtobufCAllocator alloc = arena_allocator(arena);
+    ProtobufCAllocator alloc = rt_pb_arena_allocator(arena);
     Rtsync__V1__HistoryRequest *req = rtsync__v1__history_request__unpack(&alloc, bytes.len, bytes.data);
     if (req == NULL) {
         *why = "not a HistoryRequest";
         return RT_EINVAL;
     }
-    if (!hist_channel_valid(req->channel)) {
+    if (!rt_name_is_valid(req->channel, strlen(req->channel))) {
         *why = "bad channel";
         return RT_EINVAL;
     }

@@ -42,7 +42,7 @@ static int on_yjs(edge_thread_t *t, h2o_req_t *req)
     size_t plen = sizeof(YJS_PREFIX) - 1;
     const char *name = req->path.base + plen;
     size_t nlen = end - plen;
-    if (nlen > EDGE_DOC_NAME_MAX || !edge_name_is_valid(name, nlen)) {
+    if (nlen > EDGE_DOC_NAME_MAX || !rt_name_is_valid(name, nlen)) {
         edge_http_error(req, 400, "bad_channel", "document names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
@@ -110,7 +110,7 @@ static int on_get(edge_thread_t *t, h2o_req_t *req)
         edge_http_error(req, 405, "bad_request", "use GET");
         return 0;
     }
-    if (nlen > EDGE_DOC_NAME_MAX || !edge_name_is_valid(name, nlen)) {
+    if (nlen > EDGE_DOC_NAME_MAX || !rt_name_is_valid(name, nlen)) {
         edge_http_error(req, 400, "bad_channel", "document names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }

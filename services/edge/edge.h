@@ -15,6 +15,7 @@
 #include "rt/common.h"
 #include "rt/loop.h"
 #include "rt/map.h"
+#include "rt/pb.h"
 
 #include <h2o.h>
 #include <jansson.h>
@@ -180,8 +181,6 @@ void edge_channels_probe(edge_thread_t *t);
 void edge_channel_unsubscribe(edge_sub_t *sub);
 edge_sub_t *edge_client_find_sub(edge_client_t *client, const char *channel);
 void edge_client_unsubscribe_all(edge_client_t *client);
-/* Returns 1 if `name` is a valid channel or document name. */
-int edge_name_is_valid(const char *name, size_t len);
 
 /* history.c: asks chat-history; the callback gets the unpacked reply (owned by the
  * caller of the callback) or NULL with err. */

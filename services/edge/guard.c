@@ -173,7 +173,7 @@ int edge_guard_identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffi
         int err = edge_http_query_param(req, "user", out->user, sizeof(out->user));
         if (err == RT_ENOTFOUND) {
             snprintf(out->user, sizeof(out->user), "anon-%s", anon_suffix);
-        } else if (err != RT_OK || !edge_name_is_valid(out->user, strlen(out->user))) {
+        } else if (err != RT_OK || !rt_name_is_valid(out->user, strlen(out->user))) {
             edge_http_error(req, 400, "bad_request", "user names match [A-Za-z0-9_.:-]{1,128}");
             return RT_EINVAL;
         }

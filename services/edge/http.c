@@ -188,7 +188,7 @@ static int query_offset(h2o_req_t *req, const char *name, int *present, uint64_t
 
 static int on_sse(edge_thread_t *t, h2o_req_t *req, const char *channel)
 {
-    if (!edge_name_is_valid(channel, strlen(channel))) {
+    if (!rt_name_is_valid(channel, strlen(channel))) {
         edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
@@ -236,7 +236,7 @@ static void on_history(void *ctx, int err, Rtsync__V1__HistoryReply *reply)
 
 static int on_messages(edge_thread_t *t, h2o_req_t *req, const char *channel)
 {
-    if (!edge_name_is_valid(channel, strlen(channel))) {
+    if (!rt_name_is_valid(channel, strlen(channel))) {
         edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
@@ -280,7 +280,7 @@ static int on_publish(edge_thread_t *t, h2o_req_t *req, const char *channel)
         edge_http_error(req, 405, "bad_request", "use POST");
         return 0;
     }
-    if (!edge_name_is_valid(channel, strlen(channel))) {
+    if (!rt_name_is_valid(channel, strlen(channel))) {
         edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
@@ -340,7 +340,7 @@ static void on_presence(void *ctx, int err, json_t *members)
 
 static int on_presence_route(edge_thread_t *t, h2o_req_t *req, const char *channel)
 {
-    if (!edge_name_is_valid(channel, strlen(channel))) {
+    if (!rt_name_is_valid(channel, strlen(channel))) {
         edge_http_error(req, 400, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }

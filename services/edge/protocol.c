@@ -8,19 +8,6 @@
 #define MAX_EVENT_LEN 128
 #define MAX_ID_LEN 128
 
-int edge_name_is_valid(const char *name, size_t len)
-{
-    if (len == 0 || len > 128)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == ':' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 static int fail(edge_proto_error_t *err, const char *code, const char *fmt, const char *arg)
 {
     err->code = code;
@@ -64,7 +51,7 @@ static int get_channel(json_t *root, const char **out, edge_proto_error_t *err)
         return fail(err, "bad_request", "'%s' is required", "channel");
     if (!json_is_string(v))
         return fail(err, "bad_channel", "'%s' must be a string", "channel");
-    if (!edge_name_is_valid(json_string_value(v), json_string_length(v)))
+    if (!rt_name_is_valid(json_string_value(v), json_string_length(v)))
         return fail(err, "bad_channel", "channel names match [A-Za-z0-9_.:-]{1,128}%s", "");
     *out = json_string_value(v);
     return RT_OK;

@@ -315,7 +315,7 @@ int pres_service_create(const pres_config_t *cfg, pres_service_t **out)
     svc->cfg = cfg;
     uint64_t ttl_ns = (uint64_t)cfg->ttl_ms * MS;
     svc->interval_ns = ttl_ns / 6 < 100 * MS ? 100 * MS : ttl_ns / 6;
-    pres_arena_init(&svc->arena, ARENA_SIZE);
+    rt_pb_arena_init(&svc->arena, ARENA_SIZE);
     static const pres_edges_ops_t ops = {.request_resync = request_resync, .member_gone = member_gone};
     pres_edges_init(&svc->edges, ttl_ns, svc->interval_ns, &ops, svc);
     pres_peers_init(&svc->peers, cfg->instance_id, random_u64(), 3 * svc->interval_ns + 100 * MS,
@@ -449,7 +449,7 @@ void pres_service_destroy(pres_service_t *svc)
     rt_loop_destroy(svc->loop);
     pres_edges_dispose(&svc->edges);
     pres_peers_dispose(&svc->peers);
-    pres_arena_dispose(&svc->arena);
+    rt_pb_arena_dispose(&svc->arena);
     rt_buf_dispose(&svc->out);
     free(svc->reply_members);
     free(svc->reply_ptrs);

@@ -11,35 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pres_arena_init(pres_arena_t *arena, size_t cap)
-{
-    arena->mem = rt_xmalloc(cap);
-    arena->cap = cap;
-    arena->used = 0;
-}
-
-void pres_arena_dispose(pres_arena_t *arena)
-{
-    free(arena->mem);
-    *arena = (pres_arena_t){0};
-}
-
-static void *arena_alloc(void *ctx, size_t size)
-{
-    pres_arena_t *a = ctx;
-    size = (size + 15) & ~(size_t)15;
-    if (size > a->cap - a->used)
-        return NULL; /* protobuf-c then fails the unpack */
-    void *p = a->mem + a->used;
-    a->used += size;
-    return p;
-}
-
-static void arena_free(void *ctx, void *p)
-{
-    (void)ctx, (void)p;
-}
-
 /* Unpacks one message of `desc` into the (reset) arena; NULL with *why set on failure. */
 static ProtobufCMessage *unpack(pres_arena_t *arena, const ProtobufCMessageDescriptor *desc, rt_slice_t bytes,
                                 const char **why, int *err)
@@ -50,8 +21,8 @@ static ProtobufCMessage *unpack(pres_arena_t *arena, const ProtobufCMessageDescr
         *err = RT_ETOOBIG;
         return NULL;
     }
-    arena->used = 0;
-    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = arena};
+    rt_pb_arena_reset(arena);
+    ProtobufCAllocator alloc = rt_pb_arena_allocator(arena);
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, bytes.len, bytes.data);
     if (m == NULL)
         *why = "not protobuf of the subject's type";

@@ -13,6 +13,7 @@
 #include "rt/common.h"
 #include "rt/loop.h"
 #include "rt/map.h"
+#include "rt/pb.h"
 #include "rtsync/v1/presence.pb-c.h"
 
 #include <stdint.h>
@@ -34,13 +35,8 @@ typedef struct pres_config {
 /* ---- decode.c: pure decoding and validation of untrusted bytes ---------------- */
 
 /* A bump allocator for protobuf-c, reset before each message: decoding costs no malloc. */
-typedef struct pres_arena {
-    uint8_t *mem;
-    size_t used, cap;
-} pres_arena_t;
+typedef rt_pb_arena_t pres_arena_t; /* rt/pb.h */
 
-void pres_arena_init(pres_arena_t *arena, size_t cap);
-void pres_arena_dispose(pres_arena_t *arena);
 
 /* Any thread.  Each resets the arena, decodes and validates; on success *out borrows the
  * arena until its next use.  RT_EINVAL (garbage or an invalid field; *why is a static

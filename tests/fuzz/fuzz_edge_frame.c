@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            : edge_request_parse(text, size - 1, 4096, &req, &err);
     if (rc == RT_OK) {
         if (req.type != EDGE_FT_PING)
-            assert(req.channel == NULL || edge_name_is_valid(req.channel, strlen(req.channel)));
+            assert(req.channel == NULL || rt_name_is_valid(req.channel, strlen(req.channel)));
         if (req.type == EDGE_FT_PUBLISH) {
             assert(req.data != NULL);
             char *dumped = json_dumps(req.data, JSON_COMPACT | JSON_ENCODE_ANY);

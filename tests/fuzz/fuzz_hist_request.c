@@ -13,16 +13,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static hist_arena_t arena;
     if (arena.mem == NULL)
-        hist_arena_init(&arena, 1 << 20);
+        rt_pb_arena_init(&arena, 1 << 20);
     if (size == 0)
         return 0;
-    hist_arena_reset(&arena);
+    rt_pb_arena_reset(&arena);
     rt_slice_t bytes = {data + 1, size - 1};
     const char *why = NULL;
     if (data[0] & 1) {
         hist_query_t q;
         if (hist_query_decode(&arena, bytes, &q, &why) == RT_OK) {
-            assert(hist_channel_valid(q.channel));
+            assert(rt_name_is_valid(q.channel, strlen(q.channel)));
             assert(q.limit <= HIST_MAX_LIMIT);
             assert(q.position <= (uint64_t)INT64_MAX);
         } else {
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         hist_publish_t p;
         if (hist_publish_decode(&arena, bytes, &p, &why) == RT_OK) {
-            assert(hist_channel_valid(p.channel));
+            assert(rt_name_is_valid(p.channel, strlen(p.channel)));
             assert(hist_utf8_valid((const uint8_t *)p.user, strlen(p.user)));
             assert(hist_utf8_valid((const uint8_t *)p.id, strlen(p.id)));
             assert(hist_utf8_valid((const uint8_t *)p.event, strlen(p.event)) && p.event[0] != '\0');

@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static pres_arena_t arena;
     if (arena.mem == NULL)
-        pres_arena_init(&arena, 1 << 22);
+        rt_pb_arena_init(&arena, 1 << 22);
     if (size == 0)
         return 0;
     rt_slice_t bytes = {data + 1, size - 1};

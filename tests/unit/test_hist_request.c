@@ -15,13 +15,13 @@ typedef struct fixture {
 static fixture_t *fixture_new(void)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    hist_arena_init(&f->arena, 1 << 16);
+    rt_pb_arena_init(&f->arena, 1 << 16);
     return f;
 }
 
 static void fixture_free(fixture_t *f)
 {
-    hist_arena_dispose(&f->arena);
+    rt_pb_arena_dispose(&f->arena);
     free(f);
 }
 
@@ -42,7 +42,7 @@ static void pack_publish(fixture_t *f, const char *channel, const char *event, c
 static int decode_publish(fixture_t *f, hist_publish_t *out)
 {
     const char *why = NULL;
-    hist_arena_reset(&f->arena);
+    rt_pb_arena_reset(&f->arena);
     return hist_publish_decode(&f->arena, (rt_slice_t){f->buf, f->len}, out, &why);
 }
 
@@ -96,7 +96,7 @@ static int decode_query(fixture_t *f, Rtsync__V1__HistoryRequest *r, hist_query_
 {
     f->len = rtsync__v1__history_request__pack(r, f->buf);
     const char *why = NULL;
-    hist_arena_reset(&f->arena);
+    rt_pb_arena_reset(&f->arena);
     return hist_query_decode(&f->arena, (rt_slice_t){f->buf, f->len}, out, &why);
 }
 
@@ -129,8 +129,8 @@ static void test_query(void)
 static void test_arena_too_small(void)
 {
     fixture_t *f = fixture_new();
-    hist_arena_dispose(&f->arena);
-    hist_arena_init(&f->arena, 64);
+    rt_pb_arena_dispose(&f->arena);
+    rt_pb_arena_init(&f->arena, 64);
     hist_publish_t p;
     pack_publish(f, "c", "message", "some-id", "some-user");
     CU_ASSERT_EQUAL(decode_publish(f, &p), RT_EINVAL);

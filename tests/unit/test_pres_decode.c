@@ -20,7 +20,7 @@ typedef struct fixture {
 static fixture_t *fixture_new(void)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    pres_arena_init(&f->arena, 1 << 16);
+    rt_pb_arena_init(&f->arena, 1 << 16);
     rtsync__v1__member__init(&f->m);
     f->m.channel = "room";
     f->m.conn = "c1";
@@ -40,7 +40,7 @@ static fixture_t *fixture_new(void)
 
 static void fixture_free(fixture_t *f)
 {
-    pres_arena_dispose(&f->arena);
+    rt_pb_arena_dispose(&f->arena);
     free(f);
 }
 
