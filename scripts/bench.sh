@@ -66,4 +66,5 @@ echo "bench: results in bench/results/$stamp/"
 for s in "${SCENARIOS[@]}"; do
 	[[ -s $out/$s/summary.txt ]] && { echo "--- $s"; cat "$out/$s/summary.txt"; }
 done > "$out/summary.txt"
+"$ROOT/tests/bench/report.sh" "$out" || echo "bench: the report failed"
 ((${#failed[@]} == 0)) || { echo "bench: failed: ${failed[*]}"; exit 1; }
