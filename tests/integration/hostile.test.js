@@ -9,7 +9,9 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { connect as natsConnect } from 'nats';
 import WebSocket from 'ws';
-import { startStack, httpGet } from './lib/stack.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startStack, httpGet, ROOT } from './lib/stack.js';
 import { connectWs, request, sseRaw } from './lib/clients.js';
 
 const SECRET = 'hostile-test-secret';
@@ -21,6 +23,12 @@ function token(claims, { secret = SECRET, header = { alg: 'HS256', typ: 'JWT' } 
   return `${head}.${crypto.createHmac('sha256', secret).update(head).digest('base64url')}`;
 }
 const now = () => Math.floor(Date.now() / 1000);
+// the subjects crdt-merge and the edges listen on for documents (proto/rtsync/v1/doc.proto)
+function docSubjects() {
+  const proto = fs.readFileSync(path.join(ROOT, 'proto/rtsync/v1/doc.proto'), 'utf8');
+  return [...new Set([...proto.matchAll(/^\/\/\s+(rt\.doc\.[a-z.]+)/gm)].map((m) => m[1]))]
+    .map((s) => (s.endsWith('.') ? `${s}ok-doc` : s));
+}
 const good = (sub = 'tester', extra = {}) => token({ sub, exp: now() + 3600, channels: ['ok-*', 'canary'], ...extra });
 
 // A raw WebSocket client: handshake, then frames built by hand (masked or not).
@@ -69,7 +77,7 @@ describe('hostile input', { timeout: 300000 }, () => {
   before(async () => {
     stack = await startStack({
       edges: 2,
-      services: ['chat-history', 'presence'],
+      services: ['chat-history', 'presence', 'crdt-merge'],
       env: { RT_JWT_SECRET: SECRET },
       envFor: {
         edge: { RT_RATE_LIMIT: '20', RT_RATE_WINDOW: '10s', RT_MAX_SUBSCRIPTIONS: '5', RT_HANDSHAKE_TIMEOUT: '2s',
@@ -315,6 +323,54 @@ describe('hostile input', { timeout: 300000 }, () => {
     assert.ok(Number(r.headers['retry-after']) >= 1);
   });
 
+  // /yjs: y-websocket messages are binary, lib0-encoded; a malformed one closes only its sender.
+  const varUint = (n) => { const out = []; while (n > 127) { out.push(128 | (n & 127)); n = Math.floor(n / 128); } out.push(n); return out; };
+  const bytes = (...parts) => Buffer.from(parts.flat());
+  const yjsCases = [
+    ['a sync update that is not a Yjs update', bytes(0, 2, varUint(6), [1, 5, 200, 200, 200, 200]), 1008],
+    ['sync step 2 with a truncated update', bytes(0, 1, varUint(40), [1, 1]), 1008],
+    ['an unknown sync message type', bytes(0, 9, 0), 1008],
+    ['awareness with broken JSON', bytes(1, varUint(7), [1, 5, 1, 3, 123, 34, 120]), 1008],
+    ['an unknown outer message type', bytes(42, 0), 1008],
+    ['an empty message', bytes(), 1008],
+  ];
+  for (const [name, msg, code] of yjsCases) {
+    test(`/yjs: ${name} -> close ${code}, nothing stored`, async () => {
+      const ws = new WebSocket(`${edge.ws}/yjs/ok-doc?token=${good()}`);
+      const closed = new Promise((r) => ws.on('close', (c) => r(c)));
+      ws.on('error', () => {});
+      await new Promise((r) => ws.on('open', r));
+      ws.send(msg);
+      assert.equal(await closed, code);
+      const doc = await request('GET', `${edge.http}/v1/docs/ok-doc?token=${good()}`);
+      assert.equal(doc.status, 404, 'a document was stored');
+      await stillServes();
+    });
+  }
+
+  test('/yjs: a text frame -> close 1003', async () => {
+    const ws = new WebSocket(`${edge.ws}/yjs/ok-doc?token=${good()}`);
+    const closed = new Promise((r) => ws.on('close', (c) => r(c)));
+    ws.on('error', () => {});
+    await new Promise((r) => ws.on('open', r));
+    ws.send('{"type":"ping"}');
+    assert.equal(await closed, 1003);
+  });
+
+  const yjsHandshakes = [
+    ['no token', `/yjs/ok-doc`, 401],
+    ['a document outside the claims', `/yjs/secret-doc?token=${good()}`, 403],
+    ['a document name that is not allowed', `/yjs/a%20b?token=${good()}`, 400],
+  ];
+  for (const [name, pathq, status] of yjsHandshakes) {
+    test(`/yjs: ${name} -> ${status} before the upgrade`, async () => {
+      const e = await connectWs(`${edge.ws}${pathq}`).then(() => null, (x) => x);
+      assert.equal(e?.status, status);
+      const doc = await request('GET', `${edge.http}${pathq.replace('/yjs/', '/v1/docs/')}`);
+      assert.equal(doc.status, status);
+    });
+  }
+
   // Garbage and truncated protobuf on every subject a service listens to.
   const valid = Buffer.from('0a06636861742d31', 'hex'); // field 1 = "chat-1": valid start of many messages
   const garbage = [
@@ -324,7 +380,7 @@ describe('hostile input', { timeout: 300000 }, () => {
     ['a wrong wire type', Buffer.from([0x0b, 0x01])],
   ];
   const subjects = ['rt.hist.publish', 'rt.hist.query', 'rt.pres.updates', 'rt.pres.heartbeat', 'rt.pres.query',
-    'rt.pres.signal', 'rt.pres.resync', 'rt.pres.peer', 'rt.ch.canary'];
+    'rt.pres.signal', 'rt.pres.resync', 'rt.pres.peer', 'rt.ch.canary', ...docSubjects()];
   for (const subject of subjects) {
     test(`NATS ${subject}: garbage and truncated protobuf are dropped, the service keeps serving`, async () => {
       for (const [, bytes] of garbage) {
