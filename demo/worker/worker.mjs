@@ -67,6 +67,7 @@ function listen() {
   const client = new RtClient({ urls: EDGES, WebSocket, user: 'demo-worker', backoff: { base: 200, max: 3000 } });
   client.on('status', (s) => log('status', s));
   const sub = client.subscribe('llm-requests');
+  sub.on('subscribed', () => log('listening on llm-requests'));
   sub.on('message', (m) => {
     if (m.event === 'prompt' && m.data && typeof m.data === 'object') stream(m.data).catch((e) => log('stream', e.message));
   });

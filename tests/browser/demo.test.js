@@ -2,7 +2,8 @@
 // a real stack of two edges: chat with history, members and typing; the
 // collaborative editor; the LLM-style stream resumed across a reload; the
 // dashboard; a WebRTC data channel; an edge killed under connected pages.
-// Screenshots go to docs/screenshots/ and are checked to be non-blank.
+// Screenshots go to build/screenshots/ (RT_SCREENSHOTS_DIR=docs/screenshots
+// refreshes the README's) and are checked to be non-blank.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,7 +14,7 @@ import { launch, pngIsBlank } from './lib/browser.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const DEMO = path.join(ROOT, 'build/demo');
-const SHOTS = path.join(ROOT, 'docs/screenshots');
+const SHOTS = path.resolve(ROOT, process.env.RT_SCREENSHOTS_DIR || 'build/screenshots');
 const BIN = process.env.TEST_BIN_DIR || path.join(ROOT, 'build/bin');
 const WANTED = ['chat-history', 'presence', 'crdt-merge'];
 const built = WANTED.filter((s) => fs.existsSync(path.join(BIN, s)));
@@ -131,17 +132,20 @@ test('editor: two pages edit one document concurrently, converge, see each other
   await Promise.all([a.close(), b.close()]);
 });
 
-function startWorker() {
+// The demo worker; resolves once it listens for prompts.
+async function startWorker() {
   if (worker) return;
-  const log = fs.openSync(path.join(stack.logDir, 'demo-worker.log'), 'a');
+  const logFile = path.join(stack.logDir, 'demo-worker.log');
+  const log = fs.openSync(logFile, 'a');
   worker = spawn(process.execPath, [path.join(ROOT, 'demo/worker/worker.mjs')], {
     env: { ...process.env, RT_EDGES: `${e1},${e2}`, RT_TOKEN_MS: '80', RT_STATS_MS: '500' },
     stdio: ['ignore', log, log],
   });
+  await until(() => /listening on llm-requests/.test(fs.readFileSync(logFile, 'utf8')), 10000, 'the demo worker');
 }
 
 test('stream: tokens arrive progressively; a reload mid-stream resumes with no lost or repeated token', { skip: noDemo || (has('chat-history') !== true && has('chat-history')) }, async () => {
-  startWorker();
+  await startWorker();
   const page = await open('panel=stream&user=reader', { edge: e1 });
   await page.click('#stream-form button');
   const lengths = new Set();
@@ -165,7 +169,7 @@ test('stream: tokens arrive progressively; a reload mid-stream resumes with no l
 });
 
 test('dashboard: cluster stats pushed over SSE and drawn', { skip: noDemo }, async () => {
-  startWorker();
+  await startWorker();
   const page = await open('panel=dashboard&user=ops', { edge: e2 });
   await page.waitForFunction(() => window.__demo.dashboard.samples >= 4, null, { timeout: 15000 });
   const rows = await page.$$eval('#dash-table tbody tr', (trs) => trs.map((tr) => tr.textContent));
@@ -188,8 +192,12 @@ test('WebRTC: two pages open a data channel signaled through `signal` frames', {
 });
 
 test('overview screenshot: every panel on one page', { skip: noDemo }, async () => {
-  const page = await open('user=visitor', { edge: e1 });
-  await sleep(1500);
+  await startWorker();
+  const page = await open('user=visitor&room=welcome', { edge: e1 });
+  await say(page, 'Hello from the demo!');
+  await page.click('#stream-form button');
+  await page.waitForFunction(() => window.__demo.stream.tokens >= 15, null, { timeout: 10000 });
+  await page.waitForFunction(() => window.__demo.dashboard.samples >= 3, null, { timeout: 10000 });
   await page.setViewportSize({ width: 1280, height: 900 });
   await shot(page, 'overview');
   await page.close();
