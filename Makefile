@@ -158,6 +158,11 @@ test: deps
 bench: deps all
 	@scripts/bench.sh
 
+# a 10-minute soak: 20,000 connections with steady traffic, RSS and latency every 10 s (not part of test)
+.PHONY: soak
+soak: deps all
+	@tests/bench/soak/run.sh
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

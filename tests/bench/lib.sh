@@ -21,7 +21,7 @@
 #                         logs (set by scripts/bench.sh)
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-LOADGEN=$BENCH_ROOT/build/bin/rt-loadgen
+LOADGEN=${BENCH_LOADGEN:-$BENCH_ROOT/build/bin/rt-loadgen}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 BENCH_STACK=${BENCH_STACK:-direct}

@@ -69,6 +69,7 @@ typedef struct opts {
     int server_core;
     bool channel_per_conn;
     double setup_timeout;
+    double interval;
 } opts_t;
 
 /* The whole state of a run; one per process. */
@@ -95,6 +96,8 @@ static struct {
     uint64_t echoes, churns, churn_busy, joins, joins_unmatched, leaves, next_slot;
     lg_hist_t hist;      /* publish to arrival in the subscriber's socket */
     lg_hist_t hist_read; /* publish to read by the generator */
+    lg_hist_t whist;     /* fanout --interval: this window's latencies */
+    uint64_t t_window, window_delivered;
     struct rusage ru_before, ru_after;
     uint64_t core_before, core_after;
     int gen_core; /* the generator's core when pinned to one, else -1 */
@@ -125,6 +128,8 @@ static void usage(FILE *f)
             "  --channel NAME             (bench)\n"
             "  --channel-per-conn         idle: subscribe connection i to NAME-i instead (no\n"
             "                             join/leave traffic among thousands of members)\n"
+            "  --interval S               fanout: also print a JSON line every S s of the run\n"
+            "                             (that window's deliveries and latency, the servers' RSS)\n"
             "  --group G                  fanout: connection i subscribes to NAME-(i/G) and\n"
             "                             message k goes to NAME-(k mod channels): many channels\n"
             "  --rate R                   fanout: messages per second (50)\n"
@@ -169,7 +174,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'},       {"drain", 1, 0, 'D'},
         {"settle", 1, 0, 'S'},   {"hold", 1, 0, 'H'},       {"open-concurrency", 1, 0, 'k'},
         {"pids", 1, 0, 'p'},     {"aux-pids", 1, 0, 'a'}, {"server-core", 1, 0, 'C'}, {"channel-per-conn", 0, 0, 'X'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
-        {"setup-timeout", 1, 0, 'T'}, {"group", 1, 0, 'G'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+        {"setup-timeout", 1, 0, 'T'}, {"group", 1, 0, 'G'}, {"interval", 1, 0, 'I'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -193,6 +198,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'l': o->label = optarg; break;
         case 'T': o->setup_timeout = atof(optarg); break;
         case 'G': o->group = atol(optarg); break;
+        case 'I': o->interval = atof(optarg); break;
         case 'h': usage(stdout); exit(0);
         default: return RT_EINVAL;
         }
@@ -346,6 +352,8 @@ static void on_delivery(lg_conn_t *c, const uint8_t *d, size_t dl, const lg_rx_t
     g.delivered++;
     g.t_last_recv = rx->read_ns;
     lg_hist_record(&g.hist, rx->arrival_ns > ts ? rx->arrival_ns - ts : 0);
+    if (g.o.interval > 0)
+        lg_hist_record(&g.whist, rx->arrival_ns > ts ? rx->arrival_ns - ts : 0);
     lg_hist_record(&g.hist_read, rx->read_ns > ts ? rx->read_ns - ts : 0);
 }
 
@@ -727,6 +735,29 @@ static long durable_pending(void)
     return n;
 }
 
+/* fanout --interval: one JSON line for the window that just ended (a soak's sample). */
+static void report_window(uint64_t now)
+{
+    uint64_t rss = 0;
+    for (int i = 0; i < g.nprocs; i++) {
+        lg_proc_sample_t ps;
+        if (!g.procs[i].aux && lg_proc_sample(g.procs[i].pid, &ps) == 0)
+            rss += ps.rss_kb;
+    }
+    double span = secs(now - g.t_window);
+    printf("{\"window\":true,\"label\":\"%s\",\"t_s\":%.1f,\"ready\":%ld,\"closed_during_run\":%ld,"
+           "\"delivered\":%llu,\"deliveries_per_s\":%.0f,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,"
+           "\"lat_max_us\":%.1f,\"server_rss_kb\":%llu}\n",
+           g.o.label, secs(now - g.t_phase_run), g.ready, g.closed_late,
+           (unsigned long long)(g.delivered - g.window_delivered),
+           span > 0 ? (double)(g.delivered - g.window_delivered) / span : 0, lg_hist_quantile(&g.whist, 0.5) / 1e3,
+           lg_hist_quantile(&g.whist, 0.99) / 1e3, g.whist.max / 1e3, (unsigned long long)rss);
+    fflush(stdout);
+    memset(&g.whist, 0, sizeof g.whist);
+    g.window_delivered = g.delivered;
+    g.t_window = now;
+}
+
 static void on_tick(uint64_t now)
 {
     uint64_t exp;
@@ -738,6 +769,10 @@ static void on_tick(uint64_t now)
         churn_tick(now);
         return;
     }
+    if (g.o.interval > 0 && g.t_window == 0)
+        g.t_window = g.t_phase_run;
+    if (g.o.interval > 0 && now - g.t_window >= (uint64_t)(g.o.interval * 1e9))
+        report_window(now);
     if (g.durable) {
         if (now - g.t_phase >= (uint64_t)(g.o.duration * 1e9)) {
             g.phase = PH_DRAIN;
