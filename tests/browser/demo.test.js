@@ -48,7 +48,12 @@ after(async () => {
   await stack?.stop({ allowExits: true });
 });
 
-const has = (...services) => services.every((s) => built.includes(s)) || `not built: ${services.filter((s) => !built.includes(s)).join(', ')}`;
+/** false when the demo and these services are built, else why the test is skipped. */
+const need = (...services) => {
+  if (noDemo) return noDemo;
+  const absent = services.filter((s) => !built.includes(s));
+  return absent.length ? `not built in ${BIN}: ${absent.join(', ')}` : false;
+};
 
 /** Opens the demo on an edge; edges = the client's list (its own first). */
 async function open(query, { edge = e1, edges = [edge, edge === e1 ? e2 : e1] } = {}) {
@@ -76,7 +81,7 @@ async function say(page, text) {
   await page.press('#chat-input', 'Enter');
 }
 
-test('the edge serves the demo: index, assets, no traversal', { skip: noDemo }, async () => {
+test('the edge serves the demo: index, assets, no traversal', { skip: need() }, async () => {
   const index = await httpGet(`http://${e1}/`);
   assert.equal(index.status, 200);
   assert.match(index.body, /rtsync demo/);
@@ -85,7 +90,7 @@ test('the edge serves the demo: index, assets, no traversal', { skip: noDemo }, 
   assert.equal((await httpGet(`http://${e1}/assets/%2e%2e/%2e%2e/Makefile`)).status, 404);
 });
 
-test('chat: two pages talk, a third sees the history and both members, typing shows', { skip: noDemo || has('chat-history', 'presence') !== true && has('chat-history', 'presence') }, async () => {
+test('chat: two pages talk, a third sees the history and both members, typing shows', { skip: need('chat-history', 'presence') }, async () => {
   const room = `room-${Date.now()}`;
   const a = await open(`panel=chat&user=alice&room=${room}`, { edge: e1 });
   const b = await open(`panel=chat&user=bob&room=${room}`, { edge: e2 });
@@ -108,7 +113,27 @@ test('chat: two pages talk, a third sees the history and both members, typing sh
   await Promise.all([a.close(), b.close(), c.close()]);
 });
 
-test('editor: two pages edit one document concurrently, converge, see each other\'s cursor', { skip: noDemo || (has('crdt-merge') !== true && has('crdt-merge')) }, async (t) => {
+test('chat scrollback: older messages page in through GET /v1/channels/{ch}/messages?before=N', { skip: need('chat-history') }, async () => {
+  const room = `scroll-${Date.now()}`;
+  for (let i = 1; i <= 45; i++) {
+    const r = await fetch(`http://${e2}/v1/channels/${room}/publish?user=bot`, {
+      method: 'POST',
+      body: JSON.stringify({ data: { text: `old ${i}` } }),
+    });
+    assert.equal(r.status, 200);
+  }
+  const page = await open(`panel=chat&user=dora&room=${room}`, { edge: e1 });
+  await until(async () => (await chatLog(page)).length === 30, 10000, 'the latest 30');
+  assert.equal((await chatLog(page))[0].offset, 16);
+  await page.click('#chat-older');
+  await until(async () => (await chatLog(page)).length === 45, 10000, 'all 45 after a scrollback');
+  const log = await chatLog(page);
+  assert.deepEqual(log.map((m) => m.offset), Array.from({ length: 45 }, (_, i) => i + 1));
+  assert.equal(await page.isDisabled('#chat-older'), true);
+  await page.close();
+});
+
+test('editor: two pages edit one document concurrently, converge, see each other\'s cursor', { skip: need('crdt-merge') }, async (t) => {
   const probe = await httpGet(`http://${e1}/v1/docs/x`);
   if (probe.status === 404 && /no such route/.test(probe.body)) return t.skip('/v1/docs and /yjs are not routed by the edge yet');
   const doc = `doc-${Date.now()}`;
@@ -144,7 +169,7 @@ async function startWorker() {
   await until(() => /listening on llm-requests/.test(fs.readFileSync(logFile, 'utf8')), 10000, 'the demo worker');
 }
 
-test('stream: tokens arrive progressively; a reload mid-stream resumes with no lost or repeated token', { skip: noDemo || (has('chat-history') !== true && has('chat-history')) }, async () => {
+test('stream: tokens arrive progressively; a reload mid-stream resumes with no lost or repeated token', { skip: need('chat-history') }, async () => {
   await startWorker();
   const page = await open('panel=stream&user=reader', { edge: e1 });
   await page.click('#stream-form button');
@@ -168,7 +193,7 @@ test('stream: tokens arrive progressively; a reload mid-stream resumes with no l
   await page.close();
 });
 
-test('dashboard: cluster stats pushed over SSE and drawn', { skip: noDemo }, async () => {
+test('dashboard: cluster stats pushed over SSE and drawn', { skip: need() }, async () => {
   await startWorker();
   const page = await open('panel=dashboard&user=ops', { edge: e2 });
   await page.waitForFunction(() => window.__demo.dashboard.samples >= 4, null, { timeout: 15000 });
@@ -179,7 +204,7 @@ test('dashboard: cluster stats pushed over SSE and drawn', { skip: noDemo }, asy
   await page.close();
 });
 
-test('WebRTC: two pages open a data channel signaled through `signal` frames', { skip: noDemo || (has('presence') !== true && has('presence')) }, async () => {
+test('WebRTC: two pages open a data channel signaled through `signal` frames', { skip: need('presence') }, async () => {
   const room = `rtc-${Date.now()}`;
   const a = await open(`panel=rtc&user=ann&room=${room}`, { edge: e1 });
   const b = await open(`panel=rtc&user=ben&room=${room}`, { edge: e2 });
@@ -191,7 +216,7 @@ test('WebRTC: two pages open a data channel signaled through `signal` frames', {
   await Promise.all([a.close(), b.close()]);
 });
 
-test('overview screenshot: every panel on one page', { skip: noDemo }, async () => {
+test('overview screenshot: every panel on one page', { skip: need() }, async () => {
   await startWorker();
   const page = await open('user=visitor&room=welcome', { edge: e1 });
   await say(page, 'Hello from the demo!');
@@ -203,7 +228,7 @@ test('overview screenshot: every panel on one page', { skip: noDemo }, async () 
   await page.close();
 });
 
-test('an edge is killed under connected pages: they move to the other edge, no chat message lost or repeated; offline messages delivered once', { skip: noDemo || (has('chat-history') !== true && has('chat-history')) }, async () => {
+test('an edge is killed under connected pages: they move to the other edge, no chat message lost or repeated; offline messages delivered once', { skip: need('chat-history') }, async () => {
   const room = `fail-${Date.now()}`;
   const a = await open(`panel=chat&user=alice&room=${room}`, { edge: e1, edges: [e1, e2] });
   const b = await open(`panel=chat&user=bob&room=${room}`, { edge: e2, edges: [e2, e1] });
