@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startStack, httpGet, ROOT } from '../integration/lib/stack.js';
-import { launch, pngIsBlank } from './lib/browser.js';
+import { CHROMIUM, launch, pngIsBlank } from './lib/browser.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const DEMO = path.join(ROOT, 'build/demo');
@@ -20,7 +20,12 @@ const WANTED = ['chat-history', 'presence', 'crdt-merge'];
 const built = WANTED.filter((s) => fs.existsSync(path.join(BIN, s)));
 const missing = WANTED.filter((s) => !built.includes(s));
 if (missing.length) console.log(`# browser tests: not built (${missing.join(', ')}): their parts are skipped`);
-const noDemo = fs.existsSync(path.join(DEMO, 'index.html')) ? false : 'build/demo is not built (make)';
+const noDemo = !fs.existsSync(path.join(DEMO, 'index.html'))
+  ? 'build/demo is not built (make)'
+  : !fs.existsSync(CHROMIUM)
+    ? `${CHROMIUM} is not installed (scripts/deps.sh installs Debian's chromium)`
+    : false;
+if (noDemo) console.log(`# browser tests skipped: ${noDemo}`);
 
 let stack, browser, worker;
 let e1, e2; // host:port of the edges
