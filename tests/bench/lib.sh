@@ -91,12 +91,14 @@ free_ports() {
 
 B_NATS_PORT=$(free_ports "${BENCH_NATS_PORT:-14222}" 1)
 B_PG_PORT=$(free_ports "${BENCH_PG_PORT:-15433}" 1)
-B_EDGE_PORT=$(free_ports "${BENCH_EDGE_PORT:-18080}" 2)
+# BENCH_EDGES (2): rtsync edges; 50,000 idle connections need 5 (the fd cap)
+B_EDGES=${BENCH_EDGES:-2}
+B_EDGE_PORT=$(free_ports "${BENCH_EDGE_PORT:-18080}" "$B_EDGES")
 B_NODE_PORT=$(free_ports "${BENCH_NODE_PORT:-18090}" 1)
 B_FASTAPI_PORT=$(free_ports "${BENCH_FASTAPI_PORT:-18092}" 1)
 B_SOCKETIO_PORT=$(free_ports "${BENCH_SOCKETIO_PORT:-18093}" 1)
 # shellcheck disable=SC2034 # used by the scenario scripts
-EDGE_URLS="ws://127.0.0.1:$B_EDGE_PORT/ws,ws://127.0.0.1:$((B_EDGE_PORT + 1))/ws"
+EDGE_URLS=$(seq -f "ws://127.0.0.1:%g/ws" "$B_EDGE_PORT" $((B_EDGE_PORT + B_EDGES - 1)) | paste -sd,)
 # shellcheck disable=SC2034
 NODE_URL="ws://127.0.0.1:$B_NODE_PORT/ws"
 # shellcheck disable=SC2034
@@ -129,18 +131,18 @@ rtsync_up_direct() {
 	mkdir -p "$BENCH_RUN_DIR/pids" "$BENCH_OUT/logs"
 	rm -f "$BENCH_RUN_DIR"/pids/*.pid
 	local p
-	for p in "$B_NATS_PORT" "$B_EDGE_PORT" $((B_EDGE_PORT + 1)); do
+	for p in "$B_NATS_PORT" $(seq "$B_EDGE_PORT" $((B_EDGE_PORT + B_EDGES - 1))); do
 		! port_open "$p" || { bench_say "port $p is taken (set BENCH_NATS_PORT / BENCH_EDGE_PORT)"; return 1; }
 	done
 	rtsync_start nats nats-server -a 127.0.0.1 -p "$B_NATS_PORT"
 	wait_port "$B_NATS_PORT" "$(cat "$BENCH_RUN_DIR/pids/nats.pid")" || return 1
 	local i port
-	for i in 1 2; do
+	for ((i = 1; i <= B_EDGES; i++)); do
 		port=$((B_EDGE_PORT + i - 1))
 		rtsync_start "edge-$i" env "${RTSYNC_ENV[@]}" RT_NATS_URL="nats://127.0.0.1:$B_NATS_PORT" \
 			RT_EDGE_LISTEN="127.0.0.1:$port" RT_EDGE_ID="edge-$i" "$BENCH_ROOT/build/bin/edge"
 	done
-	for i in 1 2; do
+	for ((i = 1; i <= B_EDGES; i++)); do
 		port=$((B_EDGE_PORT + i - 1))
 		if ! wait_port "$port" "$(cat "$BENCH_RUN_DIR/pids/edge-$i.pid")"; then
 			bench_say "edge-$i did not listen on $port; the end of its log:"
@@ -153,7 +155,7 @@ rtsync_up_direct() {
 
 rtsync_wait_ready() {
 	local i port deadline=$((SECONDS + 30))
-	for i in 1 2; do
+	for ((i = 1; i <= B_EDGES; i++)); do
 		port=$((B_EDGE_PORT + i - 1))
 		until curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz"; do
 			((SECONDS < deadline)) || { bench_say "edge-$i not ready on $port"; return 1; }
@@ -164,7 +166,7 @@ rtsync_wait_ready() {
 
 rtsync_stack_env() {
 	echo RUN_DIR="$BENCH_RUN_DIR" NATS_PORT="$B_NATS_PORT" NATS_MON_PORT=0 PG_PORT="$B_PG_PORT" \
-		EDGE_PORT="$B_EDGE_PORT" EDGES=2
+		EDGE_PORT="$B_EDGE_PORT" EDGES="$B_EDGES"
 }
 
 # Starts nats-server and two edges (and with BENCH_STACK=stack the rest),
@@ -201,11 +203,15 @@ rtsync_pid() { cat "$BENCH_RUN_DIR/pids/$1.pid"; }
 # Whether nats-server and both edges still run (an edge may crash under load).
 rtsync_alive() {
 	local n
-	for n in nats edge-1 edge-2; do kill -0 "$(rtsync_pid "$n" 2>/dev/null)" 2>/dev/null || return 1; done
+	for n in nats $(seq -f 'edge-%g' 1 "$B_EDGES"); do kill -0 "$(rtsync_pid "$n" 2>/dev/null)" 2>/dev/null || return 1; done
 }
 
 # NAME:PID list of the edges and nats-server, for rt-loadgen --pids.
-rtsync_pids() { echo "edge:$(rtsync_pid edge-1),edge:$(rtsync_pid edge-2),nats:$(rtsync_pid nats)"; }
+rtsync_pids() {
+	local i out=
+	for ((i = 1; i <= B_EDGES; i++)); do out+="edge:$(rtsync_pid "edge-$i"),"; done
+	echo "${out}nats:$(rtsync_pid nats)"
+}
 
 # NAME:PID list of the other processes scripts/stack.sh started (may be empty).
 rtsync_aux_pids() {
@@ -218,7 +224,11 @@ rtsync_aux_pids() {
 	(IFS=,; echo "${out[*]}")
 }
 
-rtsync_edges_rss_kb() { echo $(($(rss_kb "$(rtsync_pid edge-1)") + $(rss_kb "$(rtsync_pid edge-2)"))); }
+rtsync_edges_rss_kb() {
+	local i sum=0
+	for ((i = 1; i <= B_EDGES; i++)); do sum=$((sum + $(rss_kb "$(rtsync_pid "edge-$i")"))); done
+	echo "$sum"
+}
 
 # ---- Node ws reference -------------------------------------------------------
 
