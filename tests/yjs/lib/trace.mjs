@@ -24,7 +24,7 @@ export const CACHE = path.join(ROOT, 'build/yjs')
 export const DIFF_SV = Y.encodeStateVector(new Map([[1, 100000]]))
 
 export function loadTrace () {
-  return JSON.parse(zlib.gunzipSync(fs.readFileSync(process.env.YJS_TRACE || TRACE_GZ)).toString('utf8'))
+  return JSON.parse(zlib.gunzipSync(fs.readFileSync(TRACE_GZ)).toString('utf8'))
 }
 
 // The trace counts positions in code points; Y.Text counts UTF-16 units.
@@ -118,7 +118,7 @@ export function ensureTraceCache () {
     meta: path.join(CACHE, 'trace-meta.json')
   }
   // the cache is valid for this trace file and this version of the code that made it
-  const traceFile = process.env.YJS_TRACE || TRACE_GZ
+  const traceFile = TRACE_GZ
   const st = fs.statSync(traceFile)
   const key = crypto.createHash('sha1').update(fs.readFileSync(fileURLToPath(import.meta.url)))
     .update(`${traceFile}:${st.size}:${st.mtimeMs}`).digest('hex')
