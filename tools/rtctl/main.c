@@ -27,7 +27,7 @@ static void usage(FILE *out)
           out);
     for (size_t i = 0; i < RT_ARRAY_SIZE(commands); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fputs("\nEvery command takes --token JWT (or $RT_TOKEN), --user NAME (open stacks), --timeout DUR.\n"
+    fputs("\nEvery command but token takes --token JWT (or $RT_TOKEN), --user NAME (open stacks), --timeout DUR.\n"
           "Streams reconnect with full-jitter backoff (200 ms doubling to 5 s). Errors from the server\n"
           "are printed as it sent them (HTTP status, code, message) on stderr.\n"
           "Exit status: 0 success, 1 failure (refused, not ready, unreachable), 2 bad usage.\n\n"

@@ -169,7 +169,10 @@ static int run_ws(sub_t *s)
         if (next == SUB_FAILED)
             return CTL_EXIT_FAIL;
         int ms = ctl_backoff_next_ms(&backoff);
-        fprintf(stderr, "rtctl: reconnecting in %d ms\n", ms);
+        if (s->have_since)
+            fprintf(stderr, "rtctl: reconnecting in %d ms, since %llu\n", ms, (unsigned long long)s->since);
+        else
+            fprintf(stderr, "rtctl: reconnecting in %d ms\n", ms);
         if (ctl_sleep_ms(ms) < 0)
             return CTL_EXIT_OK;
     }
