@@ -116,7 +116,7 @@ static uint64_t enqueue(crdt_writer_t *w, int kind, const char *doc, rt_slice_t 
     snprintf(j->doc, sizeof(j->doc), "%s", doc);
     memcpy(j->data, data.data, data.len);
     pthread_mutex_lock(&w->mu);
-    j->seq = ++w->next_seq;
+    uint64_t seq = j->seq = ++w->next_seq; /* j is the writer's once the lock is released */
     if (w->tail)
         w->tail->next = j;
     else
@@ -125,7 +125,7 @@ static uint64_t enqueue(crdt_writer_t *w, int kind, const char *doc, rt_slice_t 
     w->backlog++;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    return j->seq;
+    return seq;
 }
 
 uint64_t crdt_writer_append(crdt_writer_t *w, const char *doc, rt_slice_t update)
