@@ -281,18 +281,12 @@ static int edge_alive(void *ctx, const char *edge, uint64_t epoch)
 static Rtsync__V1__Code code_of(int err)
 {
     switch (err) {
-    case RT_OK:
-        return RTSYNC__V1__CODE__CODE_OK;
-    case RT_EINVAL:
-        return RTSYNC__V1__CODE__CODE_BAD_REQUEST;
-    case RT_ENOTFOUND:
-        return RTSYNC__V1__CODE__CODE_NOT_FOUND;
-    case RT_ETOOBIG:
-        return RTSYNC__V1__CODE__CODE_TOO_LARGE;
-    case RT_EUNAVAIL:
-        return RTSYNC__V1__CODE__CODE_UNAVAILABLE;
-    default:
-        return RTSYNC__V1__CODE__CODE_INTERNAL;
+    case RT_OK: return RTSYNC__V1__CODE__CODE_OK;
+    case RT_EINVAL: return RTSYNC__V1__CODE__CODE_BAD_REQUEST;
+    case RT_ENOTFOUND: return RTSYNC__V1__CODE__CODE_NOT_FOUND;
+    case RT_ETOOBIG: return RTSYNC__V1__CODE__CODE_TOO_LARGE;
+    case RT_EUNAVAIL: return RTSYNC__V1__CODE__CODE_UNAVAILABLE;
+    default: return RTSYNC__V1__CODE__CODE_INTERNAL;
     }
 }
 
@@ -329,8 +323,7 @@ static int name_valid(const char *s)
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-static void reply_sync(crdt_service_t *svc, const char *reply, int err, rt_buf_t *update, rt_buf_t *sv,
-                       rt_buf_t *aw)
+static void reply_sync(crdt_service_t *svc, const char *reply, int err, rt_buf_t *update, rt_buf_t *sv, rt_buf_t *aw)
 {
     Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
     status.code = code_of(err);
@@ -351,8 +344,8 @@ static void serve_sync(crdt_service_t *svc, const char *reply, const Rtsync__V1_
     crdt_doc_t *doc = NULL;
     int err = crdt_docs_get(&svc->docs, q->doc, &doc);
     if (err == RT_OK && q->want_update)
-        err = rt_ydoc_encode_state_as_update(doc->ydoc, (rt_slice_t){q->state_vector.data, q->state_vector.len},
-                                             &update);
+        err =
+            rt_ydoc_encode_state_as_update(doc->ydoc, (rt_slice_t){q->state_vector.data, q->state_vector.len}, &update);
     if (err == RT_OK && q->want_state) {
         rt_ydoc_encode_state_vector(doc->ydoc, &sv);
         crdt_doc_awareness_encode(doc, &aw);
@@ -499,8 +492,7 @@ static void handle(crdt_service_t *svc, uint32_t kind, rt_slice_t data, const ch
         rtsync__v1__doc_get_request__free_unpacked(q, NULL);
         break;
     }
-    default:
-        count_bad(svc, "forward", NULL);
+    default: count_bad(svc, "forward", NULL);
     }
 }
 

@@ -82,13 +82,13 @@ typedef struct crdt_aw_state {
 typedef struct crdt_doc {
     char name[CRDT_MAX_NAME + 1];
     rt_ydoc_t *ydoc;
-    int exists;             /* something was stored or applied */
-    int moving;             /* no longer ours: unload once persisted */
+    int exists; /* something was stored or applied */
+    int moving; /* no longer ours: unload once persisted */
     int64_t log_rows, log_bytes;
-    uint64_t last_seq;      /* the writer job of the last change */
+    uint64_t last_seq; /* the writer job of the last change */
     uint64_t last_used_ns;
-    rt_map_t aw;            /* 8-byte client id -> crdt_aw_state_t */
-    rt_buf_t changes;       /* what this loop turn changed: u32 length + update, repeated */
+    rt_map_t aw;      /* 8-byte client id -> crdt_aw_state_t */
+    rt_buf_t changes; /* what this loop turn changed: u32 length + update, repeated */
     size_t nchanges;
     struct crdt_doc *next_dirty;
 } crdt_doc_t;

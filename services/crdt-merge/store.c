@@ -78,14 +78,15 @@ static int apply_rows(PGresult *res, rt_ydoc_t *doc, const char *name, int64_t *
 int crdt_store_load(PGconn *conn, const char *name, rt_ydoc_t *doc, int64_t *rows, int64_t *bytes, int *found)
 {
     const char *params[1] = {name};
-    PGresult *snap = PQexecParams(conn, "SELECT state FROM doc_snapshots WHERE doc = $1", 1, NULL, params, NULL, NULL, 1);
+    PGresult *snap =
+        PQexecParams(conn, "SELECT state FROM doc_snapshots WHERE doc = $1", 1, NULL, params, NULL, NULL, 1);
     if (PQresultStatus(snap) != PGRES_TUPLES_OK) {
         int err = rt_pg_error(conn, snap, "load_snapshot");
         PQclear(snap);
         return err == RT_EUNAVAIL ? RT_EUNAVAIL : RT_EINVAL;
     }
-    PGresult *log = PQexecParams(conn, "SELECT data FROM doc_updates WHERE doc = $1 ORDER BY id", 1, NULL, params, NULL,
-                                 NULL, 1);
+    PGresult *log =
+        PQexecParams(conn, "SELECT data FROM doc_updates WHERE doc = $1 ORDER BY id", 1, NULL, params, NULL, NULL, 1);
     if (PQresultStatus(log) != PGRES_TUPLES_OK) {
         int err = rt_pg_error(conn, log, "load_log");
         PQclear(snap);
@@ -181,12 +182,13 @@ static int compact(PGconn *conn, const job_t *j)
     const char *params[3] = {j->doc, (const char *)j->data, ms};
     int lengths[3] = {0, (int)j->len, 0};
     int formats[3] = {0, 1, 0};
-    int err = check(conn,
-                    PQexecParams(conn,
-                                 "INSERT INTO doc_snapshots (doc, state, updated_ms) VALUES ($1, $2, $3::bigint) "
-                                 "ON CONFLICT (doc) DO UPDATE SET state = EXCLUDED.state, updated_ms = EXCLUDED.updated_ms",
-                                 3, NULL, params, lengths, formats, 0),
-                    "write_snapshot");
+    int err =
+        check(conn,
+              PQexecParams(conn,
+                           "INSERT INTO doc_snapshots (doc, state, updated_ms) VALUES ($1, $2, $3::bigint) "
+                           "ON CONFLICT (doc) DO UPDATE SET state = EXCLUDED.state, updated_ms = EXCLUDED.updated_ms",
+                           3, NULL, params, lengths, formats, 0),
+              "write_snapshot");
     if (err == RT_OK)
         err = check(conn, PQexecParams(conn, "DELETE FROM doc_updates WHERE doc = $1", 1, NULL, params, NULL, NULL, 0),
                     "delete_log");

@@ -82,14 +82,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     rt_slice_t in = {data + 1, size - 1};
     switch (data[0] % 3) {
-    case 0:
-        fuzz_message(in);
-        break;
-    case 1:
-        fuzz_awareness(in);
-        break;
-    default:
-        fuzz_protos(in);
+    case 0: fuzz_message(in); break;
+    case 1: fuzz_awareness(in); break;
+    default: fuzz_protos(in);
     }
     return 0;
 }

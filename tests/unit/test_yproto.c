@@ -48,8 +48,8 @@ static void test_messages(void)
     CU_ASSERT_EQUAL(m.type, RT_YMSG_QUERY_AWARENESS);
     /* malformed */
     CU_ASSERT_EQUAL(rt_ymsg_decode((rt_slice_t){NULL, 0}, &m), RT_EINVAL);
-    CU_ASSERT_EQUAL(rt_ymsg_decode(SLICE(0x00, 0x03, 0x00), &m), RT_EINVAL);       /* sync type 3 */
-    CU_ASSERT_EQUAL(rt_ymsg_decode(SLICE(0x00, 0x02, 0x05, 0x00), &m), RT_EINVAL); /* short payload */
+    CU_ASSERT_EQUAL(rt_ymsg_decode(SLICE(0x00, 0x03, 0x00), &m), RT_EINVAL);             /* sync type 3 */
+    CU_ASSERT_EQUAL(rt_ymsg_decode(SLICE(0x00, 0x02, 0x05, 0x00), &m), RT_EINVAL);       /* short payload */
     CU_ASSERT_EQUAL(rt_ymsg_decode(SLICE(0x00, 0x02, 0x01, 0x00, 0x00), &m), RT_EINVAL); /* trailing */
     CU_ASSERT_EQUAL(rt_ymsg_decode(SLICE(0x07), &m), RT_EINVAL);
     CU_ASSERT_EQUAL(rt_ysv_validate(SLICE(0x02, 0x01, 0x01)), RT_EINVAL);
@@ -90,8 +90,8 @@ static void test_awareness_malformed(void)
 {
     CU_ASSERT_EQUAL(rt_yaw_validate(SLICE(0x01, 0x07, 0x01, 0x05, '{', 'b', 'a', 'd', '}')), RT_EINVAL);
     CU_ASSERT_EQUAL(rt_yaw_validate(SLICE(0x01, 0x07, 0x01, 0x09, '{', '}')), RT_EINVAL); /* string too short */
-    CU_ASSERT_EQUAL(rt_yaw_validate(SLICE(0x05, 0x07, 0x01)), RT_EINVAL);                  /* impossible count */
-    CU_ASSERT_EQUAL(rt_yaw_validate(SLICE(0x00, 0x00)), RT_EINVAL);                        /* trailing */
+    CU_ASSERT_EQUAL(rt_yaw_validate(SLICE(0x05, 0x07, 0x01)), RT_EINVAL);                 /* impossible count */
+    CU_ASSERT_EQUAL(rt_yaw_validate(SLICE(0x00, 0x00)), RT_EINVAL);                       /* trailing */
     CU_ASSERT_EQUAL(rt_yaw_validate(SLICE(0x01, 0x07, 0x01, 0x02, '{', '}')), RT_OK);
 }
 
