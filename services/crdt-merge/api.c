@@ -297,8 +297,18 @@ static void reply_packed(crdt_service_t *svc, const char *reply, const ProtobufC
     size_t n = protobuf_c_message_get_packed_size(m);
     svc->out.len = 0;
     protobuf_c_message_pack(m, rt_buf_reserve(&svc->out, n));
-    if (rt_bus_publish(svc->bus, reply, svc->out.data, n) != RT_OK)
-        RT_LOG_WARN("reply_failed", "bytes=%zu", n);
+    if (rt_bus_publish(svc->bus, reply, svc->out.data, n) == RT_OK)
+        return;
+    /* Most likely over NATS's max_payload (1 MiB unless configured): say so in a
+     * reply every message type decodes (field 1 is always the status). */
+    RT_LOG_WARN("reply_failed", "bytes=%zu", n);
+    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
+    status.code = RTSYNC__V1__CODE__CODE_TOO_LARGE;
+    status.message = (char *)"reply over the message bus's payload limit";
+    Rtsync__V1__DocUpdateReply r = RTSYNC__V1__DOC_UPDATE_REPLY__INIT;
+    r.status = &status;
+    uint8_t buf[128];
+    rt_bus_publish(svc->bus, reply, buf, rtsync__v1__doc_update_reply__pack(&r, buf));
 }
 
 static void count_bad(crdt_service_t *svc, const char *what, const char *doc)

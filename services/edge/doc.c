@@ -98,7 +98,8 @@ static void on_awareness(void *ctx, const rt_bus_msg_t *msg)
     edge_ydoc_t *doc = ctx;
     EDGE_COUNT(doc->thread, bus_messages, 1);
     Rtsync__V1__DocAwareness *a = rtsync__v1__doc_awareness__unpack(NULL, msg->data.len, msg->data.data);
-    if (a == NULL || strcmp(a->doc, doc->name) != 0 || rt_yaw_validate((rt_slice_t){a->update.data, a->update.len}) != RT_OK) {
+    if (a == NULL || strcmp(a->doc, doc->name) != 0 ||
+        rt_yaw_validate((rt_slice_t){a->update.data, a->update.len}) != RT_OK) {
         EDGE_COUNT(doc->thread, bus_bad, 1);
         RT_LOG_WARN("bus_bad_message", "subject=%s bytes=%zu", msg->subject, msg->data.len);
     } else {

@@ -16,9 +16,9 @@
  * cannot be reached the connection is closed with 1013: the client reconnects
  * and syncs again, so nothing it sent is lost.
  */
+#include "rt/yjs.h"
 #include "docs.h"
 #include "rt/log.h"
-#include "rt/yjs.h"
 #include "rt/yproto.h"
 #include "rtsync/v1/doc.pb-c.h"
 
@@ -32,8 +32,8 @@ enum { REQ_CONNECT, REQ_STEP1, REQ_QUERY_AWARENESS, REQ_UPDATE };
 
 /* A request to crdt-merge; outlives its session if need be. */
 typedef struct yreq {
-    h2o_linklist_t link;  /* s->pending */
-    edge_ysession_t *s;   /* NULL once the session is gone */
+    h2o_linklist_t link; /* s->pending */
+    edge_ysession_t *s;  /* NULL once the session is gone */
     int kind;
 } yreq_t;
 
@@ -61,13 +61,10 @@ static int status_of(const Rtsync__V1__Status *st)
     if (st == NULL)
         return RT_EUNAVAIL;
     switch (st->code) {
-    case RTSYNC__V1__CODE__CODE_OK:
-        return RT_OK;
-    case RTSYNC__V1__CODE__CODE_BAD_REQUEST:
-    case RTSYNC__V1__CODE__CODE_TOO_LARGE:
-        return RT_EINVAL;
-    default:
-        return RT_EUNAVAIL;
+    case RTSYNC__V1__CODE__CODE_OK: return RT_OK;
+    case RTSYNC__V1__CODE__CODE_BAD_REQUEST: return RT_EINVAL;
+    case RTSYNC__V1__CODE__CODE_TOO_LARGE: return RT_ETOOBIG;
+    default: return RT_EUNAVAIL;
     }
 }
 
@@ -104,7 +101,8 @@ static void on_reply(void *ctx, int err, rt_slice_t data)
         err = err == RT_OK ? status_of(r ? r->status : NULL) : err;
         rtsync__v1__doc_update_reply__free_unpacked(r, NULL);
     } else {
-        Rtsync__V1__DocSyncReply *r = err == RT_OK ? rtsync__v1__doc_sync_reply__unpack(NULL, data.len, data.data) : NULL;
+        Rtsync__V1__DocSyncReply *r =
+            err == RT_OK ? rtsync__v1__doc_sync_reply__unpack(NULL, data.len, data.data) : NULL;
         err = err == RT_OK ? status_of(r ? r->status : NULL) : err;
         if (err == RT_OK)
             on_sync_reply(s, kind, r);
@@ -112,6 +110,8 @@ static void on_reply(void *ctx, int err, rt_slice_t data)
     }
     if (err == RT_EINVAL)
         close_bad(s, "refused by the document service");
+    else if (err == RT_ETOOBIG)
+        edge_ws_close(s->conn, 1009, "document or update too large for the message bus");
     else if (err != RT_OK)
         close_unavailable(s);
 }
@@ -172,7 +172,8 @@ void edge_ysession_flush(edge_ysession_t *s)
 {
     if (s->nbatch == 0 || s->conn == NULL)
         return;
-    ProtobufCBinaryData stack[64], *parts = s->nbatch <= RT_ARRAY_SIZE(stack) ? stack : rt_xmalloc(s->nbatch * sizeof(*parts));
+    ProtobufCBinaryData stack[64],
+        *parts = s->nbatch <= RT_ARRAY_SIZE(stack) ? stack : rt_xmalloc(s->nbatch * sizeof(*parts));
     size_t k = 0;
     for (size_t off = 0; off < s->batch.len; k++) {
         uint32_t n;
@@ -256,14 +257,9 @@ static void yjs_on_binary(edge_ws_conn_t *conn, const uint8_t *data, size_t len)
             on_update(s, m.payload);
         }
         break;
-    case RT_YMSG_AWARENESS:
-        on_awareness(s, m.payload);
-        break;
-    case RT_YMSG_QUERY_AWARENESS:
-        request_sync(s, REQ_QUERY_AWARENESS, (rt_slice_t){NULL, 0});
-        break;
-    default:
-        break; /* auth: nothing for a server to do */
+    case RT_YMSG_AWARENESS: on_awareness(s, m.payload); break;
+    case RT_YMSG_QUERY_AWARENESS: request_sync(s, REQ_QUERY_AWARENESS, (rt_slice_t){NULL, 0}); break;
+    default: break; /* auth: nothing for a server to do */
     }
 }
 
@@ -295,7 +291,7 @@ static void yjs_dispose(edge_ws_conn_t *conn)
     edge_ysession_t *s = conn->session;
     if (s == NULL)
         return;
-    if (s->conn != NULL) { /* started */
+    if (s->conn != NULL) {      /* started */
         edge_ysession_flush(s); /* what the client sent before it left */
         edge_ysession_cancel_flush(s);
         if (s->sent_awareness)

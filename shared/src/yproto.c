@@ -64,10 +64,8 @@ int rt_ymsg_decode(rt_slice_t in, rt_ymsg_t *out)
             return RT_EINVAL;
         break;
     case RT_YMSG_AUTH:
-    case RT_YMSG_QUERY_AWARENESS:
-        break;
-    default:
-        return RT_EINVAL;
+    case RT_YMSG_QUERY_AWARENESS: break;
+    default: return RT_EINVAL;
     }
     out->type = (uint32_t)type;
     out->sync_type = (uint32_t)sync_type;
