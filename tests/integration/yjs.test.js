@@ -44,7 +44,12 @@ const frame = (...parts) => Buffer.from(parts.flat());
 describe('Yjs documents', { timeout: 300000 }, () => {
   let stack;
   before(async () => {
-    stack = await startStack({ edges: 2, services: ['crdt-merge'] });
+    // small compaction and idle thresholds, so that every test also goes through them
+    stack = await startStack({
+      edges: 2,
+      services: ['crdt-merge'],
+      envFor: { 'crdt-merge': { RT_DOC_COMPACT_UPDATES: '50', RT_DOC_IDLE: '2s', RT_LOG_LEVEL: 'debug' } },
+    });
   });
   after(() => stack?.stop());
   const logged = (fn) => stack.withLogs(fn)();
@@ -191,6 +196,28 @@ describe('Yjs documents', { timeout: 300000 }, () => {
       const rows = await stack.psql("SELECT count(*) FROM doc_updates WHERE doc = 'bad'");
       assert.ok(Number(String(rows).trim()) <= 2, `rows: ${rows}`);
       destroy(good, other);
+    });
+  });
+
+  test('the log is compacted into a snapshot, and an idle document is unloaded and reloaded from them', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const a = await provider(e1, 'compact');
+      for (let i = 0; i < 300; i++) {
+        a.doc.getText('text').insert(0, `c${i} `);
+        await sleep(2); // one turn, one log row each
+      }
+      const expected = content(a.doc);
+      await waitFor(async () => content(await fetchDoc(e2, 'compact')) === expected, 10000, 'stored');
+      const snap = await stack.psql("SELECT count(*) FROM doc_snapshots WHERE doc = 'compact'");
+      assert.equal(String(snap).trim(), '1');
+      const rows = Number(String(await stack.psql("SELECT count(*) FROM doc_updates WHERE doc = 'compact'")).trim());
+      assert.ok(rows < 100, `log rows after compaction: ${rows}`);
+      destroy(a);
+      await waitFor(() => /doc_unloaded doc=compact/.test(stack.logs('crdt-merge-1')), 10000, 'unload');
+      const b = await provider(e2, 'compact');
+      assert.equal(content(b.doc), expected);
+      destroy(b);
     });
   });
 
