@@ -94,7 +94,7 @@ plot() {
 		echo
 		echo "## $s"
 		echo
-		head -n 2 "$OUT/$s/$s.txt" 2>/dev/null | sed 's/^/> /'
+		if [[ -s $OUT/$s/$s.txt ]]; then head -n 2 "$OUT/$s/$s.txt" | sed 's/^/> /'; fi
 		echo
 		table "$s"
 		echo
