@@ -296,7 +296,7 @@ cmd_up() {
 	local mon=() nats_bin
 	nats_bin=$(command -v nats-server) || die "nats-server not installed (run scripts/deps.sh)"
 	((NATS_MON_PORT == 0)) || mon=(-m "$NATS_MON_PORT")
-	start nats -- "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" "${mon[@]}"
+	start nats -- "$nats_bin" -c "$ROOT/scripts/nats.conf" -a 127.0.0.1 -p "$NATS_PORT" "${mon[@]}"
 	wait_port "$NATS_PORT" nats
 	pg_start
 

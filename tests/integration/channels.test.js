@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EventSource } from 'eventsource';
-import { startStack, httpGet } from './lib/stack.js';
+import { startStack, httpGet, ROOT } from './lib/stack.js';
 import { connectWs, request, sseRaw } from './lib/clients.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -227,7 +227,8 @@ describe('an edge cut off from NATS', { timeout: 60000 }, () => {
   let stack;
   before(async () => {
     const conf = path.join(os.tmpdir(), `rtsync-nats-${process.pid}.conf`);
-    fs.writeFileSync(conf, 'ping_interval: "1s"\nping_max: 1\n'); // drop a silent client within ~2 s
+    // the project's settings, and a client silent for ~2 s is dropped
+    fs.writeFileSync(conf, `${fs.readFileSync(path.join(ROOT, 'scripts/nats.conf'), 'utf8')}\nping_interval: "1s"\nping_max: 1\n`);
     stack = await startStack({ edges: 2, services: ['chat-history'], natsArgs: ['-c', conf] });
   });
   after(() => stack?.stop({ allowExits: true }));

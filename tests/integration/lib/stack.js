@@ -406,7 +406,9 @@ export class Stack {
       name: 'nats',
       kind: 'nats',
       env: {},
-      cmd: () => ['nats-server', '-a', '127.0.0.1', '-p', `${nats.port}`, '-m', `${nats.monitorPort}`, ...args],
+      // the project's settings (max_payload) unless the test brings its own config file
+      cmd: () => ['nats-server', ...(args.includes('-c') ? [] : ['-c', path.join(ROOT, 'scripts/nats.conf')]),
+        '-a', '127.0.0.1', '-p', `${nats.port}`, '-m', `${nats.monitorPort}`, ...args],
       ready: () => waitReady(`${nats.monitorUrl}/healthz`, 10000, () => p.deadReason()),
       repickPorts: pick,
     });
