@@ -944,7 +944,9 @@ static void report_closed_loop(rt_buf_t *j, double cpu)
 {
     double window = secs(g.t_end - g.t_phase_run);
     uint64_t events = g.durable ? g.acks : g.joins;
-    double per_s = window > 0 ? (double)events / window : 0;
+    /* churn: joins are asked at --rate for --duration; the drain only waits for late ones */
+    double span = g.churn ? g.o.duration : window;
+    double per_s = span > 0 ? (double)events / span : 0;
     rt_buf_printf(j,
                   "\"rate\":%.1f,\"duration_s\":%.1f,\"window_s\":%.2f,\"size\":%ld,\"sent\":%llu,\"acks\":%llu,"
                   "\"echoes\":%llu,\"churns\":%llu,\"churn_busy\":%llu,\"joins\":%llu,\"joins_unmatched\":%llu,"
