@@ -13,8 +13,6 @@
 #include "ws.h"
 
 #define EDGE_DOC_NAME_MAX 128
-/* The largest y-websocket message (RT_MAX_DOC_UPDATE's default). */
-#define EDGE_MAX_DOC_UPDATE (8u << 20)
 
 typedef struct edge_ydoc edge_ydoc_t;
 

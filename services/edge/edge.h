@@ -34,6 +34,7 @@ typedef struct edge_config {
     int64_t heartbeat_ms;
     int64_t send_queue;
     int64_t max_frame;
+    int64_t max_doc_update;
     int64_t max_conns;
     int64_t max_subscriptions;
     int64_t drain_ms;

@@ -28,6 +28,8 @@ static const rt_config_var_t config_vars[] = {
      "bytes queued per connection before it is closed as too slow (4008)"},
     {"RT_MAX_FRAME", RT_CFG_BYTES, "65536", 256, 64 << 20, CFG(max_frame),
      "largest JSON frame or HTTP body (1009 / 413 beyond)"},
+    {"RT_MAX_DOC_UPDATE", RT_CFG_BYTES, "8MiB", 1024, 15 << 20, CFG(max_doc_update),
+     "largest y-websocket message on /yjs (1009 beyond); NATS's max_payload must be above it"},
     {"RT_MAX_CONNS", RT_CFG_INT, "100000", 1, 10000000, CFG(max_conns), "WebSocket connections per edge (503 beyond)"},
     {"RT_MAX_SUBSCRIPTIONS", RT_CFG_INT, "100", 1, 100000, CFG(max_subscriptions), "subscriptions per connection"},
     {"RT_DRAIN_TIMEOUT", RT_CFG_MILLIS, "8s", 0, 600000, CFG(drain_ms), "longest drain on SIGTERM"},

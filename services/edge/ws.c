@@ -230,7 +230,7 @@ static const struct wslay_event_callbacks wslay_callbacks = {
 static int feed_wslay(edge_ws_conn_t *conn)
 {
     edge_thread_t *t = conn->client.thread;
-    size_t max = conn->handler->max_message ? conn->handler->max_message : (size_t)t->server->config.max_frame;
+    size_t max = (size_t)(conn->handler->binary_documents ? t->server->config.max_doc_update : t->server->config.max_frame);
     conn->feed = edge_ws_complete_frames_len((const uint8_t *)conn->sock->input->bytes, conn->sock->input->size, max);
     if (conn->feed == 0)
         return 0;

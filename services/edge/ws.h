@@ -18,7 +18,7 @@ typedef struct edge_ws_handler {
     /* The connection is going away: detach what still refers to it. */
     void (*on_dispose)(edge_ws_conn_t *conn);
     /* The largest message accepted (1009 beyond); 0: RT_MAX_FRAME. */
-    size_t max_message;
+    int binary_documents; /* messages up to RT_MAX_DOC_UPDATE instead of RT_MAX_FRAME */
     /* How channel subscriptions talk to it (deliver is usually edge_ws_deliver). */
     edge_client_ops_t client_ops;
 } edge_ws_handler_t;

@@ -313,6 +313,6 @@ const edge_ws_handler_t edge_yjs_handler = {
     .on_text = yjs_on_text,
     .on_binary = yjs_on_binary,
     .on_dispose = yjs_dispose,
-    .max_message = EDGE_MAX_DOC_UPDATE,
+    .binary_documents = 1,
     .client_ops = {.deliver = edge_ws_deliver},
 };
