@@ -19,6 +19,7 @@ declare -A SELECT=(
 declare -A XEXPR=([fanout]='.ready' [many]='.ready' [sse]='.ready' [durable]='.ready' [churn]='.rate')
 declare -A XNAME=([fanout]='subscribers (one channel)' [many]='connections (channels of 5)' [sse]='SSE readers'
 	[durable]='concurrent publishers' [churn]='joins asked per second')
+# shellcheck disable=SC2016 # jq expressions, not shell ones
 declare -A SERIES=([fanout]='$srv' [many]='$srv' [sse]='$srv + " @" + (.rate | tostring) + "/s"' [durable]='$srv'
 	[churn]='$srv')
 declare -A EVENTS=([fanout]='deliveries' [many]='deliveries' [sse]='deliveries' [durable]='acks' [churn]='joins seen')

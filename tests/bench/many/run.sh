@@ -37,7 +37,11 @@ load() { # SERVER URLS
 }
 
 run_rtsync() {
-	rtsync_built && rtsync_up || { bench_say "many: rtsync did not start; skipped"; rtsync_down; return; }
+	if ! rtsync_built || ! rtsync_up; then
+		bench_say "many: rtsync did not start; skipped"
+		rtsync_down
+		return
+	fi
 	load rtsync "$EDGE_URLS"
 	rtsync_down
 }

@@ -28,6 +28,7 @@ GEN_PIDS=()
 
 [[ -x $LOADGEN && -x $BENCH_ROOT/build/bin/edge ]] || make -s -C "$BENCH_ROOT" build/bin/rt-loadgen build/bin/edge
 bench_raise_fds
+# shellcheck disable=SC2317 # called by the EXIT trap
 stop_gens() {
 	local p
 	for p in "${GEN_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

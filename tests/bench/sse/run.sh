@@ -37,7 +37,11 @@ load() { # SERVER READER-URLS PUBLISH-URL
 }
 
 run_rtsync() {
-	rtsync_built && rtsync_up || { bench_say "sse: rtsync did not start; skipped"; rtsync_down; return; }
+	if ! rtsync_built || ! rtsync_up; then
+		bench_say "sse: rtsync did not start; skipped"
+		rtsync_down
+		return
+	fi
 	local p=$B_EDGE_PORT
 	load rtsync "http://127.0.0.1:$p/sse/tokens,http://127.0.0.1:$((p + 1))/sse/tokens" \
 		"http://127.0.0.1:$p/v1/channels/tokens/publish"
