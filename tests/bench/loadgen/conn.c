@@ -277,8 +277,7 @@ static void on_message(lg_conn_t *c, uint8_t op, const uint8_t *data, size_t len
         lg_on_text(c, data, len, rx);
 }
 
-static void on_frame(lg_conn_t *c, int epfd, uint8_t op, bool fin, const uint8_t *data, size_t len,
-                     const lg_rx_t *rx)
+static void on_frame(lg_conn_t *c, int epfd, uint8_t op, bool fin, const uint8_t *data, size_t len, const lg_rx_t *rx)
 {
     switch (op) {
     case OP_TEXT:
@@ -298,15 +297,12 @@ static void on_frame(lg_conn_t *c, int epfd, uint8_t op, bool fin, const uint8_t
             rt_buf_dispose(&c->frag);
         }
         break;
-    case OP_PING:
-        send_frame(c, epfd, OP_PONG, data, len);
-        break;
+    case OP_PING: send_frame(c, epfd, OP_PONG, data, len); break;
     case OP_CLOSE:
         send_frame(c, epfd, OP_CLOSE, data, len < 2 ? len : 2);
         lg_conn_close(c, epfd);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 

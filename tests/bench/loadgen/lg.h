@@ -90,21 +90,21 @@ typedef struct lg_conn {
     uint8_t state; /* lg_state_t */
     bool publisher;
     const lg_url_t *url; /* borrowed from the run's URL table */
-    char accept[29]; /* the Sec-WebSocket-Accept we expect */
-    rt_buf_t in;     /* bytes of an incomplete frame or header, carried to the next read */
-    rt_buf_t out;    /* bytes the socket did not take yet */
-    rt_buf_t frag;   /* a fragmented message being assembled */
+    char accept[29];     /* the Sec-WebSocket-Accept we expect */
+    rt_buf_t in;         /* bytes of an incomplete frame or header, carried to the next read */
+    rt_buf_t out;        /* bytes the socket did not take yet */
+    rt_buf_t frag;       /* a fragmented message being assembled */
     uint8_t frag_op;
-    uint8_t *seen;   /* bitmap of received publish sequence numbers */
+    uint8_t *seen; /* bitmap of received publish sequence numbers */
     uint64_t received;
     uint64_t last_seq;
-    uint64_t t_sent;   /* durable: when the publish awaiting its ack left; churn: when subscribe left */
-    uint64_t t_mark;   /* churn: when the subscription was confirmed */
+    uint64_t t_sent;     /* durable: when the publish awaiting its ack left; churn: when subscribe left */
+    uint64_t t_mark;     /* churn: when the subscription was confirmed */
     uint32_t chunk_left; /* SSE over chunked encoding: bytes left in the current chunk */
     bool chunked;
-    bool chunk_crlf;   /* the CRLF closing a chunk is still to skip */
-    bool flag;         /* churn: its join was seen by the observer */
-    char connid[48];   /* the conn id of the server's welcome frame */
+    bool chunk_crlf; /* the CRLF closing a chunk is still to skip */
+    bool flag;       /* churn: its join was seen by the observer */
+    char connid[48]; /* the conn id of the server's welcome frame */
 } lg_conn_t;
 
 /* When the bytes of a read arrived, on CLOCK_MONOTONIC: read_ns when the

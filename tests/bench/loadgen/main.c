@@ -33,8 +33,8 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <sched.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,39 +117,38 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rt-loadgen [options]\n"
-            "  --mode fanout|idle|sse|durable|churn (fanout)\n"
-            "  --urls URL[,URL...]        subscribers spread round-robin\n"
-            "                             (ws://127.0.0.1:8080/ws,ws://127.0.0.1:8081/ws)\n"
-            "  --pub-url URL              publisher's server (the first of --urls)\n"
-            "  --conns N                  subscriber connections (1000); at most ~19,980 per\n"
-            "                             process with the fd cap of 20,000: split over processes\n"
-            "  --channel NAME             (bench)\n"
-            "  --channel-per-conn         idle: subscribe connection i to NAME-i instead (no\n"
-            "                             join/leave traffic among thousands of members)\n"
-            "  --interval S               fanout: also print a JSON line every S s of the run\n"
-            "                             (that window's deliveries and latency, the servers' RSS)\n"
-            "  --group G                  fanout: connection i subscribes to NAME-(i/G) and\n"
-            "                             message k goes to NAME-(k mod channels): many channels\n"
-            "  --rate R                   fanout: messages per second (50)\n"
-            "  --duration D               fanout: seconds of publishing (10)\n"
-            "  --size B                   fanout: bytes of each message's data string (100)\n"
-            "  --drain S                  fanout: max seconds to wait for stragglers (3)\n"
-            "  --settle S                 seconds between setup and measurement (1)\n"
-            "  --hold T                   idle: seconds to hold the connections (10);\n"
-            "                             churn: seconds each connection is held\n"
-            "                             SIGUSR1 ends the hold early\n"
-            "  --open-concurrency K       handshakes in flight during setup (200)\n"
-            "  --setup-timeout S          (120)\n"
-            "  --pids NAME:PID,...        server processes to sample from /proc (their CPU,\n"
-            "                             syscalls and RSS are summed into the server totals)\n"
-            "  --aux-pids NAME:PID,...    more processes to sample, reported but not summed\n"
-            "  --server-core N            the servers' core: report (and warn about) the CPU\n"
-            "                             time other processes took on it during the window\n"
-            "  --ready-file PATH          created once every connection is subscribed\n"
-            "  --label STR                copied into the JSON line\n"
-            "Output: one JSON line on stdout, a summary on stderr.  Exit 1 if setup failed.\n");
+    fprintf(f, "usage: rt-loadgen [options]\n"
+               "  --mode fanout|idle|sse|durable|churn (fanout)\n"
+               "  --urls URL[,URL...]        subscribers spread round-robin\n"
+               "                             (ws://127.0.0.1:8080/ws,ws://127.0.0.1:8081/ws)\n"
+               "  --pub-url URL              publisher's server (the first of --urls)\n"
+               "  --conns N                  subscriber connections (1000); at most ~19,980 per\n"
+               "                             process with the fd cap of 20,000: split over processes\n"
+               "  --channel NAME             (bench)\n"
+               "  --channel-per-conn         idle: subscribe connection i to NAME-i instead (no\n"
+               "                             join/leave traffic among thousands of members)\n"
+               "  --interval S               fanout: also print a JSON line every S s of the run\n"
+               "                             (that window's deliveries and latency, the servers' RSS)\n"
+               "  --group G                  fanout: connection i subscribes to NAME-(i/G) and\n"
+               "                             message k goes to NAME-(k mod channels): many channels\n"
+               "  --rate R                   fanout: messages per second (50)\n"
+               "  --duration D               fanout: seconds of publishing (10)\n"
+               "  --size B                   fanout: bytes of each message's data string (100)\n"
+               "  --drain S                  fanout: max seconds to wait for stragglers (3)\n"
+               "  --settle S                 seconds between setup and measurement (1)\n"
+               "  --hold T                   idle: seconds to hold the connections (10);\n"
+               "                             churn: seconds each connection is held\n"
+               "                             SIGUSR1 ends the hold early\n"
+               "  --open-concurrency K       handshakes in flight during setup (200)\n"
+               "  --setup-timeout S          (120)\n"
+               "  --pids NAME:PID,...        server processes to sample from /proc (their CPU,\n"
+               "                             syscalls and RSS are summed into the server totals)\n"
+               "  --aux-pids NAME:PID,...    more processes to sample, reported but not summed\n"
+               "  --server-core N            the servers' core: report (and warn about) the CPU\n"
+               "                             time other processes took on it during the window\n"
+               "  --ready-file PATH          created once every connection is subscribed\n"
+               "  --label STR                copied into the JSON line\n"
+               "Output: one JSON line on stdout, a summary on stderr.  Exit 1 if setup failed.\n");
 }
 
 static int parse_opts(int argc, char **argv, opts_t *o)
@@ -168,13 +167,29 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                   .open_concurrency = 200,
                   .server_core = -1,
                   .setup_timeout = 120};
-    static const struct option lo[] = {
-        {"mode", 1, 0, 'm'},     {"urls", 1, 0, 'u'},       {"pub-url", 1, 0, 'P'},
-        {"conns", 1, 0, 'n'},    {"channel", 1, 0, 'c'},    {"rate", 1, 0, 'r'},
-        {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'},       {"drain", 1, 0, 'D'},
-        {"settle", 1, 0, 'S'},   {"hold", 1, 0, 'H'},       {"open-concurrency", 1, 0, 'k'},
-        {"pids", 1, 0, 'p'},     {"aux-pids", 1, 0, 'a'}, {"server-core", 1, 0, 'C'}, {"channel-per-conn", 0, 0, 'X'},     {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'l'},
-        {"setup-timeout", 1, 0, 'T'}, {"group", 1, 0, 'G'}, {"interval", 1, 0, 'I'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+    static const struct option lo[] = {{"mode", 1, 0, 'm'},
+                                       {"urls", 1, 0, 'u'},
+                                       {"pub-url", 1, 0, 'P'},
+                                       {"conns", 1, 0, 'n'},
+                                       {"channel", 1, 0, 'c'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"size", 1, 0, 's'},
+                                       {"drain", 1, 0, 'D'},
+                                       {"settle", 1, 0, 'S'},
+                                       {"hold", 1, 0, 'H'},
+                                       {"open-concurrency", 1, 0, 'k'},
+                                       {"pids", 1, 0, 'p'},
+                                       {"aux-pids", 1, 0, 'a'},
+                                       {"server-core", 1, 0, 'C'},
+                                       {"channel-per-conn", 0, 0, 'X'},
+                                       {"ready-file", 1, 0, 'R'},
+                                       {"label", 1, 0, 'l'},
+                                       {"setup-timeout", 1, 0, 'T'},
+                                       {"group", 1, 0, 'G'},
+                                       {"interval", 1, 0, 'I'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -241,8 +256,8 @@ static int raise_fd_limit(long need)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     if ((rlim_t)need > rl.rlim_cur) {
-        fprintf(stderr, "rt-loadgen: %ld fds needed, the limit is %llu: split the connections over processes\n",
-                need, (unsigned long long)rl.rlim_cur);
+        fprintf(stderr, "rt-loadgen: %ld fds needed, the limit is %llu: split the connections over processes\n", need,
+                (unsigned long long)rl.rlim_cur);
         return RT_ETOOBIG;
     }
     return 0;
@@ -285,8 +300,10 @@ static void report_core(rt_buf_t *j, const char *key, int core, uint64_t before,
     double window = secs(g.t_end - g.t_phase_run);
     rt_buf_printf(j, "\"%s\":%d,\"%s_busy_s\":%.2f,\"%s_other_s\":%.2f,", key, core, key, busy, key, other);
     if (other > 0.05 * window)
-        fprintf(stderr, "  WARNING: other processes used %.2f s of core %d (%s) during the %.1f s window: "
-                        "the figures are perturbed\n", other, core, key, window);
+        fprintf(stderr,
+                "  WARNING: other processes used %.2f s of core %d (%s) during the %.1f s window: "
+                "the figures are perturbed\n",
+                other, core, key, window);
 }
 
 /* ---- the scenario's side of the connections -------------------------------- */
@@ -866,12 +883,10 @@ static void advance(uint64_t now)
             g.t_phase = now;
         }
         break;
-    case PH_RUN:
-        break;
+    case PH_RUN: break;
     case PH_DRAIN:
         if (g.churn || g.durable) {
-            if ((g.churn ? churn_pending() : durable_pending()) == 0 ||
-                now - g.t_phase > (uint64_t)(g.o.drain * 1e9))
+            if ((g.churn ? churn_pending() : durable_pending()) == 0 || now - g.t_phase > (uint64_t)(g.o.drain * 1e9))
                 finish(now);
             break;
         }
@@ -883,8 +898,7 @@ static void advance(uint64_t now)
         if (stop_hold || now - g.t_phase > (uint64_t)(g.o.hold * 1e9))
             finish(now);
         break;
-    case PH_DONE:
-        break;
+    case PH_DONE: break;
     }
 }
 
@@ -972,8 +986,8 @@ static void report_closed_loop(rt_buf_t *j, double cpu)
                 "  subscribe-to-join latency p50 %.0f us p99 %.0f us max %.0f us; server CPU %.2f s\n",
                 g.o.label, (unsigned long long)g.churns, g.o.rate, (unsigned long long)g.churn_busy,
                 (unsigned long long)g.joins, (unsigned long long)g.joins_unmatched, (unsigned long long)g.leaves,
-                g.failed, lg_hist_quantile(&g.hist, 0.5) / 1e3, lg_hist_quantile(&g.hist, 0.99) / 1e3,
-                g.hist.max / 1e3, cpu);
+                g.failed, lg_hist_quantile(&g.hist, 0.5) / 1e3, lg_hist_quantile(&g.hist, 0.99) / 1e3, g.hist.max / 1e3,
+                cpu);
 }
 
 static void report(void)
@@ -995,14 +1009,16 @@ static void report(void)
         rt_buf_printf(&procs,
                       "%s{\"name\":\"%s\",\"aux\":%s,\"pid\":%d,\"cpu_s\":%.2f,\"syscw\":%llu,\"syscr\":%llu,"
                       "\"rss_before_kb\":%llu,\"rss_kb\":%llu,\"hwm_kb\":%llu}",
-                      i ? "," : "", p->name, p->aux ? "true" : "false", (int)p->pid, c, (unsigned long long)(p->after.syscw - p->before.syscw),
+                      i ? "," : "", p->name, p->aux ? "true" : "false", (int)p->pid, c,
+                      (unsigned long long)(p->after.syscw - p->before.syscw),
                       (unsigned long long)(p->after.syscr - p->before.syscr), (unsigned long long)p->before.rss_kb,
                       (unsigned long long)p->after.rss_kb, (unsigned long long)p->after.hwm_kb);
     }
     rt_buf_append_byte(&procs, 0);
     double gen_cpu = rusage_s(&g.ru_after) - rusage_s(&g.ru_before);
-    rt_buf_printf(&j, "{\"mode\":\"%s\",\"label\":\"%s\",\"urls\":\"%s\",\"conns\":%ld,\"ready\":%ld,\"failed\":%ld,"
-                      "\"closed_during_run\":%ld,\"setup_s\":%.2f,",
+    rt_buf_printf(&j,
+                  "{\"mode\":\"%s\",\"label\":\"%s\",\"urls\":\"%s\",\"conns\":%ld,\"ready\":%ld,\"failed\":%ld,"
+                  "\"closed_during_run\":%ld,\"setup_s\":%.2f,",
                   g.o.mode, g.o.label, g.o.urls, g.o.conns, g.ready, g.failed, g.closed_late,
                   secs((g.t_ready ? g.t_ready : g.t_end) - g.t_setup0));
     if (g.fanout) {
@@ -1021,32 +1037,35 @@ static void report(void)
                       (unsigned long long)g.dups, (unsigned long long)g.reorders, (unsigned long long)g.bogus,
                       (unsigned long long)g.errors, (unsigned long long)g.acks, (unsigned long long)g.other, dps,
                       lg_hist_quantile(&g.hist, 0.5) / 1e3, lg_hist_quantile(&g.hist, 0.9) / 1e3,
-                      lg_hist_quantile(&g.hist, 0.99) / 1e3, lg_hist_quantile(&g.hist, 0.999) / 1e3,
-                      g.hist.max / 1e3, g.hist.n ? (double)g.hist.sum / (double)g.hist.n / 1e3 : 0.0,
+                      lg_hist_quantile(&g.hist, 0.99) / 1e3, lg_hist_quantile(&g.hist, 0.999) / 1e3, g.hist.max / 1e3,
+                      g.hist.n ? (double)g.hist.sum / (double)g.hist.n / 1e3 : 0.0,
                       lg_hist_quantile(&g.hist_read, 0.5) / 1e3, lg_hist_quantile(&g.hist_read, 0.99) / 1e3,
                       g.hist_read.max / 1e3);
-        rt_buf_printf(&j, "\"deliveries_per_server_cpu_s\":%.0f,\"syscw_per_delivery\":%.3f,\"syscr_per_delivery\":%.3f,",
+        rt_buf_printf(&j,
+                      "\"deliveries_per_server_cpu_s\":%.0f,\"syscw_per_delivery\":%.3f,\"syscr_per_delivery\":%.3f,",
                       cpu > 0 ? (double)g.delivered / cpu : 0, g.delivered ? (double)syscw / (double)g.delivered : 0,
                       g.delivered ? (double)syscr / (double)g.delivered : 0);
-        fprintf(stderr,
-                "rt-loadgen fanout %s: %ld subs x %.0f msg/s x %.0f s: sent %llu, delivered %llu of %llu (lost %llu, "
-                "dups %llu, reorders %llu)\n  %.0f deliveries/s; latency p50 %.0f us p99 %.0f us max %.0f us "
-                "(until read by the generator: p50 %.0f us p99 %.0f us)\n"
-                "  server CPU %.2f s -> %.0f deliveries per CPU-s; write syscalls/delivery %.3f; generator CPU %.2f s\n",
-                g.o.label, g.ready, g.o.rate, g.o.duration, (unsigned long long)g.sent, (unsigned long long)g.delivered,
-                (unsigned long long)expected, (unsigned long long)(expected - g.delivered), (unsigned long long)g.dups,
-                (unsigned long long)g.reorders, dps, lg_hist_quantile(&g.hist, 0.5) / 1e3,
-                lg_hist_quantile(&g.hist, 0.99) / 1e3, g.hist.max / 1e3, lg_hist_quantile(&g.hist_read, 0.5) / 1e3,
-                lg_hist_quantile(&g.hist_read, 0.99) / 1e3, cpu, cpu > 0 ? (double)g.delivered / cpu : 0,
-                g.delivered ? (double)syscw / (double)g.delivered : 0, gen_cpu);
+        fprintf(
+            stderr,
+            "rt-loadgen fanout %s: %ld subs x %.0f msg/s x %.0f s: sent %llu, delivered %llu of %llu (lost %llu, "
+            "dups %llu, reorders %llu)\n  %.0f deliveries/s; latency p50 %.0f us p99 %.0f us max %.0f us "
+            "(until read by the generator: p50 %.0f us p99 %.0f us)\n"
+            "  server CPU %.2f s -> %.0f deliveries per CPU-s; write syscalls/delivery %.3f; generator CPU %.2f s\n",
+            g.o.label, g.ready, g.o.rate, g.o.duration, (unsigned long long)g.sent, (unsigned long long)g.delivered,
+            (unsigned long long)expected, (unsigned long long)(expected - g.delivered), (unsigned long long)g.dups,
+            (unsigned long long)g.reorders, dps, lg_hist_quantile(&g.hist, 0.5) / 1e3,
+            lg_hist_quantile(&g.hist, 0.99) / 1e3, g.hist.max / 1e3, lg_hist_quantile(&g.hist_read, 0.5) / 1e3,
+            lg_hist_quantile(&g.hist_read, 0.99) / 1e3, cpu, cpu > 0 ? (double)g.delivered / cpu : 0,
+            g.delivered ? (double)syscw / (double)g.delivered : 0, gen_cpu);
     } else if (g.durable || g.churn) {
         report_closed_loop(&j, cpu);
     } else {
         double per_conn = g.ready ? ((double)rss - (double)rss_before) * 1024.0 / (double)g.ready : 0;
         rt_buf_printf(&j, "\"hold_s\":%.1f,\"rss_per_conn_bytes\":%.0f,\"errors\":%llu,\"other_frames\":%llu,",
                       secs(g.t_end - g.t_phase), per_conn, (unsigned long long)g.errors, (unsigned long long)g.other);
-        fprintf(stderr, "rt-loadgen idle %s: %ld of %ld connections held (%ld failed, %ld closed while held); "
-                        "%llu other frames received (welcome, join, ...), %llu errors\n",
+        fprintf(stderr,
+                "rt-loadgen idle %s: %ld of %ld connections held (%ld failed, %ld closed while held); "
+                "%llu other frames received (welcome, join, ...), %llu errors\n",
                 g.o.label, g.ready - g.closed_late, g.o.conns, g.failed, g.closed_late, (unsigned long long)g.other,
                 (unsigned long long)g.errors);
         if (g.nprocs > 0)
