@@ -54,17 +54,27 @@ async function rawWs(port, tok) {
     const body = mask ? Buffer.from(p.map((b, i) => b ^ m[i % 4])) : p;
     sock.write(Buffer.concat([Buffer.from(head), mask ? m : Buffer.alloc(0), body]));
   };
-  // the close code of the server's close frame, once the socket has closed
-  const closeCode = async () => {
-    await Promise.race([closed, sleep(5000)]);
+  // the code of the server's close frame (waits for it up to 5 s; null if none came)
+  const findClose = () => {
     for (let i = 0; i + 1 < buf.length;) {
       const op = buf[i] & 15, len = buf[i + 1] & 127;
       const hdr = len === 126 ? 4 : 2;
       const n = len === 126 ? buf.readUInt16BE(i + 2) : len;
+      if (i + hdr + n > buf.length) return undefined;
       if (op === 8) return buf.readUInt16BE(i + hdr);
       i += hdr + n;
     }
-    return null;
+    return undefined;
+  };
+  const closeCode = async () => {
+    let done = false;
+    closed.then(() => (done = true));
+    for (const t0 = Date.now(); Date.now() - t0 < 5000; await sleep(20)) {
+      const code = findClose();
+      if (code !== undefined) return code;
+      if (done) break;
+    }
+    return findClose() ?? null;
   };
   return { sock, frame, closeCode, text: () => buf.toString('latin1') };
 }
