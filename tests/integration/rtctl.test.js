@@ -307,6 +307,7 @@ describe('rtctl doc with documents', { timeout: 120000 }, () => {
       await sleep(1500); // durable within one second
     } finally {
       provider.destroy();
+      ydoc.destroy(); // stops the awareness timer, which would keep node running
     }
     const direct = await fetch(`${edge.http}/v1/docs/rtctl-doc`);
     if (direct.status !== 200) {
