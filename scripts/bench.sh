@@ -23,6 +23,7 @@ SCENARIOS=(
 	churn    # presence churn: subscribe-to-join latency seen from the other edge
 	idle     # RSS per idle WebSocket connection at 20,000 connections
 	history  # chat-history through NATS: acked msgs/s and ack latency
+	yjs      # the Yjs engine alone vs Yjs in Node on the automerge-paper trace
 	yjs-e2e  # the automerge-paper Yjs trace across two edges vs y-websocket and Hocuspocus
 )
 (($# == 0)) || SCENARIOS=("$@")
