@@ -117,6 +117,7 @@ $(BIN)/unit-tests: $(call obj,asan,$(UNIT_SRC) $(UNIT_SVC_SRC)) $(BUILD)/lib/asa
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -g -O1 -Ishared/include -isystem $(GEN) $(SYS_CFLAGS) \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined -w
 FUZZ_LIB_OBJ := $(call obj,fuzz,$(LIB_SRC)) $(call obj,fuzz,$(PROTO_C))
+.SECONDARY: $(FUZZ_LIB_OBJ)
 $(BUILD)/obj/fuzz/%.o: %.c $(PROTO_H)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c $< -o $@
