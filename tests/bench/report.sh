@@ -102,7 +102,7 @@ plot() {
 		plot "$s" 5 "${EVENTS[$s]} per server CPU-second" efficiency
 		plot "$s" 7 "p99 latency (ms)" p99
 	done
-	for s in fanout idle history yjs-e2e; do
+	for s in fanout idle history yjs-e2e soak; do
 		f=$OUT/$s/summary.txt
 		[[ -s $f ]] || continue
 		echo
