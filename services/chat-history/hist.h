@@ -36,7 +36,7 @@ typedef struct hist_config {
     const char *nats_url;
     const char *database_url;
     const char *instance_id;
-    const char *log_level;
+    int log_level; /* rt_log_level_t */
     const char *migrations_dir;
     int64_t retain;
     int64_t trim_interval_ms;

@@ -23,7 +23,7 @@ static const rt_config_var_t config_vars[] = {
      RT_CFG_AT(hist_config_t, database_url), "PostgreSQL connection URL or key=value string"},
     {"RT_INSTANCE_ID", RT_CFG_STRING, "chat-history", 0, 0, RT_CFG_AT(hist_config_t, instance_id),
      "name of this replica (logs, NATS client name)"},
-    {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, RT_CFG_AT(hist_config_t, log_level), "debug, info, warn, error"},
+    {"RT_LOG_LEVEL", RT_CFG_LEVEL, "info", 0, 0, RT_CFG_AT(hist_config_t, log_level), "debug, info, warn, error"},
     {"RT_MIGRATIONS_DIR", RT_CFG_STRING, NULL, 0, 0, RT_CFG_AT(hist_config_t, migrations_dir),
      "schema migrations; unset: ./migrations, else <binary dir>/../../migrations"},
     {"RT_HISTORY_RETAIN", RT_CFG_INT, "10000", 1, INT64_MAX / 2, RT_CFG_AT(hist_config_t, retain),
@@ -42,12 +42,6 @@ static const rt_config_var_t config_vars[] = {
 
 static volatile int stop_requested;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 int main(int argc, char **argv)
 {
     static const char *const extra[] = {"migrate", NULL};
@@ -57,11 +51,6 @@ int main(int argc, char **argv)
                            "(rt.hist.publish, rt.hist.query).  `chat-history migrate` applies the schema\n"
                            "migrations and exits.",
                            config_vars, RT_ARRAY_SIZE(config_vars), &cfg, argc, argv, extra);
-    rt_log_level_t level;
-    if (rt_log_parse_level(cfg.log_level, &level) != RT_OK) {
-        fprintf(stderr, "chat-history: RT_LOG_LEVEL=%s is not a log level\n", cfg.log_level);
-        return 2;
-    }
     char *bad = NULL;
     PQconninfoOption *conninfo = PQconninfoParse(cfg.database_url, &bad);
     if (conninfo == NULL) {
@@ -70,10 +59,8 @@ int main(int argc, char **argv)
         return 2;
     }
     PQconninfoFree(conninfo);
-    rt_log_init("chat-history", level);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    rt_log_init("chat-history", (rt_log_level_t)cfg.log_level);
+    rt_config_stop_on_signals(&stop_requested);
 
     int only_migrate = argc > 1 && strcmp(argv[1], "migrate") == 0;
     if (rt_pg_migrate_at_start(cfg.database_url, MIGRATE_WAIT_MS, &stop_requested) != RT_OK)

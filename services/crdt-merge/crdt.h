@@ -34,7 +34,7 @@ typedef struct crdt_config {
     const char *nats_url;
     const char *database_url;
     const char *instance_id;
-    const char *log_level;
+    int log_level; /* rt_log_level_t */
     const char *migrations_dir;
     int64_t max_update;
     int64_t idle_ms;         /* unload a document idle this long */

@@ -23,7 +23,7 @@ static const rt_config_var_t config_vars[] = {
      "PostgreSQL connection URL or key=value string"},
     {"RT_INSTANCE_ID", RT_CFG_STRING, "crdt-merge", 0, 0, CFG(instance_id),
      "name of this replica (logs, NATS client name, document ownership)"},
-    {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, CFG(log_level), "debug, info, warn, error"},
+    {"RT_LOG_LEVEL", RT_CFG_LEVEL, "info", 0, 0, CFG(log_level), "debug, info, warn, error"},
     {"RT_MIGRATIONS_DIR", RT_CFG_STRING, NULL, 0, 0, CFG(migrations_dir),
      "schema migrations; unset: ./migrations, else <binary dir>/../../migrations"},
     {"RT_MAX_DOC_UPDATE", RT_CFG_BYTES, "8MiB", 1024, 1ll << 30, CFG(max_update), "largest document update"},
@@ -41,12 +41,6 @@ static const rt_config_var_t config_vars[] = {
 
 static volatile int stop_requested;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 int main(int argc, char **argv)
 {
     crdt_config_t cfg = {0};
@@ -54,11 +48,6 @@ int main(int argc, char **argv)
                            "Merges and persists Yjs document updates and answers sync requests over NATS\n"
                            "(rt.doc.sync, rt.doc.update, rt.doc.get; awareness on rt.doc.aw.<doc>).",
                            config_vars, RT_ARRAY_SIZE(config_vars), &cfg, argc, argv, NULL);
-    rt_log_level_t level;
-    if (rt_log_parse_level(cfg.log_level, &level) != RT_OK) {
-        fprintf(stderr, "crdt-merge: RT_LOG_LEVEL=%s is not a log level\n", cfg.log_level);
-        return 2;
-    }
     char *bad = NULL;
     PQconninfoOption *conninfo = PQconninfoParse(cfg.database_url, &bad);
     if (conninfo == NULL) {
@@ -71,10 +60,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "crdt-merge: RT_INSTANCE_ID must have 1 to %d characters\n", CRDT_MAX_ID);
         return 2;
     }
-    rt_log_init("crdt-merge", level);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    rt_log_init("crdt-merge", (rt_log_level_t)cfg.log_level);
+    rt_config_stop_on_signals(&stop_requested);
 
     if (rt_pg_migrate_at_start(cfg.database_url, MIGRATE_WAIT_MS, &stop_requested) != RT_OK)
         return 1;

@@ -29,7 +29,7 @@ typedef struct edge_config {
     const char *nats_url;
     const char *listen;
     const char *edge_id;
-    const char *log_level;
+    int log_level; /* rt_log_level_t */
     int64_t threads;
     int64_t heartbeat_ms;
     int64_t send_queue;

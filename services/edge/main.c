@@ -48,7 +48,7 @@ static const rt_config_var_t config_vars[] = {
      "WebSocket connections per user per edge"},
     {"RT_HANDSHAKE_TIMEOUT", RT_CFG_MILLIS, "10s", 100, 600000, CFG(handshake_timeout_ms),
      "longest wait for a request's headers (slow clients are dropped)"},
-    {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, CFG(log_level), "debug, info, warn or error"},
+    {"RT_LOG_LEVEL", RT_CFG_LEVEL, "info", 0, 0, CFG(log_level), "debug, info, warn or error"},
     {"RT_STATIC_DIR", RT_CFG_STRING, "build/demo", 0, 0, RT_CFG_AT(edge_main_config_t, static_dir),
      "files served for GET / and /assets/* (the demo app); none if it is not a directory"},
 };
@@ -59,12 +59,7 @@ int main(int argc, char **argv)
     rt_config_load_or_exit("edge", "The rtsync edge: WebSocket, SSE and HTTP API, linked to the cluster over NATS.",
                            config_vars, RT_ARRAY_SIZE(config_vars), &all, argc, argv, NULL);
     edge_config_t config = all.edge;
-    rt_log_level_t level;
-    if (rt_log_parse_level(config.log_level, &level) != RT_OK) {
-        fprintf(stderr, "edge: RT_LOG_LEVEL=%s is not one of debug, info, warn, error\n", config.log_level);
-        return 2;
-    }
-    rt_log_init("edge", level);
+    rt_log_init("edge", (rt_log_level_t)config.log_level);
     char default_id[128];
     if (*config.edge_id == '\0') {
         char host[64] = "edge";

@@ -19,16 +19,10 @@ static const rt_config_var_t config_vars[] = {
      "announces leaves); unset: presence-<hostname>-<pid>"},
     {"RT_PRESENCE_TTL", RT_CFG_MILLIS, "30s", 600, 3600000, RT_CFG_AT(pres_config_t, ttl_ms),
      "an edge silent this long is dead and its members leave; edges heartbeat every TTL/6"},
-    {"RT_LOG_LEVEL", RT_CFG_STRING, "info", 0, 0, RT_CFG_AT(pres_config_t, log_level), "debug, info, warn, error"},
+    {"RT_LOG_LEVEL", RT_CFG_LEVEL, "info", 0, 0, RT_CFG_AT(pres_config_t, log_level), "debug, info, warn, error"},
 };
 
 static volatile int stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 int main(int argc, char **argv)
 {
@@ -38,11 +32,6 @@ int main(int argc, char **argv)
                            "answers rt.pres.query and rt.pres.signal (queue group \"pres\") and announces the\n"
                            "leaves of members whose edge stopped heartbeating.",
                            config_vars, RT_ARRAY_SIZE(config_vars), &cfg, argc, argv, NULL);
-    rt_log_level_t level;
-    if (rt_log_parse_level(cfg.log_level, &level) != RT_OK) {
-        fprintf(stderr, "presence: RT_LOG_LEVEL=%s is not a log level\n", cfg.log_level);
-        return 2;
-    }
     char default_id[PRES_MAX_ID + 1];
     if (cfg.instance_id == NULL) { /* replicas scaled from one definition still differ */
         char host[64] = "localhost";
@@ -54,10 +43,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "presence: RT_INSTANCE_ID must be 1 to %d printable characters\n", PRES_MAX_ID);
         return 2;
     }
-    rt_log_init("presence", level);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    rt_log_init("presence", (rt_log_level_t)cfg.log_level);
+    rt_config_stop_on_signals(&stop_requested);
 
     pres_service_t *svc = NULL;
     int err = pres_service_create(&cfg, &svc);

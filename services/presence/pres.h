@@ -28,7 +28,7 @@
 typedef struct pres_config {
     const char *nats_url;
     const char *instance_id;
-    const char *log_level;
+    int log_level; /* rt_log_level_t */
     int64_t ttl_ms;
 } pres_config_t;
 

@@ -1,8 +1,10 @@
 /* config.c: table-driven configuration from the environment. */
 #include "rt/config.h"
 #include "rt/common.h"
+#include "rt/log.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -65,6 +67,13 @@ int rt_config_parse_value(rt_config_kind_t kind, const char *text, int64_t *out)
         else
             return RT_EINVAL;
         return RT_OK;
+    case RT_CFG_LEVEL: {
+        rt_log_level_t level;
+        if (rt_log_parse_level(text, &level) != RT_OK)
+            return RT_EINVAL;
+        *out = (int64_t)level;
+        return RT_OK;
+    }
     case RT_CFG_STRING: break;
     }
     return RT_EINVAL;
@@ -72,7 +81,7 @@ int rt_config_parse_value(rt_config_kind_t kind, const char *text, int64_t *out)
 
 static const char *kind_name(rt_config_kind_t kind)
 {
-    static const char *const names[] = {"string", "integer", "bytes", "duration", "bool"};
+    static const char *const names[] = {"string", "integer", "bytes", "duration", "bool", "level"};
     return names[kind];
 }
 
@@ -96,7 +105,7 @@ static int store_value(const rt_config_var_t *v, const char *text, void *cfg)
     int64_t value;
     if (text == NULL || rt_config_parse_value(v->kind, text, &value) != RT_OK)
         return RT_EINVAL;
-    if (v->kind == RT_CFG_BOOL) {
+    if (v->kind == RT_CFG_BOOL || v->kind == RT_CFG_LEVEL) {
         *(int *)slot = (int)value;
         return RT_OK;
     }
@@ -143,4 +152,20 @@ void rt_config_load_or_exit(const char *program, const char *summary, const rt_c
             exit(2);
         }
     }
+}
+
+static volatile int *stop_flag;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    *stop_flag = 1;
+}
+
+void rt_config_stop_on_signals(volatile int *stop)
+{
+    stop_flag = stop;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_stop_signal);
+    signal(SIGINT, on_stop_signal);
 }

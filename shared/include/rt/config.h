@@ -17,6 +17,7 @@ typedef enum rt_config_kind {
     RT_CFG_BYTES,  /* int64_t bytes; accepts 64k, 4M, 4MiB, 1G */
     RT_CFG_MILLIS, /* int64_t milliseconds; accepts 25 (seconds), 25s, 500ms, 2m, 1h */
     RT_CFG_BOOL,   /* int: 1/0, true/false, yes/no, on/off */
+    RT_CFG_LEVEL,  /* int (rt_log_level_t): debug, info, warn, error */
 } rt_config_kind_t;
 
 typedef struct rt_config_var {
@@ -39,7 +40,11 @@ typedef struct rt_config_var {
 void rt_config_load_or_exit(const char *program, const char *summary, const rt_config_var_t *vars, size_t nvars,
                             void *cfg, int argc, char **argv, const char *const *extra_args);
 
-/* Parses one value of `kind` into *out (int64_t, or int for RT_CFG_BOOL); 0 or RT_EINVAL. */
+/* Parses one value of `kind` into *out; 0 or RT_EINVAL. */
 int rt_config_parse_value(rt_config_kind_t kind, const char *text, int64_t *out);
+
+/* Main thread, once: SIGPIPE is ignored, and SIGTERM or SIGINT set *stop (which
+ * the service's loop checks) instead of killing the process. */
+void rt_config_stop_on_signals(volatile int *stop);
 
 #endif
