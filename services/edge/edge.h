@@ -353,6 +353,10 @@ int edge_guard_rate(edge_guard_t *g, const char *user, int64_t now_ms, int64_t *
 /* A connection of `user` opens (RT_ETOOBIG over RT_MAX_USER_CONNS) or closes. */
 int edge_guard_conn_open(edge_guard_t *g, const char *user);
 void edge_guard_conn_close(edge_guard_t *g, const char *user);
+/* Forgets the users with no connection and nothing left in their windows (a periodic timer). */
+void edge_guard_sweep(edge_guard_t *g, int64_t now_ms);
+/* How many users the guard keeps counts for (a gauge of /metrics). */
+size_t edge_guard_tracked(edge_guard_t *g);
 
 /* http.c: identifies the request and checks it may use `name` (NULL: no name);
  * returns an owned identity (free with edge_identity_dispose + free), or NULL

@@ -66,14 +66,29 @@ static user_usage_t *usage_of(edge_guard_t *g, const char *user)
     return u;
 }
 
-/* Under the lock: forgets a user with no connection and nothing counted. */
-static void usage_release(edge_guard_t *g, user_usage_t *u, int64_t now)
+size_t edge_guard_tracked(edge_guard_t *g)
 {
-    if (u->conns == 0 && now - u->window_start >= 2 * g->window_ms) {
-        rt_map_remove(&g->users, u->user, strlen(u->user));
-        free(u->user);
-        free(u);
+    pthread_mutex_lock(&g->lock);
+    size_t n = g->users.len;
+    pthread_mutex_unlock(&g->lock);
+    return n;
+}
+
+void edge_guard_sweep(edge_guard_t *g, int64_t now_ms)
+{
+    /* a user with no connection whose windows have both slid out counts for nothing */
+    pthread_mutex_lock(&g->lock);
+    size_t pos = 0;
+    rt_map_entry_t *e;
+    while ((e = rt_map_next(&g->users, &pos)) != NULL) {
+        user_usage_t *u = e->value;
+        if (u->conns == 0 && now_ms - u->window_start >= 2 * g->window_ms) {
+            rt_map_remove(&g->users, u->user, strlen(u->user));
+            free(u->user);
+            free(u);
+        }
     }
+    pthread_mutex_unlock(&g->lock);
 }
 
 int edge_guard_rate(edge_guard_t *g, const char *user, int64_t now_ms, int64_t *retry_after_ms)
@@ -116,10 +131,8 @@ void edge_guard_conn_close(edge_guard_t *g, const char *user)
 {
     pthread_mutex_lock(&g->lock);
     user_usage_t *u = rt_map_get(&g->users, user, strlen(user));
-    if (u != NULL && u->conns > 0) {
+    if (u != NULL && u->conns > 0)
         u->conns--;
-        usage_release(g, u, rt_now_wall_ms());
-    }
     pthread_mutex_unlock(&g->lock);
 }
 

@@ -91,6 +91,8 @@ static void on_expiry_sweep(h2o_timeout_entry_t *entry)
 static void on_heartbeat(h2o_timeout_entry_t *entry)
 {
     edge_thread_t *t = RT_CONTAINER_OF(entry, edge_thread_t, heartbeat_entry);
+    if (t->index == 0)
+        edge_guard_sweep(t->server->guard, rt_now_wall_ms());
     edge_ws_heartbeat(t);
     edge_sse_heartbeat(t);
     h2o_timeout_link(t->ctx.loop, &t->heartbeat_timeout, &t->heartbeat_entry);
