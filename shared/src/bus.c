@@ -161,6 +161,17 @@ int rt_bus_is_connected(rt_bus_t *bus)
     return natsConnection_Status(bus->conn) == NATS_CONN_STATUS_CONNECTED;
 }
 
+int rt_bus_wait_connected(rt_bus_t *bus, rt_loop_t *loop, int64_t timeout_ms)
+{
+    uint64_t deadline = rt_now_mono_ns() + (uint64_t)timeout_ms * 1000000;
+    while (!rt_bus_is_connected(bus)) {
+        if (rt_now_mono_ns() >= deadline)
+            return RT_ETIMEOUT;
+        rt_loop_run_once(loop, 50);
+    }
+    return RT_OK;
+}
+
 int rt_bus_publish(rt_bus_t *bus, const char *subject, const void *data, size_t len)
 {
     if (!rt_bus_is_connected(bus))

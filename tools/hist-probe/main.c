@@ -516,8 +516,7 @@ int main(int argc, char **argv)
     rt_loop_create(&p.loop);
     if (rt_bus_create(url ? url : "nats://127.0.0.1:4222", "hist-probe", &p.bus) != RT_OK)
         return 1;
-    for (int i = 0; i < 100 && !rt_bus_is_connected(p.bus); i++)
-        rt_loop_run_once(p.loop, 50);
+    rt_bus_wait_connected(p.bus, p.loop, 5000); /* requests then say whether it worked */
     rt_bus_requester_create(p.bus, p.loop, (uint32_t)p.o.timeout_ms, &p.req);
     int rc = 2;
     if (!strcmp(p.o.mode, "publish"))

@@ -40,6 +40,9 @@ void rt_bus_destroy(rt_bus_t *bus);
 void rt_bus_set_state_cb(rt_bus_t *bus, rt_bus_state_cb cb, void *ctx);
 /* Any thread. */
 int rt_bus_is_connected(rt_bus_t *bus);
+/* On `loop`'s thread, for tools and tests: runs the loop until the bus is
+ * connected or timeout_ms has passed; RT_OK or RT_ETIMEOUT. */
+int rt_bus_wait_connected(rt_bus_t *bus, rt_loop_t *loop, int64_t timeout_ms);
 /* Any thread; borrows the arguments.  RT_EUNAVAIL while disconnected. */
 int rt_bus_publish(rt_bus_t *bus, const char *subject, const void *data, size_t len);
 /* Any thread: flushes pending publishes to the server, waiting at most timeout_ms. */
