@@ -23,10 +23,11 @@ typedef struct edge_ysession {
     h2o_linklist_t doc_link; /* doc->sessions */
     h2o_linklist_t pending;  /* requests awaiting crdt-merge (yjs.c) */
     uint64_t last_tx_ms;     /* for the keepalive */
-    rt_buf_t batch;          /* updates of this loop turn: u32 length + update, repeated */
+    rt_buf_t batch;          /* updates not yet sent: u32 length + update, repeated */
     size_t nbatch;
     h2o_linklist_t batch_link; /* the thread's sessions with a batch */
     unsigned sent_awareness : 1;
+    unsigned updating : 1; /* an update request awaits its reply: the batch grows meanwhile */
     char name[EDGE_DOC_NAME_MAX + 1];
 } edge_ysession_t;
 
@@ -41,7 +42,7 @@ void edge_ysession_send(edge_ysession_t *s, edge_frame_t *frame);
 void edge_ysession_schedule_flush(edge_ysession_t *s);
 /* Forgets a session's pending flush (it is going away). */
 void edge_ysession_cancel_flush(edge_ysession_t *s);
-/* yjs.c: sends the batched updates as one request. */
+/* yjs.c: sends the batched updates as one request, unless one is in flight. */
 void edge_ysession_flush(edge_ysession_t *s);
 /* Any thread: the process's epoch for DocEdgeHeartbeat and awareness ownership. */
 uint64_t edge_docs_epoch(edge_thread_t *t);

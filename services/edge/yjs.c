@@ -100,6 +100,9 @@ static void on_reply(void *ctx, int err, rt_slice_t data)
             err == RT_OK ? rtsync__v1__doc_update_reply__unpack(NULL, data.len, data.data) : NULL;
         err = err == RT_OK ? status_of(r ? r->status : NULL) : err;
         rtsync__v1__doc_update_reply__free_unpacked(r, NULL);
+        s->updating = 0;
+        if (err == RT_OK && s->nbatch > 0)
+            edge_ysession_schedule_flush(s); /* what came meanwhile, with what comes this turn */
     } else {
         Rtsync__V1__DocSyncReply *r =
             err == RT_OK ? rtsync__v1__doc_sync_reply__unpack(NULL, data.len, data.data) : NULL;
@@ -165,10 +168,10 @@ static int is_empty_update(rt_slice_t u)
     return u.len == 2 && u.data[0] == 0 && u.data[1] == 0;
 }
 
-/* Sends what the connection sent this loop turn as one request: a client
- * replaying edits sends many small updates, and one request, one apply pass
- * and one broadcast for all of them costs far less than one each. */
-void edge_ysession_flush(edge_ysession_t *s)
+/* Sends the batched updates as one request.  A client replaying edits sends
+ * many small updates, and one request, one apply pass and one broadcast for
+ * all of them costs far less than one each. */
+static void send_batch(edge_ysession_t *s)
 {
     if (s->nbatch == 0 || s->conn == NULL)
         return;
@@ -188,11 +191,22 @@ void edge_ysession_flush(edge_ysession_t *s)
     r.n_updates = k - 1;
     r.edge = (char *)s->conn->client.thread->server->config.edge_id;
     r.conn = s->conn->client.conn_id;
+    s->updating = 1;
     request(s, REQ_UPDATE, "rt.doc.update", &r.base);
     if (parts != stack)
         free(parts);
     s->batch.len = 0;
     s->nbatch = 0;
+}
+
+/* One update request in flight per connection: what arrives meanwhile waits
+ * for its reply and goes in the next one.  An idle connection's update leaves
+ * at the end of the loop turn; under load the batches grow with the round trip
+ * to crdt-merge, and so the work per update shrinks as the rate grows. */
+void edge_ysession_flush(edge_ysession_t *s)
+{
+    if (!s->updating)
+        send_batch(s);
 }
 
 static void on_update(edge_ysession_t *s, rt_slice_t update)
@@ -205,7 +219,7 @@ static void on_update(edge_ysession_t *s, rt_slice_t update)
         return; /* the usual SyncStep2 of a client with nothing new */
     EDGE_COUNT(s->conn->client.thread, messages_in, 1);
     if (s->batch.len + update.len > BATCH_MAX_BYTES)
-        edge_ysession_flush(s);
+        send_batch(s); /* in flight or not: a batch stays under NATS's payload limit */
     uint32_t n = (uint32_t)update.len;
     rt_buf_append(&s->batch, &n, 4);
     rt_buf_append(&s->batch, update.data, update.len);
@@ -291,7 +305,8 @@ static void yjs_dispose(edge_ws_conn_t *conn)
     edge_ysession_t *s = conn->session;
     if (s == NULL)
         return;
-    if (s->conn != NULL) {      /* started */
+    if (s->conn != NULL) { /* started */
+        s->updating = 0;   /* a reply in flight finds no session: send the rest now */
         edge_ysession_flush(s); /* what the client sent before it left */
         edge_ysession_cancel_flush(s);
         if (s->sent_awareness)

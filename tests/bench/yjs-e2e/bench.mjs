@@ -110,6 +110,7 @@ async function rtsyncSystem () {
     docRss: () => rssKb(stack.pid('crdt-merge-1')),
     breakdown: () => Object.fromEntries([...['edge-1', 'edge-2', 'crdt-merge-1', 'nats'].map((n) => [n, procCpuSec(stack.pid(n))]),
       ['postgres', [pgPid, ...children(pgPid)].reduce((s, p) => s + procCpuSec(p), 0)]]),
+    natsMsgs: async () => { const v = await (await fetch(`${stack.nats.monitorUrl}/varz`)).json(); return { in: v.in_msgs, out: v.out_msgs } },
     coldRestart: async () => { await stack.restart('crdt-merge-1') },
     stop: () => stack.stop({ allowExits: true })
   }
@@ -191,11 +192,16 @@ async function run (sys, trace) {
     check()
   })
   const cpu0 = sys.cpu(); const cpuNoPg0 = sys.cpuNoPg?.(); const parts0 = sys.breakdown?.()
+  let nats0 = null; let natsMid = null
   const paced = Math.min(PACED, updates.length)
   let tFull0 = 0
   let cpuMid = cpu0; let cpuNoPgMid = cpuNoPg0; let partsMid = parts0
   for (let i = 0; i < updates.length; i++) {
-    if (i === paced) { tFull0 = performance.now(); cpuMid = sys.cpu(); cpuNoPgMid = sys.cpuNoPg?.(); partsMid = sys.breakdown?.() }
+    if (i === 0 && sys.natsMsgs) nats0 = await sys.natsMsgs()
+    if (i === paced) {
+      tFull0 = performance.now(); cpuMid = sys.cpu(); cpuNoPgMid = sys.cpuNoPg?.(); partsMid = sys.breakdown?.()
+      if (sys.natsMsgs) natsMid = await sys.natsMsgs()
+    }
     phaseOf[i] = i >= paced ? 1 : 0
     sentAt[i] = performance.now()
     Y.applyUpdate(docA, updates[i])
@@ -222,6 +228,12 @@ async function run (sys, trace) {
     full_speed_server_cpu_no_pg_us_per_update: cpuNoPg === null ? null : (cpuNoPg / fullN) * 1e6,
     paced_server_cpu_us_per_update: paced ? ((cpuMid - cpu0) / paced) * 1e6 : null,
     doc_rss_growth_kb: sys.docRss() - rssBefore
+  }
+  if (natsMid) {
+    // NATS messages in and out per trace update: how well the hops batch
+    const n1 = await sys.natsMsgs()
+    res.paced_nats_msgs_in_out_per_update = [(natsMid.in - nats0.in) / paced, (natsMid.out - nats0.out) / paced].map((x) => +x.toFixed(3))
+    res.full_speed_nats_msgs_in_out_per_update = [(n1.in - natsMid.in) / fullN, (n1.out - natsMid.out) / fullN].map((x) => +x.toFixed(3))
   }
   if (parts0) {
     const parts1 = sys.breakdown()
