@@ -305,8 +305,8 @@ static void yjs_dispose(edge_ws_conn_t *conn)
     edge_ysession_t *s = conn->session;
     if (s == NULL)
         return;
-    if (s->conn != NULL) { /* started */
-        s->updating = 0;   /* a reply in flight finds no session: send the rest now */
+    if (s->conn != NULL) {      /* started */
+        s->updating = 0;        /* a reply in flight finds no session: send the rest now */
         edge_ysession_flush(s); /* what the client sent before it left */
         edge_ysession_cancel_flush(s);
         if (s->sent_awareness)
