@@ -44,13 +44,15 @@ UNIT_SVC_SRC := $(filter-out %/main.c,$(sort $(wildcard services/*/*.c)))
 UNIT_SUITES := $(patsubst tests/unit/test_%.c,%,$(filter tests/unit/test_%.c,$(UNIT_SRC)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 LOADGEN_SRC := $(wildcard tests/bench/loadgen/*.c)
+BARE_SRC := $(wildcard tests/bench/bare/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/$(1)/%.o,$(2))
 LIB_OBJ = $(call obj,$(1),$(LIB_SRC)) $(call obj,$(1),$(PROTO_C))
 
 .PHONY: all run up down test unit fuzz-smoke integration bench fuzz format clean deps
 
-all: $(addprefix $(BIN)/,$(SERVICES) $(TOOLS)) $(if $(LOADGEN_SRC),$(BIN)/rt-loadgen) $(BUILD)/demo/index.html
+all: $(addprefix $(BIN)/,$(SERVICES) $(TOOLS)) $(if $(LOADGEN_SRC),$(BIN)/rt-loadgen) \
+	$(if $(BARE_SRC),$(BIN)/rt-bare) $(BUILD)/demo/index.html
 
 # the demo app (served by the edge at /): bundled by esbuild from demo/package-lock.json
 DEMO_SRC := $(wildcard demo/src/* demo/index.html demo/build.mjs clients/js/*.js) demo/package-lock.json
@@ -99,6 +101,11 @@ $(foreach s,$(SERVICES),$(eval $(call program,$(s),services)))
 $(foreach t,$(TOOLS),$(eval $(call program,$(t),tools)))
 
 $(BIN)/rt-loadgen: $(call obj,$(MODE),$(LOADGEN_SRC)) $(BUILD)/lib/$(MODE)/librt.a $(BUILD)/bin-mode
+	@mkdir -p $(@D)
+	$(CC) $(MODE_LDFLAGS_$(MODE)) -o $@ $(filter-out $(BUILD)/bin-mode,$^) $(SYS_LIBS)
+
+# the bare one-write-per-delivery broadcast server, the floor of the fan-out bench (no librt)
+$(BIN)/rt-bare: $(call obj,$(MODE),$(BARE_SRC)) $(BUILD)/bin-mode
 	@mkdir -p $(@D)
 	$(CC) $(MODE_LDFLAGS_$(MODE)) -o $@ $(filter-out $(BUILD)/bin-mode,$^) $(SYS_LIBS)
 

@@ -29,6 +29,7 @@ SCENARIOS=(
 (($# == 0)) || SCENARIOS=("$@")
 
 [[ -x build/bin/rt-loadgen ]] || make -s build/bin/rt-loadgen || exit 1
+[[ -x build/bin/rt-bare ]] || make -s build/bin/rt-bare || exit 1
 if [[ ! -x build/bin/edge ]]; then
 	make -s build/bin/edge >/dev/null 2>&1 || echo "bench: build/bin/edge does not build yet; rtsync runs will be skipped"
 fi

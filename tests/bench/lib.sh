@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # tests/bench/lib.sh: what the benchmark scenarios share (sourced by
 # tests/bench/*/run.sh): core pinning, starting and stopping the servers
-# under test (the rtsync edges with their nats-server, or the Node `ws`
-# reference server), reading their pids and memory from /proc.
+# under test (the rtsync edges with their nats-server, the Node `ws`
+# reference server, the other peers, or rt-bare, the one-write-per-delivery C
+# floor), reading their pids and memory from /proc.
 #
 # Environment (defaults):
 #   BENCH_SERVER_CPU (0)  core of the servers under test (taskset -c)
@@ -12,8 +13,8 @@
 #                         stack = scripts/stack.sh up (PostgreSQL and the
 #                         back-end services too, which are sampled as aux)
 #   BENCH_RUN_DIR (.run/bench-PID, removed at the end), BENCH_NATS_PORT (14222), BENCH_PG_PORT (15433),
-#   BENCH_EDGE_PORT (18080, and +1), BENCH_NODE_PORT (18090): the first free
-#   ports from these on
+#   BENCH_EDGE_PORT (18080, and +1), BENCH_NODE_PORT (18090), BENCH_BARE_PORT (18094):
+#   the first free ports from these on
 #   BENCH_QUIET_WAIT (120) seconds to wait, before each measured run, for the
 #                         machine to be quiet (both cores under 10 % busy for 3 s);
 #                         0 = do not wait.  Other work on the cores skews the figures.
@@ -107,6 +108,10 @@ FASTAPI_PID=
 # shellcheck disable=SC2034
 SOCKETIO_URL="ws://127.0.0.1:$B_SOCKETIO_PORT/socket.io/?EIO=4&transport=websocket"
 SOCKETIO_PID=
+B_BARE_PORT=$(free_ports "${BENCH_BARE_PORT:-18094}" 1)
+# shellcheck disable=SC2034
+BARE_URL="ws://127.0.0.1:$B_BARE_PORT/ws"
+BARE_PID=
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -230,73 +235,81 @@ rtsync_edges_rss_kb() {
 	echo "$sum"
 }
 
+# ---- one-process peers: Node ws, FastAPI, Socket.IO, rt-bare --------------------
+
+# peer_start VAR PORT LOG CMD...: starts a peer server of one process, pinned to
+# the server core, with PORT in its environment, its output appended to
+# $BENCH_OUT/logs/LOG; its pid goes into the variable VAR (NODE_PID, ...).
+peer_start() {
+	local var=$1 port=$2 log=$3
+	shift 3
+	! port_open "$port" || { bench_say "port $port is taken (set BENCH_${var%_PID}_PORT)"; return 1; }
+	taskset -c "$SERVER_CPU" env PORT="$port" "$@" >>"$BENCH_OUT/logs/$log" 2>&1 &
+	printf -v "$var" '%s' "$!"
+	wait_port "$port" "$!"
+}
+
+# peer_stop VAR: stops the peer whose pid is in the variable VAR and empties it.
+peer_stop() {
+	local pid=${!1}
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	printf -v "$1" '%s' ''
+}
+
+peer_alive() { [[ -n ${!1} ]] && kill -0 "${!1}" 2>/dev/null; }
+
 # ---- Node ws reference -------------------------------------------------------
 
 node_up() {
 	node_down
-	! port_open "$B_NODE_PORT" || { bench_say "port $B_NODE_PORT is taken (set BENCH_NODE_PORT)"; return 1; }
-	taskset -c "$SERVER_CPU" env PORT="$B_NODE_PORT" node "$BENCH_ROOT/tests/bench/node-ws/server.mjs" \
-		>>"$BENCH_OUT/logs/node-ws.log" 2>&1 &
-	NODE_PID=$!
-	wait_port "$B_NODE_PORT" "$NODE_PID"
+	peer_start NODE_PID "$B_NODE_PORT" node-ws.log node "$BENCH_ROOT/tests/bench/node-ws/server.mjs"
 }
 
 node_pids() { echo "node:$NODE_PID"; }
 node_aux_pids() { :; }
-node_alive() { [[ -n $NODE_PID ]] && kill -0 "$NODE_PID" 2>/dev/null; }
-
-node_down() {
-	[[ -n $NODE_PID ]] || return 0
-	kill -TERM "$NODE_PID" 2>/dev/null || true
-	wait "$NODE_PID" 2>/dev/null || true
-	NODE_PID=
-}
+node_alive() { peer_alive NODE_PID; }
+node_down() { peer_stop NODE_PID; }
 
 # ---- FastAPI + uvicorn (tests/bench/peers/fastapi_server.py) ------------------
 
 fastapi_up() {
 	fastapi_down
-	! port_open "$B_FASTAPI_PORT" || { bench_say "port $B_FASTAPI_PORT is taken (set BENCH_FASTAPI_PORT)"; return 1; }
 	/usr/bin/python3 -c 'import fastapi, uvicorn' 2>/dev/null || { bench_say "python3-fastapi / python3-uvicorn are missing (scripts/deps.sh)"; return 1; }
-	taskset -c "$SERVER_CPU" env PORT="$B_FASTAPI_PORT" /usr/bin/python3 "$BENCH_ROOT/tests/bench/peers/fastapi_server.py" \
-		>>"$BENCH_OUT/logs/fastapi.log" 2>&1 &
-	FASTAPI_PID=$!
-	wait_port "$B_FASTAPI_PORT" "$FASTAPI_PID"
+	peer_start FASTAPI_PID "$B_FASTAPI_PORT" fastapi.log /usr/bin/python3 "$BENCH_ROOT/tests/bench/peers/fastapi_server.py"
 }
 
 fastapi_pids() { echo "fastapi:$FASTAPI_PID"; }
 fastapi_aux_pids() { :; }
-fastapi_alive() { [[ -n $FASTAPI_PID ]] && kill -0 "$FASTAPI_PID" 2>/dev/null; }
-
-fastapi_down() {
-	[[ -n $FASTAPI_PID ]] || return 0
-	kill -TERM "$FASTAPI_PID" 2>/dev/null || true
-	wait "$FASTAPI_PID" 2>/dev/null || true
-	FASTAPI_PID=
-}
+fastapi_alive() { peer_alive FASTAPI_PID; }
+fastapi_down() { peer_stop FASTAPI_PID; }
 
 # ---- Socket.IO 4 (tests/bench/peers/socketio-server.mjs) ----------------------
 
 socketio_up() {
 	socketio_down
-	! port_open "$B_SOCKETIO_PORT" || { bench_say "port $B_SOCKETIO_PORT is taken (set BENCH_SOCKETIO_PORT)"; return 1; }
 	[[ -d $BENCH_ROOT/tests/bench/peers/node_modules/socket.io ]] || (cd "$BENCH_ROOT/tests/bench/peers" && npm ci --no-audit --no-fund >/dev/null)
-	taskset -c "$SERVER_CPU" env PORT="$B_SOCKETIO_PORT" node "$BENCH_ROOT/tests/bench/peers/socketio-server.mjs" \
-		>>"$BENCH_OUT/logs/socketio.log" 2>&1 &
-	SOCKETIO_PID=$!
-	wait_port "$B_SOCKETIO_PORT" "$SOCKETIO_PID"
+	peer_start SOCKETIO_PID "$B_SOCKETIO_PORT" socketio.log node "$BENCH_ROOT/tests/bench/peers/socketio-server.mjs"
 }
 
 socketio_pids() { echo "socketio:$SOCKETIO_PID"; }
 socketio_aux_pids() { :; }
-socketio_alive() { [[ -n $SOCKETIO_PID ]] && kill -0 "$SOCKETIO_PID" 2>/dev/null; }
+socketio_alive() { peer_alive SOCKETIO_PID; }
+socketio_down() { peer_stop SOCKETIO_PID; }
 
-socketio_down() {
-	[[ -n $SOCKETIO_PID ]] || return 0
-	kill -TERM "$SOCKETIO_PID" 2>/dev/null || true
-	wait "$SOCKETIO_PID" 2>/dev/null || true
-	SOCKETIO_PID=
+# ---- rt-bare: one write() per delivery, the floor (tests/bench/bare/bare.c) -----
+
+bare_up() {
+	bare_down
+	[[ -x $BENCH_ROOT/build/bin/rt-bare ]] || make -s -C "$BENCH_ROOT" build/bin/rt-bare >&2 || return 1
+	peer_start BARE_PID "$B_BARE_PORT" bare.log "$BENCH_ROOT/build/bin/rt-bare"
 }
+
+bare_pids() { echo "bare:$BARE_PID"; }
+bare_aux_pids() { :; }
+bare_alive() { peer_alive BARE_PID; }
+bare_down() { peer_stop BARE_PID; }
 
 # bench_gen SERVER RESULTS LABEL GEN-ARGS...: one measured generator run
 # against SERVER (rtsync, node, fastapi, ...: its _pids and _aux_pids
@@ -313,6 +326,7 @@ bench_gen() {
 }
 
 bench_cleanup() {
+	bare_down
 	socketio_down
 	fastapi_down
 	node_down

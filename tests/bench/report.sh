@@ -89,6 +89,8 @@ plot() {
 	echo "the JSON lines as aux), or the peer's one process. Peak RSS = VmHWM of those processes (over their life,"
 	echo "which spans the runs of a scenario). Latency: publish (or POST, or subscribe) to arrival in the"
 	echo "generator's socket. A peer process holds at most ~19,000 connections: the fd cap is 20,000 per process."
+	echo "bare = rt-bare (tests/bench/bare/), a bare epoll C server with one write() per delivery and nothing else:"
+	echo "the floor of this core; its \"rtsync ÷ this\" is the fraction of the floor's efficiency rtsync reaches."
 	echo "Other work on the machine during the run is flagged per run (server_core_other_s in the JSON lines)."
 	for s in fanout many sse durable churn; do
 		[[ -s $OUT/$s/$s.jsonl ]] || continue

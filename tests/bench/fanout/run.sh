@@ -3,17 +3,21 @@
 # WebSocket subscribers on one channel (split over the two edges), 100-byte
 # ephemeral messages at each rate of RATES for DURATION seconds; first
 # against rtsync (nats-server + 2 edges, RT_EDGE_THREADS=1, all pinned to the
-# server core), then against the Node `ws` reference server (one process on
-# the same core).  The generator runs on its own core.
+# server core), then against the Node `ws` reference server and the other
+# peers (one process on the same core), and rt-bare (tests/bench/bare/: a
+# bare epoll C server, one write() per delivery, the floor any broadcast
+# server can reach on this core).  The generator runs on its own core.
 #
 # Per run: deliveries/s, deliveries per server CPU-second (server = edges +
 # nats-server, or the node process; utime+stime from /proc/PID/stat over the
 # publish window), p50/p99/max publish-to-receive latency, loss, CPU, RSS,
 # write syscalls per delivery (/proc/PID/io syscw: write/writev, not sendmsg);
-# then the rtsync/node ratio and the targets.
+# then the rtsync/node ratio, the fraction of rt-bare's efficiency rtsync
+# reaches, rt-bare's p99 (is the latency target reachable on one core at all)
+# and the targets.
 #
 # Environment: FANOUT_SUBS (1000), FANOUT_RATES ("50 100"), FANOUT_DURATION (10),
-# FANOUT_SIZE (100), FANOUT_SERVERS ("rtsync node socketio fastapi"), FANOUT_SWEEP
+# FANOUT_SIZE (100), FANOUT_SERVERS ("rtsync node socketio fastapi bare"), FANOUT_SWEEP
 # ("100 1000 5000 19000": subscriber counts at FANOUT_SWEEP_RATE (20) msg/s,
 # labelled SERVER-nCOUNT), and those of ../lib.sh.
 # Results: $BENCH_OUT/fanout.jsonl (one rt-loadgen JSON line per run), fanout.txt.
@@ -25,7 +29,7 @@ SUBS=${FANOUT_SUBS:-1000}
 RATES=${FANOUT_RATES:-50 100}
 DURATION=${FANOUT_DURATION:-10}
 SIZE=${FANOUT_SIZE:-100}
-SERVERS=${FANOUT_SERVERS:-rtsync node socketio fastapi}
+SERVERS=${FANOUT_SERVERS:-rtsync node socketio fastapi bare}
 # how cost grows: one run per subscriber count at SWEEP_RATE msg/s (19,000 at
 # most: one generator process and one peer process each stay under the fd cap)
 SWEEP=${FANOUT_SWEEP:-100 1000 5000 19000}
@@ -101,13 +105,31 @@ run_fastapi() {
 	fastapi_down
 }
 
+run_bare() {
+	bare_up || { bench_say "fanout: rt-bare did not start (see $BENCH_OUT/logs/bare.log)"; return; }
+	load bare "$BARE_URL"
+	bare_down
+}
+
 for s in $SERVERS; do "run_$s"; done
+
+# bare_fraction KEY WHERE: the share of rt-bare's deliveries per server CPU-s
+# that rtsync reaches in the runs rtsync-KEY and bare-KEY.
+bare_fraction() {
+	jq -rs --arg k "$1" --arg at "$2" '
+	  (map(select(.label == "rtsync-" + $k)) | .[0].deliveries_per_server_cpu_s) as $e |
+	  (map(select(.label == "bare-" + $k)) | .[0].deliveries_per_server_cpu_s) as $b |
+	  if $e and $b and $b > 0 then
+	    "rtsync reaches \($e * 1000 / $b | round / 10)% of the bare one-write-per-delivery C server\u0027s" +
+	    " deliveries per server CPU-s at \($at) (\($e | round) vs \($b | round))"
+	  else "rtsync vs bare at \($at): n/a (a run is missing)" end' "$RESULTS"
+}
 
 # ---- summary -------------------------------------------------------------------
 {
 	echo "fanout: $SUBS subscribers, ${SIZE}-byte ephemeral messages, $DURATION s per run;" \
 		"servers on core $SERVER_CPU, generator on core $GEN_CPU"
-	echo "server CPU = edges + nats-server (rtsync) or the node process; RSS/HWM and writes (write/writev syscalls per delivery) of the edges or node"
+	echo "server CPU = edges + nats-server (rtsync) or the peer's one process; RSS/HWM and writes (write/writev syscalls per delivery) of the edges or the peer"
 	echo "latency: publish to arrival in the subscriber's socket (kernel timestamp); p99_rd: to the generator's read"
 	echo "others_s: CPU time other processes took on the servers' core during the run (should be ~0; from tick-sampled" \
 		"/proc/stat, so approximate)"
@@ -130,12 +152,14 @@ for s in $SERVERS; do "run_$s"; done
 		  if $e and $n and $n.deliveries_per_server_cpu_s > 0 then
 		    "rtsync/node deliveries per server CPU-s at \($r) msg/s: \($e.deliveries_per_server_cpu_s * 100 / $n.deliveries_per_server_cpu_s | round / 100)x (\($e.deliveries_per_server_cpu_s | round) vs \($n.deliveries_per_server_cpu_s | round))"
 		  else "rtsync/node at \($r) msg/s: n/a (a run is missing)" end' "$RESULTS"
+		bare_fraction "$rate" "$rate msg/s"
 	done
+	for n in $SWEEP; do bare_fraction "n$n" "$n subscribers x $SWEEP_RATE msg/s"; done
 	jq -rs --argjson subs "$SUBS" '
 	  def valid: . != null and .ready == $subs and .failed == 0 and .delivered > 0;
 	  def verdict(ok): if ok then "PASS" else "FAIL" end;
 	  (map(select(.label == "rtsync-50")) | .[0]) as $e50 | (map(select(.label == "node-50")) | .[0]) as $n50 |
-	  (map(select(.label == "rtsync-100")) | .[0]) as $e100 |
+	  (map(select(.label == "rtsync-100")) | .[0]) as $e100 | (map(select(.label == "bare-100")) | .[0]) as $b100 |
 	  (if $e50 != null and $n50 != null then "target 1000x50: >= 1.5x node deliveries per CPU-s: " +
 	     verdict(($e50 | valid) and ($n50 | valid) and $e50.lost == 0 and
 	             $e50.deliveries_per_server_cpu_s >= 1.5 * $n50.deliveries_per_server_cpu_s)
@@ -143,5 +167,12 @@ for s in $SERVERS; do "run_$s"; done
 	  (if $e100 != null then "target 1000x100: no loss and p99 < 5 ms: " +
 	     verdict(($e100 | valid) and $e100.lost == 0 and $e100.dups == 0 and $e100.lat_p99_us < 5000) +
 	     " (\($e100.ready) subscribers, lost \($e100.lost) of \($e100.expected), p99 \($e100.lat_p99_us / 10 | round / 100) ms)"
+	   else empty end),
+	  (if $b100 != null then "the floor: rt-bare at \($b100.ready)x100: p99 \($b100.lat_p99_us / 10 | round / 100) ms," +
+	     " lost \($b100.lost) of \($b100.expected): p99 < 5 ms is " +
+	     (if ($b100 | valid) and $b100.lost == 0 and $b100.lat_p99_us < 5000 then "reachable" else "out of reach" end) +
+	     " on one core here (the \($b100.ready) writes of one publish take" +
+	     " \(if $b100.deliveries_per_server_cpu_s > 0 then $b100.ready * 1e5 / $b100.deliveries_per_server_cpu_s | round / 100
+	        else "?" end) ms of CPU)"
 	   else empty end)' "$RESULTS"
 } | tee "$SUMMARY"

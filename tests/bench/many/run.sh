@@ -9,7 +9,8 @@
 # largest default size is 3,000 channels (15,000 connections, one generator).
 #
 # Environment: MANY_CONNS ("2500 5000 15000"), MANY_GROUP (5), MANY_RATE
-# (1000), MANY_DURATION (10), MANY_SERVERS ("rtsync node socketio fastapi"), and those of
+# (1000), MANY_DURATION (10), MANY_SERVERS ("rtsync node socketio fastapi
+# bare"; bare = rt-bare, the one-write-per-delivery C floor), and those of
 # ../lib.sh.  Results: $BENCH_OUT/many.jsonl, many.txt.
 set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
@@ -19,7 +20,7 @@ SIZES=${MANY_CONNS:-2500 5000 15000}
 GROUP=${MANY_GROUP:-5}
 RATE=${MANY_RATE:-1000}
 DURATION=${MANY_DURATION:-10}
-SERVERS=${MANY_SERVERS:-rtsync node socketio fastapi}
+SERVERS=${MANY_SERVERS:-rtsync node socketio fastapi bare}
 RESULTS=$BENCH_OUT/many.jsonl
 SUMMARY=$BENCH_OUT/many.txt
 
@@ -64,11 +65,17 @@ run_socketio() {
 	socketio_down
 }
 
+run_bare() {
+	bare_up || { bench_say "many: rt-bare did not start"; return; }
+	load bare "$BARE_URL"
+	bare_down
+}
+
 for s in $SERVERS; do "run_$s"; done
 
 {
 	echo "many: channels of $GROUP members, one publisher at $RATE msg/s round-robin over the channels, $DURATION s per run;" \
 		"events/s = deliveries/s"
-	echo "rtsync: 2 edges (half the connections each) + nats; node ws, fastapi: one process"
+	echo "rtsync: 2 edges (half the connections each) + nats; node ws, socketio, fastapi, bare (rt-bare): one process"
 	bench_table "$RESULTS"
 } | tee "$SUMMARY"
