@@ -41,7 +41,8 @@ typedef struct doc_table {
     h2o_timeout_entry_t tick_entry;
     h2o_timeout_t batch_timeout; /* 0 ms: the end of the loop turn */
     h2o_timeout_entry_t batch_entry;
-    h2o_linklist_t batched; /* edge_ysession_t.batch_link */
+    h2o_linklist_t batched;     /* edge_ysession_t.batch_link */
+    h2o_timeout_t pace_timeout; /* EDGE_YJS_PACE_MS: edge_ysession_t.pace_entry */
 } doc_table_t;
 
 static __thread doc_table_t *table;
@@ -154,6 +155,11 @@ static void on_batch_timeout(h2o_timeout_entry_t *entry)
     }
 }
 
+static void on_pace_timeout(h2o_timeout_entry_t *entry)
+{
+    edge_ysession_flush(RT_CONTAINER_OF(entry, edge_ysession_t, pace_entry));
+}
+
 static doc_table_t *table_of(edge_thread_t *t)
 {
     if (table == NULL) {
@@ -164,8 +170,17 @@ static doc_table_t *table_of(edge_thread_t *t)
         h2o_timeout_init(t->ctx.loop, &table->batch_timeout, 0);
         table->batch_entry.cb = on_batch_timeout;
         h2o_linklist_init_anchor(&table->batched);
+        h2o_timeout_init(t->ctx.loop, &table->pace_timeout, EDGE_YJS_PACE_MS);
     }
     return table;
+}
+
+void edge_ysession_pace(edge_ysession_t *s)
+{
+    doc_table_t *tb = table_of(s->conn->client.thread);
+    s->pace_entry.cb = on_pace_timeout;
+    if (!h2o_timeout_is_linked(&s->pace_entry))
+        h2o_timeout_link(tb->thread->ctx.loop, &tb->pace_timeout, &s->pace_entry);
 }
 
 void edge_ysession_schedule_flush(edge_ysession_t *s)
@@ -182,6 +197,8 @@ void edge_ysession_cancel_flush(edge_ysession_t *s)
 {
     if (h2o_linklist_is_linked(&s->batch_link))
         h2o_linklist_unlink(&s->batch_link);
+    if (h2o_timeout_is_linked(&s->pace_entry))
+        h2o_timeout_unlink(&s->pace_entry);
 }
 
 static void doc_destroy(doc_table_t *tb, edge_ydoc_t *doc)

@@ -192,6 +192,7 @@ static void send_batch(edge_ysession_t *s)
     r.edge = (char *)s->conn->client.thread->server->config.edge_id;
     r.conn = s->conn->client.conn_id;
     s->updating = 1;
+    s->last_request_ms = h2o_now(s->conn->client.thread->ctx.loop);
     request(s, REQ_UPDATE, "rt.doc.update", &r.base);
     if (parts != stack)
         free(parts);
@@ -200,12 +201,19 @@ static void send_batch(edge_ysession_t *s)
 }
 
 /* One update request in flight per connection: what arrives meanwhile waits
- * for its reply and goes in the next one.  An idle connection's update leaves
- * at the end of the loop turn; under load the batches grow with the round trip
- * to crdt-merge, and so the work per update shrinks as the rate grows. */
+ * for its reply and goes in the next one.  A lone update leaves at the end of
+ * the loop turn; several waiting mean a stream (a replay, a paste, a client
+ * back online), and a stream's requests leave at most every EDGE_YJS_PACE_MS.
+ * So the batches grow with the rate, and the work per update (NATS messages,
+ * apply passes, broadcasts) shrinks as the rate grows, for a delay that an
+ * editor's keystroke, which waits for nothing, never sees. */
 void edge_ysession_flush(edge_ysession_t *s)
 {
-    if (!s->updating)
+    if (s->updating || s->nbatch == 0 || s->conn == NULL)
+        return;
+    if (s->nbatch > 1 && h2o_now(s->conn->client.thread->ctx.loop) - s->last_request_ms < EDGE_YJS_PACE_MS)
+        edge_ysession_pace(s);
+    else
         send_batch(s);
 }
 
@@ -305,9 +313,8 @@ static void yjs_dispose(edge_ws_conn_t *conn)
     edge_ysession_t *s = conn->session;
     if (s == NULL)
         return;
-    if (s->conn != NULL) {      /* started */
-        s->updating = 0;        /* a reply in flight finds no session: send the rest now */
-        edge_ysession_flush(s); /* what the client sent before it left */
+    if (s->conn != NULL) { /* started */
+        send_batch(s);     /* what the client sent before it left, now: no reply will pace it */
         edge_ysession_cancel_flush(s);
         if (s->sent_awareness)
             publish_closed(s);

@@ -199,6 +199,31 @@ describe('Yjs documents', { timeout: 300000 }, () => {
     });
   });
 
+  test('a stream of updates sent at once and the connection closed: all stored, in a few batched requests', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const src = new Y.Doc();
+      const updates = [];
+      src.on('update', (u) => updates.push(u));
+      for (let i = 0; i < 2000; i++) src.getText('text').insert(i, String.fromCharCode(97 + (i % 26)));
+      const varuint = (n) => { const out = []; while (n > 0x7f) { out.push(0x80 | (n & 0x7f)); n >>>= 7; } out.push(n); return out; };
+      const varz = async () => (await (await fetch(`${stack.nats.monitorUrl}/varz`)).json()).in_msgs;
+      const c = rawConnect(e1, 'stream');
+      await c.opened;
+      const before = await varz();
+      for (const u of updates) c.ws.send(frame([0, 2], varuint(u.length), [...u]));
+      c.ws.close(); // at once: the edge closes with a request in flight and more batched, which must go all the same
+      await c.closed;
+      const reader = await provider(e2, 'stream');
+      await waitFor(() => reader.doc.getText('text').length === 2000, 15000, 'every update');
+      assert.equal(reader.doc.getText('text').toString(), src.getText('text').toString());
+      // one request in flight per connection: 2000 updates cross NATS in far fewer messages
+      const msgs = (await varz()) - before;
+      assert.ok(msgs < 400, `NATS messages in: ${msgs}`);
+      destroy(reader);
+    });
+  });
+
   test('the log is compacted into a snapshot, and an idle document is unloaded and reloaded from them', async () => {
     await logged(async () => {
       const [e1, e2] = stack.edges;
