@@ -194,6 +194,7 @@ async function run (sys, trace) {
   const cpu0 = sys.cpu(); const cpuNoPg0 = sys.cpuNoPg?.(); const parts0 = sys.breakdown?.()
   let nats0 = null; let natsMid = null
   const paced = Math.min(PACED, updates.length)
+  const tStart = performance.now()
   let tFull0 = 0
   let cpuMid = cpu0; let cpuNoPgMid = cpuNoPg0; let partsMid = parts0
   for (let i = 0; i < updates.length; i++) {
@@ -220,6 +221,7 @@ async function run (sys, trace) {
   const res = {
     system: sys.name,
     updates: updates.length,
+    replay_s: (tEnd - tStart) / 1000,
     full_speed_updates_per_s: fullN / ((tEnd - tFull0) / 1000),
     paced_p50_ms: pct(lat.paced, 0.5), paced_p99_ms: pct(lat.paced, 0.99),
     full_p50_ms: pct(lat.full, 0.5), full_p99_ms: pct(lat.full, 0.99),
@@ -261,6 +263,29 @@ async function run (sys, trace) {
   return res
 }
 
+// The table and the issue's targets, on stdout after the JSON lines.
+function summarize (results) {
+  const f = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x)) ? '-' : x.toFixed(d)
+  console.log(`\nyjs-e2e: ${results[0]?.updates} trace updates, the first ${PACED} paced (one at a time), the rest up to ${WINDOW} in flight`)
+  console.log('server CPU = every server process (rtsync: 2 edges, crdt-merge, nats-server, PostgreSQL); doc memory = RSS growth of crdt-merge or the peer')
+  console.log('system              replay_s  full_upd/s  full_p50_ms  full_p99_ms  paced_p50_ms  cpu_us/upd(full)  cpu_us/upd(paced)  doc_MiB')
+  for (const r of results) {
+    console.log(`${r.system.padEnd(18)} ${f(r.replay_s, 2).padStart(9)} ${f(r.full_speed_updates_per_s, 0).padStart(11)} ${f(r.full_p50_ms, 2).padStart(12)} ${f(r.full_p99_ms, 2).padStart(12)} ${f(r.paced_p50_ms, 2).padStart(13)} ${f(r.full_speed_server_cpu_us_per_update).padStart(17)} ${f(r.paced_server_cpu_us_per_update, 0).padStart(18)} ${f(r.doc_rss_growth_kb / 1024).padStart(8)}`)
+  }
+  const rt = results.find((r) => r.system === 'rtsync')
+  const peers = results.filter((r) => r !== rt)
+  if (!rt || peers.length === 0) return
+  if (rt.full_speed_nats_msgs_in_out_per_update) console.log(`rtsync: NATS messages in/out per update: paced ${rt.paced_nats_msgs_in_out_per_update.join('/')}, full speed ${rt.full_speed_nats_msgs_in_out_per_update.join('/')}; CPU s by process (full speed): ${JSON.stringify(rt.full_speed_server_cpu_s_by_process)}`)
+  const bestCpu = Math.min(...peers.map((r) => r.full_speed_server_cpu_us_per_update))
+  const bestMem = Math.min(...peers.map((r) => r.doc_rss_growth_kb))
+  const cpuRatio = rt.full_speed_server_cpu_us_per_update / bestCpu
+  const memRatio = rt.doc_rss_growth_kb / bestMem
+  console.log(`target server CPU per update <= 1/10 of the better peer's: ${cpuRatio <= 0.1 ? 'PASS' : 'MISSED'} (${f(rt.full_speed_server_cpu_us_per_update)} vs ${f(bestCpu)} us: ${f(cpuRatio, 2)}x)`)
+  console.log(`target memory per document <= 1/3 of the better peer's: ${memRatio <= 1 / 3 ? 'PASS' : 'MISSED'} (${f(rt.doc_rss_growth_kb / 1024)} vs ${f(bestMem / 1024)} MiB: ${f(memRatio, 2)}x)`)
+  const fastest = Math.min(...peers.map((r) => r.replay_s))
+  console.log(`target replay not slower end to end than either peer: ${rt.replay_s <= fastest ? 'PASS' : 'MISSED'} (${f(rt.replay_s, 2)} s vs ${peers.map((r) => `${r.system} ${f(r.replay_s, 2)} s`).join(', ')})`)
+}
+
 const which = process.argv.slice(2).length ? process.argv.slice(2) : ['rtsync', 'yws', 'hocus']
 const makers = { rtsync: rtsyncSystem, yws: ywsSystem, hocus: hocusSystem }
 const trace = await loadTrace()
@@ -277,4 +302,5 @@ for (const w of which) {
   }
 }
 if (process.env.BENCH_OUT) fs.writeFileSync(path.join(process.env.BENCH_OUT, 'yjs-e2e.json'), JSON.stringify(results, null, 2))
+summarize(results)
 process.exit(0)
