@@ -21,7 +21,7 @@ SCENARIOS=(
 	sse      # SSE readers, a worker POSTing token events (rtsync, FastAPI)
 	durable  # closed-loop durable publishes, publish-to-ack latency at 1, 10, 100 publishers
 	churn    # presence churn: subscribe-to-join latency seen from the other edge
-	idle     # RSS per idle WebSocket connection at 20,000 connections
+	idle     # RSS per idle WebSocket connection at 50,000 connections (5 edges)
 	history  # chat-history through NATS: acked msgs/s and ack latency
 	yjs      # the Yjs engine alone vs Yjs in Node on the automerge-paper trace
 	yjs-e2e  # the automerge-paper Yjs trace across two edges vs y-websocket and Hocuspocus
