@@ -114,5 +114,17 @@ plot() {
 		cat "$f"
 		echo '```'
 	done
+	echo
+	targets=$(cat "$OUT"/*/summary.txt 2>/dev/null | grep -E '^(target|the floor|rtsync reaches)' || true)
+	if [[ -n $targets ]]; then
+		echo "## Targets"
+		echo
+		echo '```'
+		echo "$targets"
+		echo '```'
+		echo
+	fi
+	# what bounds the missed targets: measured once, kept with the scenarios
+	sed 's/^# /## /' "$(dirname "$0")/bounds.md"
 } >"$REPORT"
 echo "bench: report in $REPORT"
