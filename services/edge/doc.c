@@ -157,7 +157,7 @@ static void on_batch_timeout(h2o_timeout_entry_t *entry)
 
 static void on_pace_timeout(h2o_timeout_entry_t *entry)
 {
-    edge_ysession_flush(RT_CONTAINER_OF(entry, edge_ysession_t, pace_entry));
+    edge_ysession_resume(RT_CONTAINER_OF(entry, edge_ysession_t, pace_entry));
 }
 
 static doc_table_t *table_of(edge_thread_t *t)
@@ -175,7 +175,7 @@ static doc_table_t *table_of(edge_thread_t *t)
     return table;
 }
 
-void edge_ysession_pace(edge_ysession_t *s)
+void edge_ysession_flush_later(edge_ysession_t *s)
 {
     doc_table_t *tb = table_of(s->conn->client.thread);
     s->pace_entry.cb = on_pace_timeout;

@@ -14,7 +14,7 @@
 
 #define EDGE_DOC_NAME_MAX 128
 /* A connection's update requests leave at most this often (yjs.c). */
-#define EDGE_YJS_PACE_MS 2
+#define EDGE_YJS_PACE_MS 5
 
 typedef struct edge_ydoc edge_ydoc_t;
 
@@ -28,7 +28,7 @@ typedef struct edge_ysession {
     rt_buf_t batch;          /* updates not yet sent: u32 length + update, repeated */
     size_t nbatch;
     h2o_linklist_t batch_link;      /* the thread's sessions with a batch */
-    h2o_timeout_entry_t pace_entry; /* the next request may leave at EDGE_YJS_PACE_MS after the last */
+    h2o_timeout_entry_t pace_entry; /* a stream's next request: EDGE_YJS_PACE_MS after the last */
     uint64_t last_request_ms;
     unsigned sent_awareness : 1;
     unsigned updating : 1; /* an update request awaits its reply: the batch grows meanwhile */
@@ -44,12 +44,14 @@ void edge_ydoc_leave(edge_ysession_t *s);
 void edge_ysession_send(edge_ysession_t *s, edge_frame_t *frame);
 /* Sends the session's batch at the end of the loop turn (yjs.c's edge_ysession_flush). */
 void edge_ysession_schedule_flush(edge_ysession_t *s);
-/* Flushes the session's batch EDGE_YJS_PACE_MS from now. */
-void edge_ysession_pace(edge_ysession_t *s);
+/* Calls edge_ysession_resume EDGE_YJS_PACE_MS from now (unless already due). */
+void edge_ysession_flush_later(edge_ysession_t *s);
 /* Forgets a session's pending flushes (it is going away). */
 void edge_ysession_cancel_flush(edge_ysession_t *s);
 /* yjs.c: sends the batched updates as one request, unless one is in flight. */
 void edge_ysession_flush(edge_ysession_t *s);
+/* yjs.c: reads the connection again (after a pause) and flushes once what waited is read. */
+void edge_ysession_resume(edge_ysession_t *s);
 /* Any thread: the process's epoch for DocEdgeHeartbeat and awareness ownership. */
 uint64_t edge_docs_epoch(edge_thread_t *t);
 

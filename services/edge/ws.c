@@ -18,6 +18,7 @@
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <wslay/wslay.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -68,8 +69,26 @@ void edge_ws_close(edge_ws_conn_t *conn, uint16_t code, const char *reason)
         return;
     edge_outq_push(&conn->outq, edge_frame_ws_close(code, reason));
     conn->close_code = code;
+    edge_ws_resume_reading(conn); /* the peer's answering close */
     begin_closing(conn);
     mark_dirty(conn);
+}
+
+static void on_read(h2o_socket_t *sock, const char *err);
+
+void edge_ws_pause_reading(edge_ws_conn_t *conn)
+{
+    if (conn->sock != NULL && !conn->close_queued && h2o_socket_is_reading(conn->sock))
+        h2o_socket_read_stop(conn->sock);
+}
+
+int edge_ws_resume_reading(edge_ws_conn_t *conn)
+{
+    if (conn->sock == NULL || h2o_socket_is_reading(conn->sock))
+        return 0;
+    h2o_socket_read_start(conn->sock, on_read);
+    int waiting = 0;
+    return ioctl(h2o_socket_get_fd(conn->sock), FIONREAD, &waiting) == 0 && waiting > 0;
 }
 
 static void conn_destroy(edge_ws_conn_t *conn)
@@ -230,7 +249,8 @@ static const struct wslay_event_callbacks wslay_callbacks = {
 static int feed_wslay(edge_ws_conn_t *conn)
 {
     edge_thread_t *t = conn->client.thread;
-    size_t max = (size_t)(conn->handler->binary_documents ? t->server->config.max_doc_update : t->server->config.max_frame);
+    size_t max =
+        (size_t)(conn->handler->binary_documents ? t->server->config.max_doc_update : t->server->config.max_frame);
     conn->feed = edge_ws_complete_frames_len((const uint8_t *)conn->sock->input->bytes, conn->sock->input->size, max);
     if (conn->feed == 0)
         return 0;

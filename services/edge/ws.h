@@ -50,6 +50,11 @@ void edge_ws_send(edge_ws_conn_t *conn, edge_frame_t *frame);
 void edge_ws_send_text(edge_ws_conn_t *conn, const char *text, size_t len);
 /* Starts the close handshake with `code`; nothing is sent after it. */
 void edge_ws_close(edge_ws_conn_t *conn, uint16_t code, const char *reason);
+/* Stops reading the connection for a while, so that what the peer streams
+ * meanwhile is read in one go (not while closing: the peer's close must come in). */
+void edge_ws_pause_reading(edge_ws_conn_t *conn);
+/* Reads again; returns 1 if bytes already wait in the socket (their read follows). */
+int edge_ws_resume_reading(edge_ws_conn_t *conn);
 
 /* Length of the leading complete frames in buf.  A frame that declares more
  * than `max` bytes counts as complete, so that wslay sees it and refuses it. */

@@ -101,8 +101,8 @@ static void on_reply(void *ctx, int err, rt_slice_t data)
         err = err == RT_OK ? status_of(r ? r->status : NULL) : err;
         rtsync__v1__doc_update_reply__free_unpacked(r, NULL);
         s->updating = 0;
-        if (err == RT_OK && s->nbatch > 0)
-            edge_ysession_schedule_flush(s); /* what came meanwhile, with what comes this turn */
+        if (err == RT_OK)
+            edge_ysession_resume(s); /* what came meanwhile goes next */
     } else {
         Rtsync__V1__DocSyncReply *r =
             err == RT_OK ? rtsync__v1__doc_sync_reply__unpack(NULL, data.len, data.data) : NULL;
@@ -203,18 +203,32 @@ static void send_batch(edge_ysession_t *s)
 /* One update request in flight per connection: what arrives meanwhile waits
  * for its reply and goes in the next one.  A lone update leaves at the end of
  * the loop turn; several waiting mean a stream (a replay, a paste, a client
- * back online), and a stream's requests leave at most every EDGE_YJS_PACE_MS.
- * So the batches grow with the rate, and the work per update (NATS messages,
- * apply passes, broadcasts) shrinks as the rate grows, for a delay that an
- * editor's keystroke, which waits for nothing, never sees. */
+ * back online), and a stream's requests leave at most every EDGE_YJS_PACE_MS,
+ * its connection unread in between: what it sends meanwhile waits in the
+ * socket and is read in one go, not a wake-up per frame.  So the work per
+ * update (reads, NATS messages, apply passes, broadcasts) shrinks as the rate
+ * grows, for a delay that an editor's keystroke, which waits for nothing,
+ * never sees. */
 void edge_ysession_flush(edge_ysession_t *s)
 {
     if (s->updating || s->nbatch == 0 || s->conn == NULL)
         return;
-    if (s->nbatch > 1 && h2o_now(s->conn->client.thread->ctx.loop) - s->last_request_ms < EDGE_YJS_PACE_MS)
-        edge_ysession_pace(s);
-    else
+    if (s->nbatch > 1 && h2o_now(s->conn->client.thread->ctx.loop) - s->last_request_ms < EDGE_YJS_PACE_MS) {
+        edge_ws_pause_reading(s->conn);
+        edge_ysession_flush_later(s);
+    } else {
         send_batch(s);
+    }
+}
+
+void edge_ysession_resume(edge_ysession_t *s)
+{
+    if (s->conn == NULL)
+        return;
+    if (edge_ws_resume_reading(s->conn))
+        edge_ysession_flush_later(s); /* the read flushes; this, if it held only part of a frame */
+    else if (s->nbatch > 0)
+        edge_ysession_schedule_flush(s);
 }
 
 static void on_update(edge_ysession_t *s, rt_slice_t update)
@@ -232,6 +246,8 @@ static void on_update(edge_ysession_t *s, rt_slice_t update)
     rt_buf_append(&s->batch, &n, 4);
     rt_buf_append(&s->batch, update.data, update.len);
     s->nbatch++;
+    if (s->updating && s->nbatch > 1)
+        edge_ws_pause_reading(s->conn); /* a stream: the reply resumes */
     edge_ysession_schedule_flush(s);
 }
 
