@@ -142,8 +142,7 @@ int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update)
         return err;
     }
     memcpy(doc->changes.data + at, &n, 4);
-    doc->last_used_ns = rt_now_mono_ns();
-    doc->exists = 1;
+    doc->exists = 1; /* last_used_ns: crdt_docs_get, once per request */
     if (doc->nchanges++ == 0) {
         doc->next_dirty = d->dirty;
         d->dirty = doc;

@@ -87,9 +87,16 @@ static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus 
 
 int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
 {
-    static atomic_flag pool_sized = ATOMIC_FLAG_INIT;
-    if (!atomic_flag_test_and_set(&pool_sized))
+    static atomic_flag lib_set = ATOMIC_FLAG_INIT;
+    if (!atomic_flag_test_and_set(&lib_set)) {
+        /* cnats spins 2000 times on a busy lock before it blocks: between our
+         * loop threads and its reader and delivery threads, on few cores that
+         * the other services share, the spinning took the time the holder
+         * needed (7 % of an edge's CPU under a Yjs replay); block at once */
+        if (nats_Open(0) != NATS_OK)
+            RT_LOG_WARN("nats_open_failed", "lock_spin=default");
         nats_SetMessageDeliveryPoolSize(2);
+    }
     rt_bus_t *bus = rt_xcalloc(1, sizeof(*bus));
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
