@@ -56,6 +56,7 @@ typedef struct opts {
     const char *pids;
     const char *aux_pids;
     const char *ready_file;
+    const char *start_file;
     const char *label;
     long conns;
     double rate;
@@ -147,6 +148,8 @@ static void usage(FILE *f)
                "  --server-core N            the servers' core: report (and warn about) the CPU\n"
                "                             time other processes took on it during the window\n"
                "  --ready-file PATH          created once every connection is subscribed\n"
+               "  --start-file PATH          once subscribed, wait for PATH to exist before the\n"
+               "                             settle time (generators of one run start together)\n"
                "  --label STR                copied into the JSON line\n"
                "Output: one JSON line on stdout, a summary on stderr.  Exit 1 if setup failed.\n");
 }
@@ -184,6 +187,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                                        {"server-core", 1, 0, 'C'},
                                        {"channel-per-conn", 0, 0, 'X'},
                                        {"ready-file", 1, 0, 'R'},
+                                       {"start-file", 1, 0, 'W'},
                                        {"label", 1, 0, 'l'},
                                        {"setup-timeout", 1, 0, 'T'},
                                        {"group", 1, 0, 'G'},
@@ -210,6 +214,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'C': o->server_core = atoi(optarg); break;
         case 'X': o->channel_per_conn = true; break;
         case 'R': o->ready_file = optarg; break;
+        case 'W': o->start_file = optarg; break;
         case 'l': o->label = optarg; break;
         case 'T': o->setup_timeout = atof(optarg); break;
         case 'G': o->group = atol(optarg); break;
@@ -874,6 +879,10 @@ static void advance(uint64_t now)
         g.t_phase = now;
         break;
     case PH_SETTLE:
+        if (g.o.start_file != NULL && access(g.o.start_file, F_OK) != 0) {
+            g.t_phase = now; /* the settle time counts from the start signal */
+            break;
+        }
         if (now - g.t_phase < (uint64_t)(g.o.settle * 1e9))
             break;
         if (g.fanout || g.durable || g.churn) {
