@@ -57,11 +57,7 @@ void hist_retention_note(hist_retention_t *r, const char *channel, size_t len, u
 /* Waits one interval; returns 0 when stopping. */
 static int wait_interval(hist_retention_t *r, rt_map_t *taken)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    int64_t ns = until.tv_nsec + (r->cfg->trim_interval_ms % 1000) * 1000000;
-    until.tv_sec += r->cfg->trim_interval_ms / 1000 + ns / 1000000000;
-    until.tv_nsec = ns % 1000000000;
+    struct timespec until = rt_timespec_of_ns((uint64_t)(rt_now_wall_ms() + r->cfg->trim_interval_ms) * 1000000u);
     pthread_mutex_lock(&r->mu);
     if (!r->stopping)
         pthread_cond_timedwait(&r->cv, &r->mu, &until);

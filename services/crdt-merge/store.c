@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define RETRY_US 200000
@@ -240,18 +239,13 @@ static void on_committed(rt_task_t *task)
 }
 
 /* Under mu: waits for a job, then until GROUP_MS after the previous commit's start. */
-static void wait_for_group(crdt_writer_t *w, const struct timespec *last_start)
+static void wait_for_group(crdt_writer_t *w, uint64_t last_start_ns)
 {
     w->idle = 1;
     while (w->head == NULL && !w->stopping)
         pthread_cond_wait(&w->cv, &w->mu);
     w->idle = 0;
-    struct timespec until = *last_start;
-    until.tv_nsec += GROUP_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = rt_timespec_of_ns(last_start_ns + GROUP_MS * 1000000ull);
     while (!w->stopping && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0) {
     }
 }
@@ -260,11 +254,11 @@ static void *writer_main(void *arg)
 {
     crdt_writer_t *w = arg;
     rt_buf_t docs = {0}, datas = {0};
-    struct timespec last_start = {0, 0};
+    uint64_t last_start_ns = 0;
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        wait_for_group(w, &last_start);
-        clock_gettime(CLOCK_MONOTONIC, &last_start);
+        wait_for_group(w, last_start_ns);
+        last_start_ns = rt_now_mono_ns();
         job_t *jobs = w->head;
         int stopping = w->stopping;
         w->head = w->tail = NULL;

@@ -144,6 +144,11 @@ uint64_t rt_now_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+struct timespec rt_timespec_of_ns(uint64_t ns)
+{
+    return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+}
+
 int64_t rt_now_wall_ms(void)
 {
     struct timespec ts;

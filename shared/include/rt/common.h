@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 enum {
     RT_OK = 0,
@@ -64,6 +65,8 @@ char *rt_xstrndup(const char *s, size_t n);
 /* Monotonic and wall clocks. */
 uint64_t rt_now_mono_ns(void);
 int64_t rt_now_wall_ms(void);
+/* A time in nanoseconds as a timespec (for pthread_cond_timedwait deadlines). */
+struct timespec rt_timespec_of_ns(uint64_t ns);
 
 #define RT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define RT_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
