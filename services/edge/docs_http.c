@@ -12,29 +12,11 @@
 #include "docs.h"
 #include "rtsync/v1/doc.pb-c.h"
 
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define YJS_PREFIX "/yjs/"
 #define DOCS_PREFIX "/v1/docs/"
-
-/* The request's identity, allowed to use `doc`; NULL after answering 400/401/403. */
-static edge_identity_t *identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffix, const char *doc)
-{
-    edge_identity_t *id = rt_xmalloc(sizeof(*id));
-    if (edge_guard_identify(t, req, anon_suffix, id) != RT_OK) {
-        free(id);
-        return NULL;
-    }
-    if (!edge_identity_allows(id, doc)) {
-        edge_identity_dispose(id);
-        free(id);
-        edge_http_error(req, 403, "forbidden", "the token does not allow this document");
-        return NULL;
-    }
-    return id;
-}
 
 static int on_yjs(edge_thread_t *t, h2o_req_t *req)
 {
@@ -46,23 +28,12 @@ static int on_yjs(edge_thread_t *t, h2o_req_t *req)
         edge_http_error(req, 400, "bad_channel", "document names match [A-Za-z0-9_.:-]{1,128}");
         return 0;
     }
-    if (!edge_ws_is_upgrade(req)) {
-        edge_http_error(req, 400, "bad_request", "/yjs/{doc} expects a WebSocket upgrade");
+    char suffix[EDGE_CONN_SUFFIX_SIZE];
+    if (!edge_http_ws_admit(t, req, "/yjs/{doc}", suffix))
         return 0;
-    }
-    if (atomic_load(&t->server->draining)) {
-        edge_http_error(req, 503, "unavailable", "the edge is draining");
-        return 0;
-    }
-    if (atomic_load(&t->server->open_conns) >= t->server->config.max_conns) {
-        edge_http_error(req, 503, "unavailable", "connection limit (RT_MAX_CONNS) reached");
-        return 0;
-    }
     edge_ysession_t *s = rt_xcalloc(1, sizeof(*s));
     memcpy(s->name, name, nlen);
-    char suffix[48];
-    snprintf(suffix, sizeof(suffix), "%u-%" PRIu64, t->index, t->next_conn + 1);
-    edge_identity_t *id = identify(t, req, suffix, s->name);
+    edge_identity_t *id = edge_http_identify(t, req, suffix, s->name);
     if (id == NULL || edge_ws_accept_session(t, req, id, &edge_yjs_handler, s) != RT_OK)
         free(s);
     return 0;
@@ -118,7 +89,7 @@ static int on_get(edge_thread_t *t, h2o_req_t *req)
     memcpy(doc, name, nlen);
     doc[nlen] = '\0';
     int json = edge_http_query_param(req, "format", format, sizeof(format)) == RT_OK && strcmp(format, "json") == 0;
-    edge_identity_t *id = identify(t, req, "http", doc);
+    edge_identity_t *id = edge_http_identify(t, req, "http", doc);
     if (id == NULL)
         return 0;
     edge_identity_dispose(id);

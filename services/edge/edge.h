@@ -362,6 +362,11 @@ size_t edge_guard_tracked(edge_guard_t *g);
  * returns an owned identity (free with edge_identity_dispose + free), or NULL
  * after answering 400/401/403. */
 edge_identity_t *edge_http_identify(edge_thread_t *t, h2o_req_t *req, const char *anon_suffix, const char *name);
+#define EDGE_CONN_SUFFIX_SIZE 48
+/* http.c: whether a WebSocket upgrade on `route` may go on (an upgrade, the edge
+ * not draining nor full); answers 400/503 itself.  Writes the next connection's
+ * id suffix (the anonymous user's name ends with it). */
+int edge_http_ws_admit(edge_thread_t *t, h2o_req_t *req, const char *route, char suffix[EDGE_CONN_SUFFIX_SIZE]);
 /* http.c: a query parameter, percent-decoded: 0, RT_ENOTFOUND or RT_ETOOBIG. */
 int edge_http_query_param(h2o_req_t *req, const char *name, char *out, size_t outsize);
 

@@ -91,7 +91,7 @@ edge_identity_t *edge_http_identify(edge_thread_t *t, h2o_req_t *req, const char
     if (name != NULL && !edge_identity_allows(id, name)) {
         edge_identity_dispose(id);
         free(id);
-        edge_http_error(req, 403, "forbidden", "the token does not allow this channel");
+        edge_http_error(req, 403, "forbidden", "the token does not allow this channel or document");
         return NULL;
     }
     return id;
@@ -138,10 +138,12 @@ static void send_channel_json(h2o_req_t *req, const char *prefix, const char *su
     send_body(req, 200, "application/json", copy.base, copy.len);
 }
 
-static int on_ws(edge_thread_t *t, h2o_req_t *req)
+int edge_http_ws_admit(edge_thread_t *t, h2o_req_t *req, const char *route, char suffix[EDGE_CONN_SUFFIX_SIZE])
 {
     if (!edge_ws_is_upgrade(req)) {
-        edge_http_error(req, 400, "bad_request", "/ws expects a WebSocket upgrade");
+        char message[96];
+        snprintf(message, sizeof(message), "%s expects a WebSocket upgrade", route);
+        edge_http_error(req, 400, "bad_request", message);
         return 0;
     }
     if (atomic_load(&t->server->draining)) {
@@ -152,8 +154,15 @@ static int on_ws(edge_thread_t *t, h2o_req_t *req)
         edge_http_error(req, 503, "unavailable", "connection limit (RT_MAX_CONNS) reached");
         return 0;
     }
-    char suffix[48];
-    snprintf(suffix, sizeof(suffix), "%u-%" PRIu64, t->index, t->next_conn + 1);
+    snprintf(suffix, EDGE_CONN_SUFFIX_SIZE, "%u-%" PRIu64, t->index, t->next_conn + 1);
+    return 1;
+}
+
+static int on_ws(edge_thread_t *t, h2o_req_t *req)
+{
+    char suffix[EDGE_CONN_SUFFIX_SIZE];
+    if (!edge_http_ws_admit(t, req, "/ws", suffix))
+        return 0;
     edge_identity_t *id = edge_http_identify(t, req, suffix, NULL);
     if (id == NULL)
         return 0;
