@@ -311,6 +311,34 @@ bare_aux_pids() { :; }
 bare_alive() { peer_alive BARE_PID; }
 bare_down() { peer_stop BARE_PID; }
 
+# bench_servers SCENARIO LOAD: for each server of $SERVERS (rtsync, node,
+# socketio, fastapi, bare), starts it, calls LOAD SERVER URLS and stops it; a
+# server that is not built or does not start is reported and skipped.
+bench_servers() {
+	local scenario=$1 load=$2 s url
+	for s in $SERVERS; do
+		case $s in
+		rtsync) url=$EDGE_URLS ;;
+		node) url=$NODE_URL ;;
+		socketio) url=$SOCKETIO_URL ;;
+		fastapi) url=$FASTAPI_URL ;;
+		bare) url=$BARE_URL ;;
+		*) bench_say "$scenario: unknown server $s"; continue ;;
+		esac
+		if [[ $s == rtsync ]] && ! rtsync_built; then
+			bench_say "$scenario: build/bin/edge is not built; rtsync skipped"
+			continue
+		fi
+		if ! "${s}_up"; then
+			bench_say "$scenario: $s did not start (logs: $BENCH_OUT/logs/); skipped"
+			"${s}_down"
+			continue
+		fi
+		"$load" "$s" "$url"
+		"${s}_down"
+	done
+}
+
 # bench_gen SERVER RESULTS LABEL GEN-ARGS...: one measured generator run
 # against SERVER (rtsync, node, fastapi, ...: its _pids and _aux_pids
 # functions name what to sample), its JSON line appended to RESULTS.

@@ -40,35 +40,7 @@ load() { # SERVER URLS
 	done
 }
 
-run_rtsync() {
-	if ! rtsync_built || ! rtsync_up; then
-		bench_say "durable: rtsync did not start; skipped"
-		rtsync_down
-		return
-	fi
-	load rtsync "$EDGE_URLS"
-	rtsync_down
-}
-
-run_node() {
-	node_up || { bench_say "durable: the node ws server did not start"; return; }
-	load node "$NODE_URL"
-	node_down
-}
-
-run_fastapi() {
-	fastapi_up || { bench_say "durable: the FastAPI server did not start"; return; }
-	load fastapi "$FASTAPI_URL"
-	fastapi_down
-}
-
-run_socketio() {
-	socketio_up || { bench_say "durable: the Socket.IO server did not start"; return; }
-	load socketio "$SOCKETIO_URL"
-	socketio_down
-}
-
-for s in $SERVERS; do "run_$s"; done
+bench_servers durable load
 
 {
 	echo "durable: closed-loop publishers, ${SIZE}-byte messages with ids, $DURATION s per run; events/s = acks/s;" \

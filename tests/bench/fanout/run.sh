@@ -70,48 +70,7 @@ load() {
 	done
 }
 
-run_rtsync() {
-	if ! rtsync_built; then
-		bench_say "fanout: build/bin/edge is not built; rtsync skipped"
-		return
-	fi
-	if ! rtsync_up; then
-		bench_say "fanout: the rtsync stack did not start (logs: $BENCH_OUT/logs/); rtsync skipped"
-		rtsync_down
-		return
-	fi
-	load rtsync "$EDGE_URLS"
-	rtsync_down
-}
-
-run_node() {
-	if ! node_up; then
-		bench_say "fanout: the node ws server did not start (see $BENCH_OUT/logs/node-ws.log)"
-		return
-	fi
-	load node "$NODE_URL"
-	node_down
-}
-
-run_socketio() {
-	socketio_up || { bench_say "fanout: the Socket.IO server did not start"; return; }
-	load socketio "$SOCKETIO_URL"
-	socketio_down
-}
-
-run_fastapi() {
-	fastapi_up || { bench_say "fanout: the FastAPI server did not start"; return; }
-	load fastapi "$FASTAPI_URL"
-	fastapi_down
-}
-
-run_bare() {
-	bare_up || { bench_say "fanout: rt-bare did not start (see $BENCH_OUT/logs/bare.log)"; return; }
-	load bare "$BARE_URL"
-	bare_down
-}
-
-for s in $SERVERS; do "run_$s"; done
+bench_servers fanout load
 
 # bare_fraction KEY WHERE: the share of rt-bare's deliveries per server CPU-s
 # that rtsync reaches in the runs rtsync-KEY and bare-KEY.

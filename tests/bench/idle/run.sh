@@ -81,47 +81,19 @@ hold() {
 		 bytes_per_conn: (if $held > 0 then (($a - $b) * 1024 / $held | round) else null end)}' >>"$RESULTS"
 }
 
-run_rtsync() {
-	if ! rtsync_built; then
-		bench_say "idle: build/bin/edge is not built; rtsync skipped"
-		return
+# idle_load SERVER URLS: rtsync's edges hold CONNS, a peer's one process NODE_CONNS
+idle_load() {
+	if [[ $1 == rtsync ]]; then
+		hold rtsync rtsync_edges_rss_kb "$CONNS" "$2"
+	else
+		hold "$1" "${1}_rss_kb" "$NODE_CONNS" "$2"
 	fi
-	if ! rtsync_up; then
-		bench_say "idle: the rtsync stack did not start (logs: $BENCH_OUT/logs/); rtsync skipped"
-		rtsync_down
-		return
-	fi
-	hold rtsync rtsync_edges_rss_kb "$CONNS" "$EDGE_URLS"
-	rtsync_down
 }
-
 node_rss_kb() { rss_kb "$NODE_PID"; }
-
-run_node() {
-	if ! node_up; then
-		bench_say "idle: the node ws server did not start (see $BENCH_OUT/logs/node-ws.log)"
-		return
-	fi
-	hold node node_rss_kb "$NODE_CONNS" "$NODE_URL"
-	node_down
-}
-
 socketio_rss_kb() { rss_kb "$SOCKETIO_PID"; }
 fastapi_rss_kb() { rss_kb "$FASTAPI_PID"; }
 
-run_socketio() {
-	socketio_up || { bench_say "idle: the Socket.IO server did not start"; return; }
-	hold socketio socketio_rss_kb "$NODE_CONNS" "$SOCKETIO_URL"
-	socketio_down
-}
-
-run_fastapi() {
-	fastapi_up || { bench_say "idle: the FastAPI server did not start"; return; }
-	hold fastapi fastapi_rss_kb "$NODE_CONNS" "$FASTAPI_URL"
-	fastapi_down
-}
-
-for s in $SERVERS; do "run_$s"; done
+bench_servers idle idle_load
 
 {
 	echo "idle: RSS per idle WebSocket connection ($([[ ${#CHANNEL_OPT[@]} -gt 0 ]] && echo "each subscribed to a channel of its own" || echo "all of a generator subscribed to one channel"))"

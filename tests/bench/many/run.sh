@@ -78,16 +78,10 @@ load_split() {
 	"${server}_alive" || bench_say "many: $server died during the $n-connection run (logs: $BENCH_OUT/logs/)"
 }
 
-run_rtsync() {
-	if ! rtsync_built || ! rtsync_up; then
-		bench_say "many: rtsync did not start; skipped"
-		rtsync_down
-		return
-	fi
-	load rtsync "$EDGE_URLS"
-	rtsync_down
-	((BIG > 0)) || return 0
-	# the size: more edges (fd cap), each edge a third of the connections
+bench_servers many load
+
+# the size, rtsync only: more edges (fd cap), each a third of the connections
+if [[ " $SERVERS " == *" rtsync "* ]] && ((BIG > 0)) && rtsync_built; then
 	B_EDGES=$BIG_EDGES
 	EDGE_URLS=$(seq -f "ws://127.0.0.1:%g/ws" "$B_EDGE_PORT" $((B_EDGE_PORT + B_EDGES - 1)) | paste -sd,)
 	if rtsync_up; then
@@ -96,33 +90,7 @@ run_rtsync() {
 		bench_say "many: rtsync with $B_EDGES edges did not start; the $BIG-connection run is skipped"
 	fi
 	rtsync_down
-}
-
-run_node() {
-	node_up || { bench_say "many: the node ws server did not start"; return; }
-	load node "$NODE_URL"
-	node_down
-}
-
-run_fastapi() {
-	fastapi_up || { bench_say "many: the FastAPI server did not start"; return; }
-	load fastapi "$FASTAPI_URL"
-	fastapi_down
-}
-
-run_socketio() {
-	socketio_up || { bench_say "many: the Socket.IO server did not start"; return; }
-	load socketio "$SOCKETIO_URL"
-	socketio_down
-}
-
-run_bare() {
-	bare_up || { bench_say "many: rt-bare did not start"; return; }
-	load bare "$BARE_URL"
-	bare_down
-}
-
-for s in $SERVERS; do "run_$s"; done
+fi
 
 {
 	echo "many: channels of $GROUP members, one publisher at $RATE msg/s round-robin over the channels, $DURATION s per run;" \
