@@ -21,20 +21,26 @@ static const char SQL_CLAIM[] =
     "SELECT * FROM unnest($1::text[], $2::bigint[]) AS v(channel, n) ORDER BY channel COLLATE \"C\" "
     "ON CONFLICT (channel) DO UPDATE SET last_offset = h.last_offset + EXCLUDED.last_offset "
     "RETURNING channel, last_offset";
-/* Runs after the claim, so every earlier commit to these channels is visible. */
+/* Runs after the claim, so every earlier commit to these channels is visible.  The
+ * LIMIT keeps the subquery from being flattened into a join: a prepared statement's
+ * generic plan, made while the table was small, would otherwise hash the whole
+ * table on every batch once it has grown; this way every key is one probe of the
+ * idempotency index (which holds at most one row per key anyway). */
 static const char SQL_EXISTING[] =
-    "SELECT m.channel, m.from_user, m.msg_id, m.msg_offset "
+    "SELECT k.channel, k.from_user, k.msg_id, m.msg_offset "
     "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, from_user, msg_id) "
-    "JOIN hist_messages m ON m.channel = k.channel AND m.from_user = k.from_user AND m.msg_id = k.msg_id "
-    "AND m.msg_id <> ''";
+    "CROSS JOIN LATERAL (SELECT msg_offset FROM hist_messages m WHERE m.channel = k.channel "
+    "AND m.from_user = k.from_user AND m.msg_id = k.msg_id AND m.msg_id <> '' LIMIT 1) m";
 static const char SQL_INSERT[] =
     "INSERT INTO hist_messages (channel, msg_offset, event, data, from_user, msg_id, ts_ms, from_conn, origin_edge) "
     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[], "
     "$8::text[], $9::text[])";
-/* Gives back the offsets claimed for publishes that turned out to be stored already. */
+/* Gives back the offsets claimed for publishes that turned out to be stored already.
+ * The rows are found through the primary key (= ANY), not by a join that a generic
+ * plan could turn into a scan of every channel. */
 static const char SQL_ADVANCE[] =
-    "UPDATE hist_channels h SET last_offset = v.last FROM unnest($1::text[], $2::bigint[]) AS v(channel, last) "
-    "WHERE h.channel = v.channel";
+    "UPDATE hist_channels h SET last_offset = ($2::bigint[])[array_position($1::text[], h.channel)] "
+    "WHERE h.channel = ANY($1::text[])";
 static const char SQL_AFTER[] =
     "SELECT c.last_offset, m.msg_offset, m.event, m.data, m.from_user, m.msg_id, m.ts_ms, m.from_conn, "
     "m.origin_edge FROM hist_channels c LEFT JOIN LATERAL (SELECT * FROM hist_messages m WHERE m.channel = "
@@ -54,9 +60,9 @@ static const char SQL_TRIM_ALL[] = "DELETE FROM hist_messages m USING hist_chann
 static const struct {
     const char *name, *sql;
 } statements[] = {
-    {"hist_begin", "BEGIN"},   {"hist_claim", SQL_CLAIM}, {"hist_existing", SQL_EXISTING},
+    {"hist_begin", "BEGIN"},     {"hist_claim", SQL_CLAIM},     {"hist_existing", SQL_EXISTING},
     {"hist_insert", SQL_INSERT}, {"hist_advance", SQL_ADVANCE}, {"hist_commit", "COMMIT"},
-    {"hist_after", SQL_AFTER}, {"hist_before", SQL_BEFORE},
+    {"hist_after", SQL_AFTER},   {"hist_before", SQL_BEFORE},
 };
 
 int hist_store_prepare(PGconn *conn)
