@@ -2,7 +2,8 @@
  * api.c: the NATS face of chat-history, and the service's lifetime.
  *
  * Everything here runs on the loop thread (the main thread): rt_bus callbacks
- * for rt.hist.publish and rt.hist.query (queue group "hist"), and the tasks the
+ * for rt.hist.publish, rt.hist.publish_batch and rt.hist.query (queue group
+ * "hist"), and the tasks the
  * workers post back, which send the replies and, after a commit, publish each
  * new message with its offset on rt.ch.<channel>.  Garbage on either subject
  * is counted, answered with CODE_BAD_REQUEST when a reply inbox is given, and
@@ -24,8 +25,9 @@ struct hist_service {
     const hist_config_t *cfg;
     rt_loop_t *loop;
     rt_bus_t *bus;
-    rt_bus_sub_t *publish_sub, *query_sub;
+    rt_bus_sub_t *publish_sub, *batch_sub, *query_sub;
     hist_arena_t arena;
+    hist_publish_batch_t batch; /* the request being decoded */
     hist_stats_t stats;
     hist_retention_t *retention;
     hist_seq_t *seq;
@@ -37,17 +39,33 @@ struct hist_service {
 static Rtsync__V1__Code code_of(int err)
 {
     switch (err) {
-    case RT_OK:
-        return RTSYNC__V1__CODE__CODE_OK;
-    case RT_EINVAL:
-        return RTSYNC__V1__CODE__CODE_BAD_REQUEST;
-    case RT_ETOOBIG:
-        return RTSYNC__V1__CODE__CODE_TOO_LARGE;
-    case RT_EUNAVAIL:
-        return RTSYNC__V1__CODE__CODE_UNAVAILABLE;
-    default:
-        return RTSYNC__V1__CODE__CODE_INTERNAL;
+    case RT_OK: return RTSYNC__V1__CODE__CODE_OK;
+    case RT_EINVAL: return RTSYNC__V1__CODE__CODE_BAD_REQUEST;
+    case RT_ETOOBIG: return RTSYNC__V1__CODE__CODE_TOO_LARGE;
+    case RT_EUNAVAIL: return RTSYNC__V1__CODE__CODE_UNAVAILABLE;
+    default: return RTSYNC__V1__CODE__CODE_INTERNAL;
     }
+}
+
+/* One rt.hist.publish_batch request: its reply goes out once every message has
+ * its result (they are all queued in the same commit group). */
+typedef struct publish_group {
+    char *reply;
+    size_t n, pending;
+    Rtsync__V1__PublishReply *results; /* n, each with its status */
+    Rtsync__V1__Status *statuses;
+} publish_group_t;
+
+static void result_set(Rtsync__V1__PublishReply *r, Rtsync__V1__Status *status, int err, const char *why,
+                       uint64_t offset, int duplicate)
+{
+    rtsync__v1__status__init(status);
+    status->code = code_of(err);
+    status->message = (char *)(why ? why : "");
+    rtsync__v1__publish_reply__init(r);
+    r->status = status;
+    r->offset = offset;
+    r->duplicate = duplicate != 0;
 }
 
 static void send_publish_reply(hist_service_t *svc, const char *reply, int err, const char *why, uint64_t offset,
@@ -55,16 +73,79 @@ static void send_publish_reply(hist_service_t *svc, const char *reply, int err, 
 {
     if (reply == NULL || *reply == '\0')
         return;
-    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
-    status.code = code_of(err);
-    status.message = (char *)(why ? why : "");
-    Rtsync__V1__PublishReply r = RTSYNC__V1__PUBLISH_REPLY__INIT;
-    r.status = &status;
-    r.offset = offset;
-    r.duplicate = duplicate != 0;
+    Rtsync__V1__Status status;
+    Rtsync__V1__PublishReply r;
+    result_set(&r, &status, err, why, offset, duplicate);
     uint8_t buf[512];
     size_t n = rtsync__v1__publish_reply__pack(&r, buf); /* why is a short static text */
     rt_bus_publish(svc->bus, reply, buf, n);
+}
+
+/* A batch request refused as a whole. */
+static void send_batch_refusal(hist_service_t *svc, const char *reply, int err, const char *why)
+{
+    if (reply == NULL || *reply == '\0')
+        return;
+    Rtsync__V1__Status status = RTSYNC__V1__STATUS__INIT;
+    status.code = code_of(err);
+    status.message = (char *)why;
+    Rtsync__V1__PublishBatchReply r = RTSYNC__V1__PUBLISH_BATCH_REPLY__INIT;
+    r.status = &status;
+    uint8_t buf[512];
+    size_t n = rtsync__v1__publish_batch_reply__pack(&r, buf);
+    rt_bus_publish(svc->bus, reply, buf, n);
+}
+
+static publish_group_t *group_create(const char *reply, size_t n)
+{
+    publish_group_t *g = rt_xcalloc(1, sizeof(*g));
+    g->reply = rt_xstrdup(reply);
+    g->n = n;
+    g->results = rt_xcalloc(n, sizeof(*g->results));
+    g->statuses = rt_xcalloc(n, sizeof(*g->statuses));
+    return g;
+}
+
+static void group_destroy(publish_group_t *g)
+{
+    if (g == NULL)
+        return;
+    free(g->reply);
+    free(g->results);
+    free(g->statuses);
+    free(g);
+}
+
+/* Sends the group's reply once nothing is pending, and frees it. */
+static void group_finish(hist_service_t *svc, publish_group_t *g)
+{
+    if (g->pending > 0)
+        return;
+    Rtsync__V1__PublishReply *ptrs[HIST_MAX_BATCH];
+    for (size_t i = 0; i < g->n; i++)
+        ptrs[i] = &g->results[i];
+    Rtsync__V1__PublishBatchReply r = RTSYNC__V1__PUBLISH_BATCH_REPLY__INIT;
+    r.n_replies = g->n;
+    r.replies = ptrs;
+    size_t len = rtsync__v1__publish_batch_reply__get_packed_size(&r);
+    svc->out.len = 0;
+    rtsync__v1__publish_batch_reply__pack(&r, rt_buf_reserve(&svc->out, len));
+    rt_bus_publish(svc->bus, g->reply, svc->out.data, len);
+    group_destroy(g);
+}
+
+/* Where an item's result goes: its own reply, or its slot of a batch reply. */
+static void answer(hist_service_t *svc, const hist_batch_t *b, const hist_item_t *it, int err, const char *why,
+                   uint64_t offset, int duplicate)
+{
+    publish_group_t *g = it->group;
+    if (g == NULL) {
+        send_publish_reply(svc, hist_batch_str(b, it->reply), err, why, offset, duplicate);
+        return;
+    }
+    result_set(&g->results[it->slot], &g->statuses[it->slot], err, why, offset, duplicate);
+    g->pending--;
+    group_finish(svc, g);
 }
 
 static void count_bad(hist_service_t *svc, const char *subject, const char *why, size_t len)
@@ -87,10 +168,48 @@ static void on_publish(void *ctx, const rt_bus_msg_t *msg)
         send_publish_reply(svc, msg->reply, err, why, 0, 0);
         return;
     }
-    if (hist_seq_submit(svc->seq, &p, msg->reply) != RT_OK) {
+    const hist_publish_t *pp = &p;
+    if (hist_seq_submit(svc->seq, &pp, &(hist_reply_to_t){.reply = msg->reply}, 1) != RT_OK) {
         atomic_fetch_add(&svc->stats.overloaded, 1);
         send_publish_reply(svc, msg->reply, RT_EUNAVAIL, "overloaded", 0, 0);
     }
+}
+
+/* Queues the valid messages of a batch request together; the invalid ones are
+ * answered in their slots at once. */
+static void on_publish_batch(void *ctx, const rt_bus_msg_t *msg)
+{
+    hist_service_t *svc = ctx;
+    hist_publish_batch_t *req = &svc->batch;
+    const char *why = NULL;
+    rt_pb_arena_reset(&svc->arena);
+    int err = hist_publish_batch_decode(&svc->arena, msg->data, req, &why);
+    if (err != RT_OK || msg->reply == NULL) {
+        count_bad(svc, msg->subject, why ? why : "no reply subject", msg->data.len);
+        send_batch_refusal(svc, msg->reply, err != RT_OK ? err : RT_EINVAL, why);
+        return;
+    }
+    publish_group_t *g = group_create(msg->reply, req->n);
+    const hist_publish_t *valid[HIST_MAX_BATCH];
+    hist_reply_to_t to[HIST_MAX_BATCH];
+    size_t n = 0;
+    for (size_t i = 0; i < req->n; i++) {
+        if (req->err[i] != RT_OK) {
+            count_bad(svc, msg->subject, req->why[i], msg->data.len);
+            result_set(&g->results[i], &g->statuses[i], req->err[i], req->why[i], 0, 0);
+            continue;
+        }
+        valid[n] = &req->items[i];
+        to[n++] = (hist_reply_to_t){.group = g, .slot = (uint32_t)i};
+    }
+    if (n > 0 && hist_seq_submit(svc->seq, valid, to, n) != RT_OK) {
+        atomic_fetch_add(&svc->stats.overloaded, n);
+        for (size_t k = 0; k < n; k++)
+            result_set(&g->results[to[k].slot], &g->statuses[to[k].slot], RT_EUNAVAIL, "overloaded", 0, 0);
+        n = 0;
+    }
+    g->pending = n;
+    group_finish(svc, g);
 }
 
 static void fan_out(hist_service_t *svc, const hist_batch_t *b, const hist_item_t *it)
@@ -122,9 +241,8 @@ static void on_batch_done(void *ctx, hist_batch_t *b)
         const hist_item_t *it = &b->items[i];
         if (b->status == RT_OK && !it->duplicate)
             fan_out(svc, b, it);
-        send_publish_reply(svc, hist_batch_str(b, it->reply), b->status == RT_OK ? RT_OK : b->status,
-                           b->status == RT_OK ? NULL : "history store unavailable", b->status == RT_OK ? it->offset : 0,
-                           b->status == RT_OK && it->duplicate);
+        answer(svc, b, it, b->status, b->status == RT_OK ? NULL : "history store unavailable",
+               b->status == RT_OK ? it->offset : 0, b->status == RT_OK && it->duplicate);
     }
     if (b->status == RT_OK) {
         size_t fresh = hist_batch_new_count(b);
@@ -195,6 +313,9 @@ int hist_service_create(const hist_config_t *cfg, hist_service_t **out)
     svc->queries = hist_queries_create(cfg, svc->loop, &svc->stats, on_query_done, svc);
     err = rt_bus_subscribe(svc->bus, svc->loop, "rt.hist.publish", "hist", on_publish, svc, &svc->publish_sub);
     if (err == RT_OK)
+        err = rt_bus_subscribe(svc->bus, svc->loop, "rt.hist.publish_batch", "hist", on_publish_batch, svc,
+                               &svc->batch_sub);
+    if (err == RT_OK)
         err = rt_bus_subscribe(svc->bus, svc->loop, "rt.hist.query", "hist", on_query, svc, &svc->query_sub);
     if (err != RT_OK) {
         hist_service_destroy(svc);
@@ -233,8 +354,9 @@ void hist_service_drain(hist_service_t *svc)
 {
     RT_LOG_INFO("draining", "instance=%s", svc->cfg->instance_id);
     rt_bus_unsubscribe(svc->publish_sub);
+    rt_bus_unsubscribe(svc->batch_sub);
     rt_bus_unsubscribe(svc->query_sub);
-    svc->publish_sub = svc->query_sub = NULL;
+    svc->publish_sub = svc->batch_sub = svc->query_sub = NULL;
     uint64_t deadline = rt_now_mono_ns() + DRAIN_TIMEOUT_NS;
     while ((hist_seq_busy(svc->seq) || hist_queries_busy(svc->queries)) && rt_now_mono_ns() < deadline)
         rt_loop_run_once(svc->loop, 10);
@@ -247,6 +369,7 @@ void hist_service_destroy(hist_service_t *svc)
     if (svc == NULL)
         return;
     rt_bus_unsubscribe(svc->publish_sub);
+    rt_bus_unsubscribe(svc->batch_sub);
     rt_bus_unsubscribe(svc->query_sub);
     hist_seq_destroy(svc->seq);
     hist_queries_destroy(svc->queries);

@@ -48,7 +48,7 @@ static hist_span_t put_cstr(hist_batch_t *b, const char *s)
     return put_str(b, s ? s : "", s ? strlen(s) : 0);
 }
 
-void hist_batch_add(hist_batch_t *b, const hist_publish_t *p, const char *reply, int64_t now_ms)
+void hist_batch_add(hist_batch_t *b, const hist_publish_t *p, const hist_reply_to_t *to, int64_t now_ms)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 256;
@@ -57,7 +57,9 @@ void hist_batch_add(hist_batch_t *b, const hist_publish_t *p, const char *reply,
     hist_item_t *it = &b->items[b->n++];
     b->data_bytes += p->data.len;
     *it = (hist_item_t){
-        .reply = put_cstr(b, reply),
+        .reply = put_cstr(b, to->reply),
+        .group = to->group,
+        .slot = to->slot,
         .channel = put_cstr(b, p->channel),
         .event = put_cstr(b, p->event),
         .data = put_str(b, (const char *)p->data.data, p->data.len),
@@ -161,8 +163,7 @@ static void find_repeats(hist_batch_t *b)
         if (first != 0) {
             it->first = (int32_t)(first - 1);
             b->chans[it->chan].claimed--;
-        }
-        else
+        } else
             rt_map_put(&b->keys, key, keylen, (void *)(uintptr_t)(i + 1));
     }
 }

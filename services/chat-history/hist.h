@@ -16,9 +16,9 @@
 
 #include "rt/bus.h"
 #include "rt/common.h"
-#include "rt/pb.h"
 #include "rt/loop.h"
 #include "rt/map.h"
+#include "rt/pb.h"
 
 #include <libpq-fe.h>
 #include <stdatomic.h>
@@ -29,8 +29,10 @@
 #define HIST_MAX_DATA (1 << 20)
 #define HIST_DEFAULT_EVENT "message"
 #define HIST_MAX_LIMIT 1000
-#define HIST_MAX_REPLY (768 * 1024)     /* a HistoryReply stays below NATS's 1 MiB payload limit */
-#define HIST_BATCH_MAX_BYTES (8u << 20) /* a batch closes at this much message data */
+#define HIST_MAX_REPLY (768 * 1024)                  /* a HistoryReply stays below NATS's 1 MiB payload limit */
+#define HIST_MAX_BATCH 256                           /* messages in one rt.hist.publish_batch request */
+#define HIST_MAX_BATCH_BYTES (HIST_MAX_DATA + 65536) /* its size: 1 MiB of data plus the fields */
+#define HIST_BATCH_MAX_BYTES (8u << 20)              /* a batch closes at this much message data */
 
 typedef struct hist_config {
     const char *nats_url;
@@ -58,6 +60,15 @@ typedef struct hist_publish {
     int64_t ts_ms; /* 0: not given */
 } hist_publish_t;
 
+/* The messages of a batch request: err[i] is RT_OK and items[i] the publish, or
+ * err[i] and why[i] tell what is wrong with message i. */
+typedef struct hist_publish_batch {
+    size_t n;
+    hist_publish_t items[HIST_MAX_BATCH];
+    int err[HIST_MAX_BATCH];
+    const char *why[HIST_MAX_BATCH];
+} hist_publish_batch_t;
+
 typedef enum hist_cursor { HIST_AFTER, HIST_BEFORE } hist_cursor_t;
 
 typedef struct hist_query {
@@ -67,11 +78,13 @@ typedef struct hist_query {
     uint32_t limit;    /* 0..HIST_MAX_LIMIT; 0 = only the latest offset */
 } hist_query_t;
 
-
 /* Any thread.  Decode and validate; on success the out-values borrow the arena until
  * its next reset.  RT_EINVAL (garbage or invalid fields, *why set to a static reason)
  * or RT_ETOOBIG.  Never aborts on any input. */
 int hist_publish_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_t *out, const char **why);
+/* A batch request: RT_OK with each message checked on its own (out->err), or the
+ * request refused as a whole. */
+int hist_publish_batch_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_batch_t *out, const char **why);
 int hist_query_decode(hist_arena_t *arena, rt_slice_t bytes, hist_query_t *out, const char **why);
 
 int hist_utf8_valid(const uint8_t *s, size_t len);
@@ -82,8 +95,18 @@ typedef struct hist_span {
     uint32_t off, len;
 } hist_span_t;
 
+/* Where an item's result goes: a reply subject of its own, or slot `slot` of a
+ * batch request's reply (`group`, owned by api.c). */
+typedef struct hist_reply_to {
+    const char *reply; /* may be NULL: nobody to answer */
+    void *group;
+    uint32_t slot;
+} hist_reply_to_t;
+
 typedef struct hist_item {
     hist_span_t reply, channel, event, data, user, id, conn, origin; /* in the batch arena, NUL-terminated */
+    void *group;                                                     /* hist_reply_to_t.group and .slot */
+    uint32_t slot;
     int64_t ts_ms;
     uint32_t chan;   /* index into batch->chans (after prepare) */
     int32_t first;   /* index of the first item with the same key in this batch, or -1 */
@@ -120,8 +143,8 @@ void hist_batch_init(hist_batch_t *b);
 void hist_batch_dispose(hist_batch_t *b);
 /* Empties the batch for reuse, keeping its storage. */
 void hist_batch_clear(hist_batch_t *b);
-/* Copies the publish and the reply subject (may be NULL) into the batch. */
-void hist_batch_add(hist_batch_t *b, const hist_publish_t *p, const char *reply, int64_t now_ms);
+/* Copies the publish and where its result goes into the batch. */
+void hist_batch_add(hist_batch_t *b, const hist_publish_t *p, const hist_reply_to_t *to, int64_t now_ms);
 /* Groups items by channel (chans sorted by name, bytewise), finds repeats of a
  * non-empty (channel, user, id) key inside the batch, and clears the results. */
 void hist_batch_prepare(hist_batch_t *b);
@@ -172,8 +195,9 @@ typedef void (*hist_batch_done_cb)(void *ctx, hist_batch_t *b);
 /* Loop thread.  Starts the worker thread; borrows everything. */
 hist_seq_t *hist_seq_create(const hist_config_t *cfg, rt_loop_t *loop, hist_stats_t *stats, hist_retention_t *retention,
                             hist_batch_done_cb done, void *ctx);
-/* Loop thread: queues a validated publish; RT_ETOOBIG when the queue is full. */
-int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *p, const char *reply);
+/* Loop thread: queues validated publishes, all in the same batch; RT_ETOOBIG (and
+ * none queued) when the queue is full. */
+int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *const *p, const hist_reply_to_t *to, size_t n);
 /* Loop thread: returns a batch whose results were sent. */
 void hist_seq_recycle(hist_seq_t *seq, hist_batch_t *b);
 /* Loop thread: 1 while publishes are queued, being committed or not yet answered. */

@@ -54,19 +54,9 @@ static int field_ok(const char *s, size_t max)
     return len <= max && hist_utf8_valid((const uint8_t *)s, len);
 }
 
-int hist_publish_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_t *out, const char **why)
+/* A message of a publish request: validated, borrowed into *out. */
+static int message_check(const Rtsync__V1__ChannelMessage *m, hist_publish_t *out, const char **why)
 {
-    if (bytes.len > HIST_MAX_DATA + 4096) {
-        *why = "request too large";
-        return RT_ETOOBIG;
-    }
-    ProtobufCAllocator alloc = rt_pb_arena_allocator(arena);
-    Rtsync__V1__PublishRequest *req = rtsync__v1__publish_request__unpack(&alloc, bytes.len, bytes.data);
-    const Rtsync__V1__ChannelMessage *m = req ? req->message : NULL;
-    if (m == NULL) {
-        *why = req ? "no message" : "not a PublishRequest";
-        return RT_EINVAL;
-    }
     if (!rt_name_is_valid(m->channel, strlen(m->channel))) {
         *why = "bad channel";
         return RT_EINVAL;
@@ -91,6 +81,45 @@ int hist_publish_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_t *o
         .data = {m->data.data, m->data.len},
         .ts_ms = m->ts_ms > 0 ? m->ts_ms : 0,
     };
+    return RT_OK;
+}
+
+int hist_publish_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_t *out, const char **why)
+{
+    if (bytes.len > HIST_MAX_DATA + 4096) {
+        *why = "request too large";
+        return RT_ETOOBIG;
+    }
+    ProtobufCAllocator alloc = rt_pb_arena_allocator(arena);
+    Rtsync__V1__PublishRequest *req = rtsync__v1__publish_request__unpack(&alloc, bytes.len, bytes.data);
+    if (req == NULL || req->message == NULL) {
+        *why = req ? "no message" : "not a PublishRequest";
+        return RT_EINVAL;
+    }
+    return message_check(req->message, out, why);
+}
+
+int hist_publish_batch_decode(hist_arena_t *arena, rt_slice_t bytes, hist_publish_batch_t *out, const char **why)
+{
+    if (bytes.len > HIST_MAX_BATCH_BYTES) {
+        *why = "request too large";
+        return RT_ETOOBIG;
+    }
+    ProtobufCAllocator alloc = rt_pb_arena_allocator(arena);
+    Rtsync__V1__PublishBatchRequest *req = rtsync__v1__publish_batch_request__unpack(&alloc, bytes.len, bytes.data);
+    if (req == NULL) {
+        *why = "not a PublishBatchRequest";
+        return RT_EINVAL;
+    }
+    if (req->n_messages == 0 || req->n_messages > HIST_MAX_BATCH) {
+        *why = req->n_messages ? "too many messages" : "no message";
+        return req->n_messages ? RT_ETOOBIG : RT_EINVAL;
+    }
+    out->n = req->n_messages;
+    for (size_t i = 0; i < out->n; i++) {
+        out->why[i] = NULL;
+        out->err[i] = message_check(req->messages[i], &out->items[i], &out->why[i]);
+    }
     return RT_OK;
 }
 

@@ -5,11 +5,10 @@
  * mutex); a batch closes when it holds RT_HIST_BATCH_MAX publishes or
  * HIST_BATCH_MAX_BYTES of data.  The sequencer thread takes the oldest closed
  * batch, or the open one when none is closed, and commits it in one
- * transaction on its own connection (store.c), synchronously.  So while one transaction runs, the next batch fills up: one
- * fsync covers everything that arrived meanwhile, and an idle service commits a
- * lone publish at once.  The finished batch goes back to the loop thread with
- * rt_loop_post, where its replies and fan-out are sent (api.c); only then is the
- * batch recycled.  Batches are posted in commit order.
+ * transaction on its own connection (store.c), synchronously.  So while one transaction runs, the next batch fills up:
+ * one fsync covers everything that arrived meanwhile, and an idle service commits a lone publish at once.  The finished
+ * batch goes back to the loop thread with rt_loop_post, where its replies and fan-out are sent (api.c); only then is
+ * the batch recycled.  Batches are posted in commit order.
  *
  * PostgreSQL down: the batch fails with RT_EUNAVAIL (no false ack), the
  * connection is dropped, and the next batch reconnects (at most every 100 ms
@@ -62,20 +61,22 @@ static hist_batch_t *batch_get_locked(hist_seq_t *seq)
     return b;
 }
 
-int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *p, const char *reply)
+int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *const *p, const hist_reply_to_t *to, size_t n)
 {
     int64_t now_ms = rt_now_wall_ms();
     pthread_mutex_lock(&seq->mu);
-    if (seq->queued >= (size_t)seq->cfg->queue_max || seq->queued_bytes >= (size_t)seq->cfg->queue_bytes ||
+    if (seq->queued + n > (size_t)seq->cfg->queue_max || seq->queued_bytes >= (size_t)seq->cfg->queue_bytes ||
         seq->stopping) {
         pthread_mutex_unlock(&seq->mu);
         return RT_ETOOBIG;
     }
     if (seq->open == NULL)
         seq->open = batch_get_locked(seq);
-    hist_batch_add(seq->open, p, reply, now_ms);
-    seq->queued++;
-    seq->queued_bytes += p->data.len;
+    for (size_t i = 0; i < n; i++) {
+        hist_batch_add(seq->open, p[i], &to[i], now_ms);
+        seq->queued_bytes += p[i]->data.len;
+    }
+    seq->queued += n;
     if (seq->open->n >= (size_t)seq->cfg->batch_max || seq->open->data_bytes >= HIST_BATCH_MAX_BYTES) {
         if (seq->closed_tail)
             seq->closed_tail->next = seq->open;

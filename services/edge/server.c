@@ -76,7 +76,9 @@ void edge_thread_schedule_flush(edge_thread_t *t)
 
 static void on_flush(h2o_timeout_entry_t *entry)
 {
-    edge_ws_flush_dirty(RT_CONTAINER_OF(entry, edge_thread_t, flush_entry));
+    edge_thread_t *t = RT_CONTAINER_OF(entry, edge_thread_t, flush_entry);
+    edge_publish_flush(t);
+    edge_ws_flush_dirty(t);
 }
 
 static void on_expiry_sweep(h2o_timeout_entry_t *entry)
@@ -277,6 +279,8 @@ void edge_server_destroy(edge_server_t *server)
         if (t->loop == NULL && t->listen_fd > 0)
             close(t->listen_fd); /* never started */
         rt_bus_requester_destroy(t->requester);
+        t->requester = NULL;
+        edge_publish_flush(t);
         edge_frame_release(t->ping_frame);
         edge_frame_release(t->sse_retry_frame);
         edge_frame_release(t->sse_hb_frame);

@@ -1,4 +1,4 @@
-/* pb.c: the protobuf-c bump allocator and the name rule every service checks. */
+/* pb.c: the protobuf-c bump allocator, repeated fields built piecewise, and the name rule every service checks. */
 #include "rt/pb.h"
 #include "rt/common.h"
 
@@ -43,6 +43,24 @@ static void arena_free(void *ctx, void *p)
 ProtobufCAllocator rt_pb_arena_allocator(rt_pb_arena_t *arena)
 {
     return (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free, .allocator_data = arena};
+}
+
+static void append_varint(rt_buf_t *out, uint64_t v)
+{
+    while (v >= 0x80) {
+        rt_buf_append_byte(out, (uint8_t)(v | 0x80));
+        v >>= 7;
+    }
+    rt_buf_append_byte(out, (uint8_t)v);
+}
+
+void rt_pb_append_message_field(rt_buf_t *out, uint32_t field, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    append_varint(out, (uint64_t)field << 3 | 2); /* wire type 2: length-delimited */
+    append_varint(out, len);
+    protobuf_c_message_pack(m, rt_buf_reserve(out, len));
+    out->len += len;
 }
 
 int rt_name_is_valid(const char *name, size_t len)

@@ -72,6 +72,25 @@ describe('durable channels', { timeout: 240000 }, () => {
     await Promise.all([...subs, ...pubs].map((c) => c.close()));
   });
 
+  test('the publishes of one loop turn go to chat-history as one request: acked in order, in far fewer NATS messages', async () => {
+    const inMsgs = async () => (await (await fetch(`${stack.nats.monitorUrl}/varz`)).json()).in_msgs;
+    const c = await client(stack.edges[0].ws, 'burst');
+    const before = await inMsgs();
+    c.ws._socket.cork(); // 300 frames in one write: the edge reads them in one or a few turns
+    for (let i = 1; i <= 300; i++) c.send({ type: 'publish', channel: 'burst', id: `b${i}`, data: i });
+    c.ws._socket.uncork();
+    for (let i = 1; i <= 300; i++) {
+      const ack = await c.next('ack', 10000);
+      assert.equal(ack.id, `b${i}`);
+      assert.equal(ack.offset, i);
+    }
+    // one publish = request + reply + fan-out when sent one by one (900); batched, the
+    // fan-out (300) and a few requests and replies
+    const used = (await inMsgs()) - before;
+    assert.ok(used < 450, `${used} NATS messages for 300 publishes`);
+    await c.close();
+  });
+
   test('WebSocket resume with since, idempotent resend, history pages both ways', async () => {
     const a = await client(stack.edges[0].ws, 'alice');
     await subscribe(a, 'resume');

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { connect as natsConnect } from 'nats';
 import { startStack, ROOT } from './lib/stack.js';
 
 const BIN = process.env.TEST_BIN_DIR || path.join(ROOT, 'build/bin');
@@ -160,6 +161,78 @@ test('publishing finds idempotency keys and channel rows through indexes, never 
   for (const table of ['hist_messages', 'hist_channels']) {
     assert.equal(after[table].seq - before[table].seq, 0, `${table} scanned while publishing`);
     assert.ok(after[table].idx > before[table].idx, `${table}: no index used`);
+  }
+});
+
+// Just enough protobuf for rtsync.v1 PublishBatchRequest / PublishBatchReply.
+const pbVarint = (n) => {
+  const out = [];
+  for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n % 128) | 0x80);
+  out.push(n);
+  return Buffer.from(out);
+};
+const pbField = (field, bytes) => Buffer.concat([pbVarint((field << 3) | 2), pbVarint(bytes.length), bytes]);
+const pbMessage = (m) =>
+  Buffer.concat([pbField(1, Buffer.from(m.channel)), pbField(4, Buffer.from(m.data)), pbField(5, Buffer.from(m.user)),
+    pbField(6, Buffer.from(m.id))]);
+function pbFields(buf) { // -> [[field, value]]: varints as numbers, length-delimited as Buffers
+  const out = [];
+  let i = 0;
+  const varint = () => {
+    let n = 0;
+    for (let shift = 1; ; shift *= 128) {
+      const b = buf[i++];
+      n += (b & 0x7f) * shift;
+      if (b < 0x80) return n;
+    }
+  };
+  while (i < buf.length) {
+    const key = varint();
+    if ((key & 7) === 0) out.push([key >> 3, varint()]);
+    else {
+      const len = varint();
+      out.push([key >> 3, buf.subarray(i, i + len)]);
+      i += len;
+    }
+  }
+  return out;
+}
+const pbReply = (bytes) => { // PublishReply -> {code, offset, duplicate}
+  const r = { code: 0, offset: 0, duplicate: false };
+  for (const [f, v] of pbFields(bytes)) {
+    if (f === 1) r.code = pbFields(v).find(([g]) => g === 1)?.[1] ?? 0;
+    if (f === 2) r.offset = v;
+    if (f === 3) r.duplicate = v === 1;
+  }
+  return r;
+};
+
+test('rt.hist.publish_batch: one reply slot per message in order; an invalid message is refused alone', async () => {
+  const nc = await natsConnect({ servers: stack.natsUrl });
+  try {
+    const m = (channel, id) => pbMessage({ channel, data: '{}', user: 'u', id });
+    const req = Buffer.concat([m('mixed', 'a'), m('not a name!', 'b'), m('mixed', 'c'), m('mixed', 'a')].map((x) => pbField(1, x)));
+    const reply = await nc.request('rt.hist.publish_batch', req, { timeout: 5000 });
+    const slots = pbFields(reply.data).filter(([f]) => f === 1).map(([, v]) => pbReply(v));
+    assert.deepEqual(slots, [
+      { code: 0, offset: 1, duplicate: false },
+      { code: 1, offset: 0, duplicate: false }, // CODE_BAD_REQUEST
+      { code: 0, offset: 2, duplicate: false },
+      { code: 0, offset: 1, duplicate: true }, // the same (user, channel, id) as the first
+    ]);
+    const h = await history('mixed', { after: 0 });
+    assert.deepEqual(h.messages.map((x) => [x.offset, x.id]), [[1, 'a'], [2, 'c']]);
+    // refused as a whole: garbage, no message, more than 256 messages
+    const tooMany = Buffer.concat(Array.from({ length: 257 }, (_, i) => pbField(1, m('mixed', `t${i}`))));
+    for (const bad of [Buffer.from([0x0a, 0xff]), Buffer.alloc(0), tooMany]) {
+      const r = await nc.request('rt.hist.publish_batch', bad, { timeout: 5000 });
+      const fields = pbFields(r.data);
+      assert.equal(fields.filter(([f]) => f === 1).length, 0);
+      assert.ok(fields.find(([f]) => f === 2), 'a status for the whole request');
+    }
+    assert.equal((await history('mixed', { after: 0 })).latest, 2);
+  } finally {
+    await nc.close();
   }
 });
 

@@ -389,7 +389,7 @@ describe('hostile input', { timeout: 300000 }, () => {
     ['a length beyond the buffer', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x41])],
     ['a wrong wire type', Buffer.from([0x0b, 0x01])],
   ];
-  const subjects = ['rt.hist.publish', 'rt.hist.query', 'rt.pres.updates', 'rt.pres.heartbeat', 'rt.pres.query',
+  const subjects = ['rt.hist.publish', 'rt.hist.publish_batch', 'rt.hist.query', 'rt.pres.updates', 'rt.pres.heartbeat', 'rt.pres.query',
     'rt.pres.signal', 'rt.pres.resync', 'rt.pres.peer', 'rt.ch.canary', ...docSubjects()];
   for (const subject of subjects) {
     test(`NATS ${subject}: garbage and truncated protobuf are dropped, the service keeps serving`, async () => {

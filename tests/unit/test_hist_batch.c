@@ -15,7 +15,7 @@ static void add(hist_batch_t *b, const char *channel, const char *user, const ch
                         .conn = "",
                         .origin = "",
                         .data = RT_SLICE_LIT("{}")};
-    hist_batch_add(b, &p, "_INBOX.x", 1000);
+    hist_batch_add(b, &p, &(hist_reply_to_t){.reply = "_INBOX.x"}, 1000);
 }
 
 static void test_groups_and_offsets(void)

@@ -8,6 +8,8 @@
 #ifndef RT_PB_H
 #define RT_PB_H
 
+#include "rt/common.h"
+
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +26,11 @@ void rt_pb_arena_dispose(rt_pb_arena_t *arena);
 void rt_pb_arena_reset(rt_pb_arena_t *arena);
 /* A protobuf-c allocator drawing from the arena (borrows it). */
 ProtobufCAllocator rt_pb_arena_allocator(rt_pb_arena_t *arena);
+
+/* Appends `m` to `out` as field `field` of an enclosing message (a length-delimited
+ * field): repeated message fields built one element at a time, from data that is
+ * only borrowed meanwhile.  Borrows m. */
+void rt_pb_append_message_field(rt_buf_t *out, uint32_t field, const ProtobufCMessage *m);
 
 /* 1 if `name` (NUL-terminated, at most len bytes read) is a channel or document
  * name: [A-Za-z0-9_.:-]{1,128} (PROTOCOL.md section 2). */
