@@ -3,11 +3,10 @@
  *
  * Everything here runs on the loop thread (the main thread): rt_bus callbacks
  * for rt.hist.publish, rt.hist.publish_batch and rt.hist.query (queue group
- * "hist"), and the tasks the
- * workers post back, which send the replies and, after a commit, publish each
- * new message with its offset on rt.ch.<channel>.  Garbage on either subject
- * is counted, answered with CODE_BAD_REQUEST when a reply inbox is given, and
- * otherwise dropped.
+ * "hist"), and the tasks the workers post back, which send the replies and,
+ * after a commit, publish each new message with its offset on rt.ch.<channel>.
+ * Garbage on any subject is counted, answered with CODE_BAD_REQUEST when a
+ * reply inbox is given, and otherwise dropped.
  */
 #include "hist.h"
 #include "rt/log.h"
