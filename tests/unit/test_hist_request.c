@@ -137,6 +137,62 @@ static void test_arena_too_small(void)
     fixture_free(f);
 }
 
+/* Appends a message to a PublishBatchRequest with the edge's encoder (shared/pb.c). */
+static void batch_add(rt_buf_t *req, const char *channel, size_t data_len)
+{
+    static uint8_t data[1000];
+    memset(data, 'x', sizeof(data));
+    data[0] = '"', data[data_len - 1] = '"';
+    Rtsync__V1__ChannelMessage m = RTSYNC__V1__CHANNEL_MESSAGE__INIT;
+    m.channel = (char *)channel;
+    m.from_user = "u";
+    m.data.data = data;
+    m.data.len = data_len;
+    rt_pb_append_message_field(req, 1, &m.base);
+}
+
+static void test_publish_batch(void)
+{
+    fixture_t *f = fixture_new();
+    hist_publish_batch_t *b = calloc(1, sizeof(*b));
+    rt_buf_t req = {0};
+    batch_add(&req, "a", 2);
+    batch_add(&req, "bad channel", 2);
+    batch_add(&req, "b", 300); /* a two-byte length */
+    /* what the edge builds is what protobuf-c reads */
+    Rtsync__V1__PublishBatchRequest *r = rtsync__v1__publish_batch_request__unpack(NULL, req.len, req.data);
+    CU_ASSERT_FATAL(r != NULL);
+    CU_ASSERT_EQUAL(r->n_messages, 3);
+    CU_ASSERT_STRING_EQUAL(r->messages[2]->channel, "b");
+    CU_ASSERT_EQUAL(r->messages[2]->data.len, 300);
+    rtsync__v1__publish_batch_request__free_unpacked(r, NULL);
+
+    const char *why = NULL;
+    CU_ASSERT_EQUAL(hist_publish_batch_decode(&f->arena, (rt_slice_t){req.data, req.len}, b, &why), RT_OK);
+    CU_ASSERT_EQUAL(b->n, 3);
+    CU_ASSERT_EQUAL(b->err[0], RT_OK);
+    CU_ASSERT_STRING_EQUAL(b->items[0].channel, "a");
+    CU_ASSERT_EQUAL(b->err[1], RT_EINVAL); /* refused alone */
+    CU_ASSERT_STRING_EQUAL(b->why[1], "bad channel");
+    CU_ASSERT_EQUAL(b->err[2], RT_OK);
+    CU_ASSERT_EQUAL(b->items[2].data.len, 300);
+
+    /* refused as a whole: no message, too many, not protobuf */
+    rt_pb_arena_reset(&f->arena);
+    CU_ASSERT_EQUAL(hist_publish_batch_decode(&f->arena, (rt_slice_t){NULL, 0}, b, &why), RT_EINVAL);
+    req.len = 0;
+    for (int i = 0; i <= HIST_MAX_BATCH; i++)
+        batch_add(&req, "a", 2);
+    rt_pb_arena_dispose(&f->arena);
+    rt_pb_arena_init(&f->arena, 1 << 20);
+    CU_ASSERT_EQUAL(hist_publish_batch_decode(&f->arena, (rt_slice_t){req.data, req.len}, b, &why), RT_ETOOBIG);
+    rt_pb_arena_reset(&f->arena);
+    CU_ASSERT_EQUAL(hist_publish_batch_decode(&f->arena, RT_SLICE_LIT("\x0a\xff"), b, &why), RT_EINVAL);
+    rt_buf_dispose(&req);
+    free(b);
+    fixture_free(f);
+}
+
 void test_hist_request_register(void)
 {
     static const CU_TestInfo tests[] = {
@@ -145,6 +201,7 @@ void test_hist_request_register(void)
         {"utf8", test_utf8},
         {"query", test_query},
         {"arena_too_small", test_arena_too_small},
+        {"publish_batch", test_publish_batch},
         CU_TEST_INFO_NULL,
     };
     unit_add_suite("hist_request", tests);
