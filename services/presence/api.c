@@ -53,6 +53,7 @@ struct pres_service {
     uint64_t started_ns;            /* when the first resync went out; 0: not yet */
     uint64_t next_peer_ns, next_stats_ns;
     int ready;
+    int was_connected; /* at the previous tick */
     uint64_t duplicate_warnings;
     atomic_int reconnected;
 };
@@ -390,13 +391,19 @@ static void tick(pres_service_t *svc, uint64_t now)
             return;
         rt_bus_flush(svc->bus, 2000); /* our subscriptions are in place before edges answer */
         svc->started_ns = now;
+        svc->was_connected = 1;
         atomic_store(&svc->reconnected, 0);
         pres_edges_resync_all(&svc->edges, 0, now);
         send_peer_heartbeat(svc);
         svc->next_peer_ns = now + svc->interval_ns;
         return;
     }
-    if (atomic_exchange(&svc->reconnected, 0)) {
+    /* cnats reports a reconnect on its own thread, after the connection is up
+     * again: a tick in between must not take the outage's missing heartbeats for
+     * dead edges, so the transition seen here counts as a reconnect too. */
+    int back = connected && !svc->was_connected;
+    svc->was_connected = connected;
+    if (atomic_exchange(&svc->reconnected, 0) || back) {
         RT_LOG_INFO("reconnected", "instance=%s", svc->cfg->instance_id);
         pres_edges_resync_all(&svc->edges, 1, now);
     }
