@@ -18,7 +18,6 @@
 #include "rtsync/v1/channel.pb-c.h"
 
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -53,9 +52,8 @@ struct pres_service {
     uint64_t started_ns;            /* when the first resync went out; 0: not yet */
     uint64_t next_peer_ns, next_stats_ns;
     int ready;
-    int was_connected; /* at the previous tick */
+    uint64_t reconnects; /* rt_bus_reconnects when last handled */
     uint64_t duplicate_warnings;
-    atomic_int reconnected;
 };
 
 /* ---- sending ------------------------------------------------------------------ */
@@ -293,13 +291,6 @@ static void on_signal(void *ctx, const rt_bus_msg_t *msg)
     send_status_reply(svc, msg->reply, 0, RTSYNC__V1__CODE__CODE_OK, NULL);
 }
 
-static void on_bus_state(void *ctx, int connected)
-{
-    pres_service_t *svc = ctx;
-    if (connected)
-        atomic_store(&svc->reconnected, 1);
-}
-
 /* ---- lifetime ------------------------------------------------------------------------ */
 
 static uint64_t random_u64(void)
@@ -327,7 +318,6 @@ int pres_service_create(const pres_config_t *cfg, pres_service_t **out)
         pres_service_destroy(svc);
         return err;
     }
-    rt_bus_set_state_cb(svc->bus, on_bus_state, svc);
     err = rt_bus_subscribe(svc->bus, svc->loop, "rt.pres.updates", NULL, on_updates, svc, &svc->updates_sub);
     if (err == RT_OK)
         err = rt_bus_subscribe(svc->bus, svc->loop, "rt.pres.heartbeat", NULL, on_heartbeat, svc,
@@ -391,19 +381,18 @@ static void tick(pres_service_t *svc, uint64_t now)
             return;
         rt_bus_flush(svc->bus, 2000); /* our subscriptions are in place before edges answer */
         svc->started_ns = now;
-        svc->was_connected = 1;
-        atomic_store(&svc->reconnected, 0);
+        svc->reconnects = rt_bus_reconnects(svc->bus);
         pres_edges_resync_all(&svc->edges, 0, now);
         send_peer_heartbeat(svc);
         svc->next_peer_ns = now + svc->interval_ns;
         return;
     }
-    /* cnats reports a reconnect on its own thread, after the connection is up
-     * again: a tick in between must not take the outage's missing heartbeats for
-     * dead edges, so the transition seen here counts as a reconnect too. */
-    int back = connected && !svc->was_connected;
-    svc->was_connected = connected;
-    if (atomic_exchange(&svc->reconnected, 0) || back) {
+    /* Polled rather than taken from the state callback, which comes from cnats's
+     * thread after the connection is up again: a tick in between would take the
+     * outage's missing heartbeats for dead edges. */
+    uint64_t reconnects = connected ? rt_bus_reconnects(svc->bus) : svc->reconnects;
+    if (reconnects != svc->reconnects) {
+        svc->reconnects = reconnects;
         RT_LOG_INFO("reconnected", "instance=%s", svc->cfg->instance_id);
         pres_edges_resync_all(&svc->edges, 1, now);
     }

@@ -168,6 +168,16 @@ int rt_bus_is_connected(rt_bus_t *bus)
     return natsConnection_Status(bus->conn) == NATS_CONN_STATUS_CONNECTED;
 }
 
+uint64_t rt_bus_reconnects(rt_bus_t *bus)
+{
+    natsStatistics *stats = NULL;
+    uint64_t reconnects = 0;
+    if (natsStatistics_Create(&stats) == NATS_OK && natsConnection_GetStats(bus->conn, stats) == NATS_OK)
+        natsStatistics_GetCounts(stats, NULL, NULL, NULL, NULL, &reconnects);
+    natsStatistics_Destroy(stats);
+    return reconnects;
+}
+
 int rt_bus_wait_connected(rt_bus_t *bus, rt_loop_t *loop, int64_t timeout_ms)
 {
     uint64_t deadline = rt_now_mono_ns() + (uint64_t)timeout_ms * 1000000;

@@ -40,6 +40,11 @@ void rt_bus_destroy(rt_bus_t *bus);
 void rt_bus_set_state_cb(rt_bus_t *bus, rt_bus_state_cb cb, void *ctx);
 /* Any thread. */
 int rt_bus_is_connected(rt_bus_t *bus);
+/* Any thread.  How many times the connection was re-established.  cnats counts a
+ * reconnect before it reports the connection up again, so whoever sees it
+ * connected sees the count too (the state callback comes later, from another
+ * thread): polling both tells reliably whether the connection was lost since. */
+uint64_t rt_bus_reconnects(rt_bus_t *bus);
 /* On `loop`'s thread, for tools and tests: runs the loop until the bus is
  * connected or timeout_ms has passed; RT_OK or RT_ETIMEOUT. */
 int rt_bus_wait_connected(rt_bus_t *bus, rt_loop_t *loop, int64_t timeout_ms);
