@@ -46,25 +46,29 @@ static Rtsync__V1__Code code_of(int err)
     }
 }
 
+/* A PublishReply with the status it points to. */
+typedef struct publish_result {
+    Rtsync__V1__PublishReply reply;
+    Rtsync__V1__Status status;
+} publish_result_t;
+
 /* One rt.hist.publish_batch request: its reply goes out once every message has
  * its result (they are all queued in the same commit group). */
 typedef struct publish_group {
     char *reply;
     size_t n, pending;
-    Rtsync__V1__PublishReply *results; /* n, each with its status */
-    Rtsync__V1__Status *statuses;
+    publish_result_t results[]; /* n */
 } publish_group_t;
 
-static void result_set(Rtsync__V1__PublishReply *r, Rtsync__V1__Status *status, int err, const char *why,
-                       uint64_t offset, int duplicate)
+static void result_set(publish_result_t *r, int err, const char *why, uint64_t offset, int duplicate)
 {
-    rtsync__v1__status__init(status);
-    status->code = code_of(err);
-    status->message = (char *)(why ? why : "");
-    rtsync__v1__publish_reply__init(r);
-    r->status = status;
-    r->offset = offset;
-    r->duplicate = duplicate != 0;
+    rtsync__v1__status__init(&r->status);
+    r->status.code = code_of(err);
+    r->status.message = (char *)(why ? why : "");
+    rtsync__v1__publish_reply__init(&r->reply);
+    r->reply.status = &r->status;
+    r->reply.offset = offset;
+    r->reply.duplicate = duplicate != 0;
 }
 
 static void send_publish_reply(hist_service_t *svc, const char *reply, int err, const char *why, uint64_t offset,
@@ -72,11 +76,10 @@ static void send_publish_reply(hist_service_t *svc, const char *reply, int err, 
 {
     if (reply == NULL || *reply == '\0')
         return;
-    Rtsync__V1__Status status;
-    Rtsync__V1__PublishReply r;
-    result_set(&r, &status, err, why, offset, duplicate);
+    publish_result_t r;
+    result_set(&r, err, why, offset, duplicate);
     uint8_t buf[512];
-    size_t n = rtsync__v1__publish_reply__pack(&r, buf); /* why is a short static text */
+    size_t n = rtsync__v1__publish_reply__pack(&r.reply, buf); /* why is a short static text */
     rt_bus_publish(svc->bus, reply, buf, n);
 }
 
@@ -97,22 +100,10 @@ static void send_batch_refusal(hist_service_t *svc, const char *reply, int err, 
 
 static publish_group_t *group_create(const char *reply, size_t n)
 {
-    publish_group_t *g = rt_xcalloc(1, sizeof(*g));
+    publish_group_t *g = rt_xcalloc(1, sizeof(*g) + n * sizeof(g->results[0]));
     g->reply = rt_xstrdup(reply);
     g->n = n;
-    g->results = rt_xcalloc(n, sizeof(*g->results));
-    g->statuses = rt_xcalloc(n, sizeof(*g->statuses));
     return g;
-}
-
-static void group_destroy(publish_group_t *g)
-{
-    if (g == NULL)
-        return;
-    free(g->reply);
-    free(g->results);
-    free(g->statuses);
-    free(g);
 }
 
 /* Sends the group's reply once nothing is pending, and frees it. */
@@ -122,7 +113,7 @@ static void group_finish(hist_service_t *svc, publish_group_t *g)
         return;
     Rtsync__V1__PublishReply *ptrs[HIST_MAX_BATCH];
     for (size_t i = 0; i < g->n; i++)
-        ptrs[i] = &g->results[i];
+        ptrs[i] = &g->results[i].reply;
     Rtsync__V1__PublishBatchReply r = RTSYNC__V1__PUBLISH_BATCH_REPLY__INIT;
     r.n_replies = g->n;
     r.replies = ptrs;
@@ -130,7 +121,8 @@ static void group_finish(hist_service_t *svc, publish_group_t *g)
     svc->out.len = 0;
     rtsync__v1__publish_batch_reply__pack(&r, rt_buf_reserve(&svc->out, len));
     rt_bus_publish(svc->bus, g->reply, svc->out.data, len);
-    group_destroy(g);
+    free(g->reply);
+    free(g);
 }
 
 /* Where an item's result goes: its own reply, or its slot of a batch reply. */
@@ -142,7 +134,7 @@ static void answer(hist_service_t *svc, const hist_batch_t *b, const hist_item_t
         send_publish_reply(svc, hist_batch_str(b, it->reply), err, why, offset, duplicate);
         return;
     }
-    result_set(&g->results[it->slot], &g->statuses[it->slot], err, why, offset, duplicate);
+    result_set(&g->results[it->slot], err, why, offset, duplicate);
     g->pending--;
     group_finish(svc, g);
 }
@@ -195,7 +187,7 @@ static void on_publish_batch(void *ctx, const rt_bus_msg_t *msg)
     for (size_t i = 0; i < req->n; i++) {
         if (req->err[i] != RT_OK) {
             count_bad(svc, msg->subject, req->why[i], msg->data.len);
-            result_set(&g->results[i], &g->statuses[i], req->err[i], req->why[i], 0, 0);
+            result_set(&g->results[i], req->err[i], req->why[i], 0, 0);
             continue;
         }
         valid[n] = &req->items[i];
@@ -204,7 +196,7 @@ static void on_publish_batch(void *ctx, const rt_bus_msg_t *msg)
     if (n > 0 && hist_seq_submit(svc->seq, valid, to, n) != RT_OK) {
         atomic_fetch_add(&svc->stats.overloaded, n);
         for (size_t k = 0; k < n; k++)
-            result_set(&g->results[to[k].slot], &g->statuses[to[k].slot], RT_EUNAVAIL, "overloaded", 0, 0);
+            result_set(&g->results[to[k].slot], RT_EUNAVAIL, "overloaded", 0, 0);
         n = 0;
     }
     g->pending = n;
