@@ -227,7 +227,7 @@ struct edge_thread {
     h2o_linklist_t dirty;        /* WebSocket connections with frames to write */
     h2o_timeout_t flush_timeout; /* 0 ms: runs at the end of the loop turn */
     h2o_timeout_entry_t flush_entry;
-    struct edge_publish_batch *publishes; /* durable publishes of this loop turn (publish.c) */
+    struct edge_publisher *publisher; /* durable publishes on their way to chat-history (publish.c) */
     h2o_timeout_t heartbeat_timeout;
     h2o_timeout_entry_t heartbeat_entry;
     h2o_timeout_t close_timeout; /* how long a closing connection waits for the peer */
@@ -319,9 +319,12 @@ typedef void (*edge_publish_cb)(void *ctx, int err, uint64_t offset);
  * Durable publishes leave at the end of the loop turn (edge_publish_flush), all
  * of the turn's in one request to chat-history. */
 void edge_publish(edge_thread_t *t, const edge_publish_t *p, edge_publish_cb cb, void *ctx);
-/* Sends the loop turn's durable publishes; with the requester gone (shutdown),
- * fails them with RT_EUNAVAIL. */
+/* End of the loop turn: sends the durable publishes waiting, unless a request
+ * is in flight (its reply sends them). */
 void edge_publish_flush(edge_thread_t *t);
+/* Shutdown, once the requester is gone: fails what still waits with RT_EUNAVAIL
+ * and frees the thread's publish state. */
+void edge_publish_dispose(edge_thread_t *t);
 
 /* presence.c: this edge's members, reported to subscribers and the presence service.
  * join/leave/state may be called from any loop thread, for that thread's clients. */

@@ -6,7 +6,10 @@
  * What a thread's connections publish during one loop turn goes in one
  * rt.hist.publish_batch request: one NATS message and one reply for all of
  * them instead of one each (each costs a hand-off between cnats's threads and
- * the loop), and chat-history commits them together anyway. */
+ * the loop), and chat-history commits them together anyway.  A thread has one
+ * request in flight: what is published meanwhile waits for its reply, so its
+ * publishes are committed in the order they came, whichever chat-history
+ * replica takes each request. */
 #include "edge.h"
 #include "rt/log.h"
 
@@ -23,10 +26,18 @@ typedef struct publish_wait {
 } publish_wait_t;
 
 typedef struct edge_publish_batch {
+    struct edge_publish_batch *next;
+    edge_thread_t *thread;
     rt_buf_t body; /* PublishBatchRequest: the messages so far */
     size_t n;
     publish_wait_t waits[BATCH_MAX];
 } edge_publish_batch_t;
+
+/* A thread's durable publishes: the batch being filled, those closed and waiting,
+ * and the one in flight. */
+typedef struct edge_publisher {
+    edge_publish_batch_t *open, *head, *tail, *inflight;
+} edge_publisher_t;
 
 static void fill_message(edge_thread_t *t, const edge_publish_t *p, Rtsync__V1__ChannelMessage *m)
 {
@@ -75,9 +86,12 @@ static int batch_reply_check(const Rtsync__V1__PublishBatchReply *reply, size_t 
     return RT_EUNAVAIL;
 }
 
+static void send_next(edge_thread_t *t);
+
 static void on_batch_reply(void *ctx, int err, rt_slice_t data)
 {
     edge_publish_batch_t *b = ctx;
+    edge_thread_t *t = b->thread;
     Rtsync__V1__PublishBatchReply *reply = NULL;
     if (err == RT_OK) {
         reply = rtsync__v1__publish_batch_reply__unpack(NULL, data.len, data.data);
@@ -91,21 +105,61 @@ static void on_batch_reply(void *ctx, int err, rt_slice_t data)
     if (reply != NULL)
         rtsync__v1__publish_batch_reply__free_unpacked(reply, NULL);
     batch_destroy(b);
+    t->publisher->inflight = NULL;
+    send_next(t);
+}
+
+/* Closes the batch being filled (full, or about to be sent): it goes after those
+ * closed before it. */
+static void close_open(edge_publisher_t *pub)
+{
+    edge_publish_batch_t *b = pub->open;
+    pub->open = NULL;
+    if (pub->tail != NULL)
+        pub->tail->next = b;
+    else
+        pub->head = b;
+    pub->tail = b;
+}
+
+/* Unless one is in flight, sends the oldest full batch, else the one being
+ * filled (which takes whatever comes while a request is out); with the requester
+ * gone (shutdown), fails every waiting one. */
+static void send_next(edge_thread_t *t)
+{
+    edge_publisher_t *pub = t->publisher;
+    while (pub->inflight == NULL) {
+        if (pub->head == NULL && pub->open != NULL)
+            close_open(pub);
+        if (pub->head == NULL)
+            break;
+        edge_publish_batch_t *b = pub->head;
+        pub->head = b->next;
+        if (pub->head == NULL)
+            pub->tail = NULL;
+        pub->inflight = b;
+        int err = t->requester ? rt_bus_request(t->requester, "rt.hist.publish_batch", b->body.data, b->body.len,
+                                                on_batch_reply, b)
+                               : RT_EUNAVAIL;
+        if (err != RT_OK) {
+            pub->inflight = NULL;
+            batch_fail(b, err);
+            batch_destroy(b);
+        }
+    }
 }
 
 void edge_publish_flush(edge_thread_t *t)
 {
-    edge_publish_batch_t *b = t->publishes;
-    if (b == NULL)
-        return;
-    t->publishes = NULL;
-    int err = t->requester
-                  ? rt_bus_request(t->requester, "rt.hist.publish_batch", b->body.data, b->body.len, on_batch_reply, b)
-                  : RT_EUNAVAIL;
-    if (err != RT_OK) {
-        batch_fail(b, err);
-        batch_destroy(b);
-    }
+    if (t->publisher != NULL)
+        send_next(t);
+}
+
+void edge_publish_dispose(edge_thread_t *t)
+{
+    edge_publish_flush(t);
+    free(t->publisher);
+    t->publisher = NULL;
 }
 
 static int publish_ephemeral(edge_thread_t *t, const edge_publish_t *p, const Rtsync__V1__ChannelMessage *m)
@@ -131,16 +185,20 @@ void edge_publish(edge_thread_t *t, const edge_publish_t *p, edge_publish_cb cb,
         cb(ctx, publish_ephemeral(t, p, &m), 0);
         return;
     }
+    if (t->publisher == NULL)
+        t->publisher = rt_xcalloc(1, sizeof(*t->publisher));
+    edge_publisher_t *pub = t->publisher;
     size_t len = rtsync__v1__channel_message__get_packed_size(&m) + 8; /* tag and length */
-    if (t->publishes != NULL && t->publishes->body.len + len > BATCH_MAX_BYTES)
-        edge_publish_flush(t);
-    if (t->publishes == NULL)
-        t->publishes = rt_xcalloc(1, sizeof(*t->publishes));
-    edge_publish_batch_t *b = t->publishes;
+    if (pub->open != NULL && pub->open->body.len + len > BATCH_MAX_BYTES)
+        close_open(pub);
+    if (pub->open == NULL) {
+        pub->open = rt_xcalloc(1, sizeof(*pub->open));
+        pub->open->thread = t;
+    }
+    edge_publish_batch_t *b = pub->open;
     rt_pb_append_message_field(&b->body, 1, &m.base);
     b->waits[b->n++] = (publish_wait_t){cb, ctx};
     if (b->n == BATCH_MAX)
-        edge_publish_flush(t);
-    else
-        edge_thread_schedule_flush(t);
+        close_open(pub);
+    edge_thread_schedule_flush(t);
 }

@@ -278,9 +278,10 @@ void edge_server_destroy(edge_server_t *server)
         edge_thread_t *t = &server->threads[i];
         if (t->loop == NULL && t->listen_fd > 0)
             close(t->listen_fd); /* never started */
-        rt_bus_requester_destroy(t->requester);
-        t->requester = NULL;
-        edge_publish_flush(t);
+        rt_bus_requester_t *requester = t->requester;
+        t->requester = NULL; /* a publish batch it fails must not send the next through it */
+        rt_bus_requester_destroy(requester);
+        edge_publish_dispose(t);
         edge_frame_release(t->ping_frame);
         edge_frame_release(t->sse_retry_frame);
         edge_frame_release(t->sse_hb_frame);
