@@ -42,6 +42,7 @@ struct hist_seq {
     size_t queued_bytes;
     size_t inflight; /* batches taken by the worker and not yet recycled */
     int stopping;
+    int waiting; /* the worker waits for a batch: submit wakes it */
     /* sequencer thread only */
     PGconn *conn;
     uint64_t next_connect_ns;
@@ -85,8 +86,13 @@ int hist_seq_submit(hist_seq_t *seq, const hist_publish_t *const *p, const hist_
         seq->closed_tail = seq->open;
         seq->open = NULL;
     }
-    pthread_cond_signal(&seq->cv);
+    /* wake the worker only if it waits, and after the unlock so that it does not
+     * wake only to wait for the mutex */
+    int wake = seq->waiting;
+    seq->waiting = 0;
     pthread_mutex_unlock(&seq->mu);
+    if (wake)
+        pthread_cond_signal(&seq->cv);
     return RT_OK;
 }
 
@@ -162,8 +168,11 @@ static void on_batch_task(rt_task_t *task)
 static hist_batch_t *batch_take(hist_seq_t *seq)
 {
     pthread_mutex_lock(&seq->mu);
-    while (seq->closed_head == NULL && seq->open == NULL && !seq->stopping)
+    while (seq->closed_head == NULL && seq->open == NULL && !seq->stopping) {
+        seq->waiting = 1;
         pthread_cond_wait(&seq->cv, &seq->mu);
+    }
+    seq->waiting = 0;
     hist_batch_t *b = seq->closed_head;
     if (b != NULL) {
         seq->closed_head = b->next;

@@ -129,9 +129,13 @@ static uint64_t enqueue(crdt_writer_t *w, int kind, const char *doc, rt_slice_t 
         w->head = j;
     w->tail = j;
     w->backlog++;
-    if (w->idle)
-        pthread_cond_signal(&w->cv);
+    /* one wake-up per group, signalled after the unlock so that the writer does
+     * not wake only to wait for the mutex */
+    int wake = w->idle;
+    w->idle = 0;
     pthread_mutex_unlock(&w->mu);
+    if (wake)
+        pthread_cond_signal(&w->cv);
     return seq;
 }
 
@@ -241,9 +245,10 @@ static void on_committed(rt_task_t *task)
 /* Under mu: waits for a job, then until GROUP_MS after the previous commit's start. */
 static void wait_for_group(crdt_writer_t *w, uint64_t last_start_ns)
 {
-    w->idle = 1;
-    while (w->head == NULL && !w->stopping)
+    while (w->head == NULL && !w->stopping) {
+        w->idle = 1;
         pthread_cond_wait(&w->cv, &w->mu);
+    }
     w->idle = 0;
     struct timespec until = rt_timespec_of_ns(last_start_ns + GROUP_MS * 1000000ull);
     while (!w->stopping && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0) {

@@ -28,6 +28,9 @@ struct rt_bus_sub {
     atomic_bool closed;
 };
 
+/* Larger messages are destroyed at once, not held for a bulk release. */
+#define RELEASE_LATER_MAX (64 << 10)
+
 typedef struct bus_msg_task {
     rt_task_t task;
     rt_bus_sub_t *sub;
@@ -95,7 +98,7 @@ int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
          * needed (7 % of an edge's CPU under a Yjs replay); block at once */
         if (nats_Open(0) != NATS_OK)
             RT_LOG_WARN("nats_open_failed", "lock_spin=default");
-        nats_SetMessageDeliveryPoolSize(2);
+        nats_SetMessageDeliveryPoolSize(1);
     }
     rt_bus_t *bus = rt_xcalloc(1, sizeof(*bus));
     natsOptions *opts = NULL;
@@ -210,6 +213,13 @@ static void sub_release(rt_bus_sub_t *sub)
     }
 }
 
+static void on_msg_release(rt_task_t *task)
+{
+    bus_msg_task_t *t = (bus_msg_task_t *)task;
+    natsMsg_Destroy(t->nmsg);
+    free(t);
+}
+
 static void on_msg_task(rt_task_t *task)
 {
     bus_msg_task_t *t = (bus_msg_task_t *)task;
@@ -222,9 +232,17 @@ static void on_msg_task(rt_task_t *task)
         };
         sub->cb(sub->ctx, &msg);
     }
-    natsMsg_Destroy(t->nmsg);
-    free(t);
+    rt_loop_t *loop = sub->loop;
     sub_release(sub);
+    /* cnats frees a destroyed message on its GC thread, and wakes that thread
+     * whenever a destroy finds it asleep: once per message received, at the
+     * rate messages come one by one.  Small ones are destroyed in bulk. */
+    if (natsMsg_GetDataLength(t->nmsg) > RELEASE_LATER_MAX) {
+        on_msg_release(task);
+    } else {
+        t->task.cb = on_msg_release;
+        rt_loop_defer(loop, &t->task);
+    }
 }
 
 /* cnats thread: hand the message to the owning loop. */

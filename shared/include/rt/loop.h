@@ -31,5 +31,9 @@ h2o_evloop_t *rt_loop_evloop(rt_loop_t *loop);
 void rt_loop_run_once(rt_loop_t *loop, int32_t max_wait_ms);
 /* Any thread: queues task->cb to run on the loop's thread; the callback owns the task. */
 void rt_loop_post(rt_loop_t *loop, rt_task_t *task);
+/* Loop thread: runs task->cb (which owns the task) on this loop within 20 ms, together
+ * with every task deferred meanwhile; at the latest in rt_loop_destroy.  For work that
+ * costs per call rather than per item. */
+void rt_loop_defer(rt_loop_t *loop, rt_task_t *task);
 
 #endif

@@ -47,6 +47,17 @@ function procCpuSec (pid) {
     return (Number(f[11]) + Number(f[12])) / ticks // utime + stime
   } catch { return 0 }
 }
+// Context switches of every thread of pid: on this VM a wake-up costs more than the work it wakes for.
+function procSwitches (pid) {
+  let n = 0
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      const st = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8')
+      for (const m of st.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1])
+    }
+  } catch {}
+  return n
+}
 function children (pid) {
   const out = []
   for (const d of fs.readdirSync('/proc')) {
@@ -110,7 +121,9 @@ async function rtsyncSystem () {
     docRss: () => rssKb(stack.pid('crdt-merge-1')),
     breakdown: () => Object.fromEntries([...['edge-1', 'edge-2', 'crdt-merge-1', 'nats'].map((n) => [n, procCpuSec(stack.pid(n))]),
       ['postgres', [pgPid, ...children(pgPid)].reduce((s, p) => s + procCpuSec(p), 0)]]),
-    natsMsgs: async () => { const v = await (await fetch(`${stack.nats.monitorUrl}/varz`)).json(); return { in: v.in_msgs, out: v.out_msgs } },
+    switches: () => Object.fromEntries([...['edge-1', 'edge-2', 'crdt-merge-1', 'nats'].map((n) => [n, procSwitches(stack.pid(n))]),
+      ['postgres', [pgPid, ...children(pgPid)].reduce((s, p) => s + procSwitches(p), 0)]]),
+    natsMsgs: async () => { const v = await (await fetch(`${stack.nats.monitorUrl}/varz`)).json(); return { in: v.in_msgs, out: v.out_msgs, inBytes: v.in_bytes, outBytes: v.out_bytes } },
     coldRestart: async () => { await stack.restart('crdt-merge-1') },
     stop: () => stack.stop({ allowExits: true })
   }
@@ -196,11 +209,11 @@ async function run (sys, trace) {
   const paced = Math.min(PACED, updates.length)
   const tStart = performance.now()
   let tFull0 = 0
-  let cpuMid = cpu0; let cpuNoPgMid = cpuNoPg0; let partsMid = parts0
+  let cpuMid = cpu0; let cpuNoPgMid = cpuNoPg0; let partsMid = parts0; let switchesMid = null
   for (let i = 0; i < updates.length; i++) {
     if (i === 0 && sys.natsMsgs) nats0 = await sys.natsMsgs()
     if (i === paced) {
-      tFull0 = performance.now(); cpuMid = sys.cpu(); cpuNoPgMid = sys.cpuNoPg?.(); partsMid = sys.breakdown?.()
+      tFull0 = performance.now(); cpuMid = sys.cpu(); cpuNoPgMid = sys.cpuNoPg?.(); partsMid = sys.breakdown?.(); switchesMid = sys.switches?.()
       if (sys.natsMsgs) natsMid = await sys.natsMsgs()
     }
     phaseOf[i] = i >= paced ? 1 : 0
@@ -236,11 +249,14 @@ async function run (sys, trace) {
     const n1 = await sys.natsMsgs()
     res.paced_nats_msgs_in_out_per_update = [(natsMid.in - nats0.in) / paced, (natsMid.out - nats0.out) / paced].map((x) => +x.toFixed(3))
     res.full_speed_nats_msgs_in_out_per_update = [(n1.in - natsMid.in) / fullN, (n1.out - natsMid.out) / fullN].map((x) => +x.toFixed(3))
+    res.full_speed_nats_bytes_in_out_per_update = [(n1.inBytes - natsMid.inBytes) / fullN, (n1.outBytes - natsMid.outBytes) / fullN].map((x) => +x.toFixed(1))
   }
   if (parts0) {
     const parts1 = sys.breakdown()
     res.full_speed_server_cpu_s_by_process = Object.fromEntries(Object.keys(parts1).map((k) => [k, +(parts1[k] - partsMid[k]).toFixed(2)]))
     res.paced_server_cpu_s_by_process = Object.fromEntries(Object.keys(parts1).map((k) => [k, +(partsMid[k] - parts0[k]).toFixed(2)]))
+    const sw1 = sys.switches()
+    res.full_speed_context_switches_per_1000_updates = Object.fromEntries(Object.keys(sw1).map((k) => [k, +((sw1[k] - switchesMid[k]) / fullN * 1000).toFixed(1)]))
   }
   // a fresh client syncs the whole document
   let t0 = performance.now()
@@ -275,7 +291,7 @@ function summarize (results) {
   const rt = results.find((r) => r.system === 'rtsync')
   const peers = results.filter((r) => r !== rt)
   if (!rt || peers.length === 0) return
-  if (rt.full_speed_nats_msgs_in_out_per_update) console.log(`rtsync: NATS messages in/out per update: paced ${rt.paced_nats_msgs_in_out_per_update.join('/')}, full speed ${rt.full_speed_nats_msgs_in_out_per_update.join('/')}; CPU s by process (full speed): ${JSON.stringify(rt.full_speed_server_cpu_s_by_process)}`)
+  if (rt.full_speed_nats_msgs_in_out_per_update) console.log(`rtsync: NATS messages in/out per update: paced ${rt.paced_nats_msgs_in_out_per_update.join('/')}, full speed ${rt.full_speed_nats_msgs_in_out_per_update.join('/')}; CPU s by process (full speed): ${JSON.stringify(rt.full_speed_server_cpu_s_by_process)}; context switches per 1,000 updates: ${JSON.stringify(rt.full_speed_context_switches_per_1000_updates)}`)
   const bestCpu = Math.min(...peers.map((r) => r.full_speed_server_cpu_us_per_update))
   const bestMem = Math.min(...peers.map((r) => r.doc_rss_growth_kb))
   const cpuRatio = rt.full_speed_server_cpu_us_per_update / bestCpu
