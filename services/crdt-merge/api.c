@@ -22,6 +22,7 @@
  */
 #include "crdt.h"
 #include "rt/log.h"
+#include "rt/pb.h"
 #include "rt/yproto.h"
 #include "rtsync/v1/doc.pb-c.h"
 
@@ -36,6 +37,8 @@
 #define SWEEP_INTERVAL_NS (1000 * MS_NS)
 #define STATS_INTERVAL_NS (10000 * MS_NS)
 #define DRAIN_TIMEOUT_NS (20000 * MS_NS)
+/* Requests that unpack to more than this come from the heap (unpack_request). */
+#define ARENA_SIZE (1u << 20)
 
 enum { KIND_SYNC = 1, KIND_UPDATE = 2, KIND_GET = 3 };
 enum { PROBE_WAITING, PROBE_ALONE, PROBE_PEERS };
@@ -79,6 +82,7 @@ struct crdt_service {
     int warming; /* requests wait in `deferred` until the peers are known */
     deferred_t *deferred, **deferred_tail;
     rt_buf_t out;
+    rt_pb_arena_t arena; /* requests are unpacked here (handle) */
     uint64_t applied, duplicates, bad, forwarded, moved;
 };
 
@@ -464,46 +468,76 @@ static int forward(crdt_service_t *svc, const char *doc, const rt_bus_msg_t *msg
     return 1;
 }
 
+/* A request unpacked from the arena, or from the heap when it did not fit
+ * there: an update request of a replay carries hundreds of updates, and
+ * protobuf-c allocates each. */
+typedef struct unpacked {
+    ProtobufCMessage *m;
+    ProtobufCAllocator arena, *alloc;
+} unpacked_t;
+
+static void unpack_request(crdt_service_t *svc, const ProtobufCMessageDescriptor *desc, rt_slice_t data,
+                           unpacked_t *u)
+{
+    u->arena = rt_pb_arena_allocator(&svc->arena);
+    u->alloc = &u->arena;
+    u->m = protobuf_c_message_unpack(desc, u->alloc, data.len, data.data);
+    if (u->m == NULL) {
+        rt_pb_arena_reset(&svc->arena);
+        u->alloc = NULL;
+        u->m = protobuf_c_message_unpack(desc, NULL, data.len, data.data);
+    }
+}
+
+static void unpacked_dispose(crdt_service_t *svc, unpacked_t *u)
+{
+    if (u->m != NULL)
+        protobuf_c_message_free_unpacked(u->m, u->alloc);
+    rt_pb_arena_reset(&svc->arena);
+}
+
 /* Decodes and serves (or forwards) one request of `kind`. */
 static void handle(crdt_service_t *svc, uint32_t kind, rt_slice_t data, const char *reply, const rt_bus_msg_t *msg,
                    uint32_t hops)
 {
+    unpacked_t u = {0};
     switch (kind) {
     case KIND_SYNC: {
-        Rtsync__V1__DocSyncRequest *q = rtsync__v1__doc_sync_request__unpack(NULL, data.len, data.data);
+        unpack_request(svc, &rtsync__v1__doc_sync_request__descriptor, data, &u);
+        Rtsync__V1__DocSyncRequest *q = (Rtsync__V1__DocSyncRequest *)u.m;
         if (q == NULL || !name_valid(q->doc)) {
             count_bad(svc, "sync", q ? q->doc : NULL);
             reply_sync(svc, reply, RT_EINVAL, NULL, NULL, NULL);
         } else if (!forward(svc, q->doc, msg, kind, hops)) {
             serve_sync(svc, reply, q);
         }
-        rtsync__v1__doc_sync_request__free_unpacked(q, NULL);
         break;
     }
     case KIND_UPDATE: {
-        Rtsync__V1__DocUpdateRequest *q = rtsync__v1__doc_update_request__unpack(NULL, data.len, data.data);
+        unpack_request(svc, &rtsync__v1__doc_update_request__descriptor, data, &u);
+        Rtsync__V1__DocUpdateRequest *q = (Rtsync__V1__DocUpdateRequest *)u.m;
         if (q == NULL || !name_valid(q->doc)) {
             count_bad(svc, "update", q ? q->doc : NULL);
             reply_status(svc, reply, RT_EINVAL);
         } else if (!forward(svc, q->doc, msg, kind, hops)) {
             serve_update(svc, reply, q);
         }
-        rtsync__v1__doc_update_request__free_unpacked(q, NULL);
         break;
     }
     case KIND_GET: {
-        Rtsync__V1__DocGetRequest *q = rtsync__v1__doc_get_request__unpack(NULL, data.len, data.data);
+        unpack_request(svc, &rtsync__v1__doc_get_request__descriptor, data, &u);
+        Rtsync__V1__DocGetRequest *q = (Rtsync__V1__DocGetRequest *)u.m;
         if (q == NULL || !name_valid(q->doc)) {
             count_bad(svc, "get", q ? q->doc : NULL);
             reply_status(svc, reply, RT_EINVAL);
         } else if (!forward(svc, q->doc, msg, kind, hops)) {
             serve_get(svc, reply, q);
         }
-        rtsync__v1__doc_get_request__free_unpacked(q, NULL);
         break;
     }
     default: count_bad(svc, "forward", NULL);
     }
+    unpacked_dispose(svc, &u);
 }
 
 static void defer(crdt_service_t *svc, uint32_t kind, const rt_bus_msg_t *msg)
@@ -636,6 +670,7 @@ int crdt_service_create(const crdt_config_t *cfg, crdt_service_t **out)
     svc->cfg = cfg;
     svc->started_ns = rt_now_mono_ns();
     rt_loop_create(&svc->loop);
+    rt_pb_arena_init(&svc->arena, ARENA_SIZE);
     int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
     if (err != RT_OK) {
         crdt_service_destroy(svc);
@@ -755,5 +790,6 @@ void crdt_service_destroy(crdt_service_t *svc)
     rt_bus_destroy(svc->bus);
     rt_loop_destroy(svc->loop);
     rt_buf_dispose(&svc->out);
+    rt_pb_arena_dispose(&svc->arena);
     free(svc);
 }

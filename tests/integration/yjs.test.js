@@ -246,6 +246,22 @@ describe('Yjs documents', { timeout: 300000 }, () => {
     });
   });
 
+  test('log rows of a few KiB stay inline and uncompressed; larger values are compressed with lz4', async () => {
+    await logged(async () => {
+      const a = await provider(stack.edges[0], 'storage');
+      const sizes = [5000, 40000]
+      for (const n of sizes) {
+        a.doc.getText('text').insert(0, 'y'.repeat(n));
+        await sleep(200); // its own turn and log row
+      }
+      const sql = "SELECT pg_column_size(data) > 4000, coalesce(pg_column_compression(data), 'none') FROM doc_updates WHERE doc = 'storage' AND length(data) > 4000 ORDER BY length(data)";
+      await waitFor(async () => String(await stack.psql(sql)).trim().split('\n').length === 2, 10000, 'stored');
+      // pglz (PostgreSQL's default) would have compressed both
+      assert.deepEqual(String(await stack.psql(sql)).trim().split('\n'), ['t|none', 'f|lz4']);
+      destroy(a);
+    });
+  });
+
   test('the empty awareness update keeps an idle connection open (keepalive)', { skip: !process.env.RT_TEST_SLOW }, async () => {
     const c = rawConnect(stack.edges[0], 'idle');
     await c.opened;

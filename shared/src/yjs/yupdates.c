@@ -336,15 +336,49 @@ static void merge_structs(ylazy_t *readers, size_t n, struct yarena **arena, yla
     queue_dispose(&q);
 }
 
+/* Decoded updates kept for the next merge or validation on this thread: the
+ * merge of a turn's changes (crdt-merge) decodes hundreds of small updates,
+ * and each fresh decode costs a few mallocs.  Only small ones are kept, so
+ * a thread holds at most POOL_MAX of them, of about POOL_KEEP structs each. */
+#define POOL_MAX 256
+#define POOL_KEEP 16
+static __thread ydecoded_t *pool;
+static __thread size_t pool_len;
+
+static ydecoded_t *pool_take(size_t n)
+{
+    if (n > pool_len) {
+        pool = rt_xrealloc(pool, n * sizeof *pool);
+        memset(pool + pool_len, 0, (n - pool_len) * sizeof *pool);
+        pool_len = n;
+    }
+    return pool;
+}
+
+static void pool_give_back(size_t used)
+{
+    for (size_t i = 0; i < used; i++) {
+        ydecoded_t *d = &pool[i];
+        if (i >= POOL_MAX || d->cap_structs > POOL_KEEP || d->cap_blocks > POOL_KEEP || d->cap_ds > POOL_KEEP)
+            ydecoded_dispose(d);
+        else
+            ydecoded_clear(d);
+    }
+    if (pool_len > POOL_MAX) {
+        pool = rt_xrealloc(pool, POOL_MAX * sizeof *pool);
+        pool_len = POOL_MAX;
+    }
+}
+
 static int merge_into(const rt_slice_t *updates, size_t n, rt_buf_t *out)
 {
-    ydecoded_t *d = rt_xcalloc(n ? n : 1, sizeof *d);
+    ydecoded_t *d = pool_take(n ? n : 1);
     ylazy_t *readers = rt_xcalloc(n ? n : 1, sizeof *readers);
     struct yarena *arena = NULL;
     int rc = 0;
     size_t ok = 0;
     for (; ok < n; ok++) {
-        if ((rc = ydecode_v1(updates[ok], &d[ok])) < 0)
+        if ((rc = ydecode_v1_reuse(updates[ok], &d[ok])) < 0)
             goto out;
     }
     if (n == 1) {
@@ -372,9 +406,7 @@ static int merge_into(const rt_slice_t *updates, size_t n, rt_buf_t *out)
     yds_write(out, ds, total);
     free(ds);
 out:
-    for (size_t i = 0; i < ok; i++)
-        ydecoded_dispose(&d[i]);
-    free(d);
+    pool_give_back(ok < n ? ok + 1 : n);
     free(readers);
     yarena_free(arena);
     return rc;
@@ -424,11 +456,9 @@ int ydiff_decoded(const ydecoded_t *d, const ysv_t *sv, rt_buf_t *out)
 
 int rt_yupdate_validate(rt_slice_t update)
 {
-    ydecoded_t d;
-    if (ydecode_v1(update, &d) < 0)
-        return RT_EINVAL;
-    ydecoded_dispose(&d);
-    return 0;
+    int rc = ydecode_v1_reuse(update, pool_take(1)) < 0 ? RT_EINVAL : 0;
+    pool_give_back(1);
+    return rc;
 }
 
 int rt_yupdate_merge(const rt_slice_t *updates, size_t n, rt_buf_t *out)
