@@ -476,8 +476,7 @@ typedef struct unpacked {
     ProtobufCAllocator arena, *alloc;
 } unpacked_t;
 
-static void unpack_request(crdt_service_t *svc, const ProtobufCMessageDescriptor *desc, rt_slice_t data,
-                           unpacked_t *u)
+static void unpack_request(crdt_service_t *svc, const ProtobufCMessageDescriptor *desc, rt_slice_t data, unpacked_t *u)
 {
     u->arena = rt_pb_arena_allocator(&svc->arena);
     u->alloc = &u->arena;
