@@ -98,6 +98,9 @@ int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
          * needed (7 % of an edge's CPU under a Yjs replay); block at once */
         if (nats_Open(0) != NATS_OK)
             RT_LOG_WARN("nats_open_failed", "lock_spin=default");
+        /* one delivery thread: its only work is to post each message to its
+         * loop, and with one, messages of different subscriptions (a reply and
+         * a broadcast) reach a loop in the order NATS sent them */
         nats_SetMessageDeliveryPoolSize(1);
     }
     rt_bus_t *bus = rt_xcalloc(1, sizeof(*bus));
