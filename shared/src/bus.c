@@ -29,7 +29,7 @@ struct rt_bus_sub {
 };
 
 /* Larger messages are destroyed at once, not held for a bulk release. */
-#define RELEASE_LATER_MAX (64 << 10)
+#define RELEASE_LATER_MAX (16 << 10) /* at most 256 of them wait: 4 MiB */
 
 typedef struct bus_msg_task {
     rt_task_t task;
