@@ -188,15 +188,15 @@ void edge_publish(edge_thread_t *t, const edge_publish_t *p, edge_publish_cb cb,
     if (t->publisher == NULL)
         t->publisher = rt_xcalloc(1, sizeof(*t->publisher));
     edge_publisher_t *pub = t->publisher;
-    size_t len = rtsync__v1__channel_message__get_packed_size(&m) + 8; /* tag and length */
-    if (pub->open != NULL && pub->open->body.len + len > BATCH_MAX_BYTES)
+    size_t len = rtsync__v1__channel_message__get_packed_size(&m);
+    if (pub->open != NULL && pub->open->body.len + len + 8 /* tag and length */ > BATCH_MAX_BYTES)
         close_open(pub);
     if (pub->open == NULL) {
         pub->open = rt_xcalloc(1, sizeof(*pub->open));
         pub->open->thread = t;
     }
     edge_publish_batch_t *b = pub->open;
-    rt_pb_append_message_field(&b->body, 1, &m.base);
+    rt_pb_append_message_field(&b->body, 1, &m.base, len);
     b->waits[b->n++] = (publish_wait_t){cb, ctx};
     if (b->n == BATCH_MAX)
         close_open(pub);

@@ -54,9 +54,8 @@ static void append_varint(rt_buf_t *out, uint64_t v)
     rt_buf_append_byte(out, (uint8_t)v);
 }
 
-void rt_pb_append_message_field(rt_buf_t *out, uint32_t field, const ProtobufCMessage *m)
+void rt_pb_append_message_field(rt_buf_t *out, uint32_t field, const ProtobufCMessage *m, size_t len)
 {
-    size_t len = protobuf_c_message_get_packed_size(m);
     append_varint(out, (uint64_t)field << 3 | 2); /* wire type 2: length-delimited */
     append_varint(out, len);
     protobuf_c_message_pack(m, rt_buf_reserve(out, len));

@@ -148,7 +148,7 @@ static void batch_add(rt_buf_t *req, const char *channel, size_t data_len)
     m.from_user = "u";
     m.data.data = data;
     m.data.len = data_len;
-    rt_pb_append_message_field(req, 1, &m.base);
+    rt_pb_append_message_field(req, 1, &m.base, rtsync__v1__channel_message__get_packed_size(&m));
 }
 
 static void test_publish_batch(void)

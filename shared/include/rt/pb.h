@@ -27,10 +27,11 @@ void rt_pb_arena_reset(rt_pb_arena_t *arena);
 /* A protobuf-c allocator drawing from the arena (borrows it). */
 ProtobufCAllocator rt_pb_arena_allocator(rt_pb_arena_t *arena);
 
-/* Appends `m` to `out` as field `field` of an enclosing message (a length-delimited
+/* Appends `m`, whose packed size is `len` (the caller has it to check a limit
+ * first), to `out` as field `field` of an enclosing message (a length-delimited
  * field): repeated message fields built one element at a time, from data that is
  * only borrowed meanwhile.  Borrows m. */
-void rt_pb_append_message_field(rt_buf_t *out, uint32_t field, const ProtobufCMessage *m);
+void rt_pb_append_message_field(rt_buf_t *out, uint32_t field, const ProtobufCMessage *m, size_t len);
 
 /* 1 if `name` (NUL-terminated, at most len bytes read) is a channel or document
  * name: [A-Za-z0-9_.:-]{1,128} (PROTOCOL.md section 2). */
