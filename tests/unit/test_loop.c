@@ -17,15 +17,18 @@ static void on_counted(rt_task_t *task)
     free(t);
 }
 
-static void post_counted(rt_loop_t *loop, int *runs, int deferred)
+/* Posts (or defers) n tasks, each counting its run in *runs. */
+static void post_counted(rt_loop_t *loop, int *runs, int n, int deferred)
 {
-    counted_task_t *t = rt_xcalloc(1, sizeof(*t));
-    t->task.cb = on_counted;
-    t->runs = runs;
-    if (deferred)
-        rt_loop_defer(loop, &t->task);
-    else
-        rt_loop_post(loop, &t->task);
+    for (int i = 0; i < n; i++) {
+        counted_task_t *t = rt_xcalloc(1, sizeof(*t));
+        t->task.cb = on_counted;
+        t->runs = runs;
+        if (deferred)
+            rt_loop_defer(loop, &t->task);
+        else
+            rt_loop_post(loop, &t->task);
+    }
 }
 
 static void run_for_ms(rt_loop_t *loop, uint64_t ms)
@@ -40,11 +43,10 @@ static void test_posted_tasks_run(void)
     rt_loop_t *loop;
     rt_loop_create(&loop);
     int runs = 0;
-    for (int i = 0; i < 3; i++)
-        post_counted(loop, &runs, 0);
+    post_counted(loop, &runs, 3, 0);
     run_for_ms(loop, 20);
     CU_ASSERT_EQUAL(runs, 3);
-    post_counted(loop, &runs, 0);
+    post_counted(loop, &runs, 1, 0);
     rt_loop_destroy(loop); /* runs what is still queued */
     CU_ASSERT_EQUAL(runs, 4);
     rt_loop_destroy(NULL);
@@ -55,14 +57,13 @@ static void test_deferred_tasks_run_together_later(void)
     rt_loop_t *loop;
     rt_loop_create(&loop);
     int runs = 0;
-    for (int i = 0; i < 5; i++)
-        post_counted(loop, &runs, 1);
+    post_counted(loop, &runs, 5, 1);
     CU_ASSERT_EQUAL(runs, 0); /* not from within the call */
     rt_loop_run_once(loop, 0);
     CU_ASSERT_EQUAL(runs, 0); /* not at the end of the turn either */
     run_for_ms(loop, 60);
     CU_ASSERT_EQUAL(runs, 5);
-    post_counted(loop, &runs, 1);
+    post_counted(loop, &runs, 1, 1);
     run_for_ms(loop, 60); /* a later one gets its own timer */
     CU_ASSERT_EQUAL(runs, 6);
     rt_loop_destroy(loop);
@@ -73,11 +74,9 @@ static void test_deferred_tasks_bounded_and_run_at_destroy(void)
     rt_loop_t *loop;
     rt_loop_create(&loop);
     int runs = 0;
-    for (int i = 0; i < 256; i++)
-        post_counted(loop, &runs, 1);
+    post_counted(loop, &runs, 256, 1);
     CU_ASSERT_EQUAL(runs, 256); /* the 256th runs them all at once */
-    for (int i = 0; i < 7; i++)
-        post_counted(loop, &runs, 1);
+    post_counted(loop, &runs, 7, 1);
     CU_ASSERT_EQUAL(runs, 256);
     rt_loop_destroy(loop); /* nothing leaks (the ASan run checks) */
     CU_ASSERT_EQUAL(runs, 263);
