@@ -1,6 +1,7 @@
 /* message.c: the client-facing encodings of a channel message, made once per
  * thread and shared by every local subscriber. */
 #include "edge.h"
+#include "rt/json.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -8,67 +9,76 @@
 
 static const char *const presence_types[] = {"join", "leave", "state"};
 
+/* The frames are written as text, not built as jansson trees: the data comes
+ * as JSON text and goes out as the same text, checked but not re-encoded. */
+
 /* A member event: {"type": "join"|"leave"|"state", "channel", "user", "conn"[, "state"]}. */
-static json_t *presence_json(const Rtsync__V1__ChannelMessage *pb)
+static int presence_json(const Rtsync__V1__ChannelMessage *pb, rt_buf_t *out)
 {
     const Rtsync__V1__PresenceUpdate *u = pb->presence;
     if (u->member == NULL || (size_t)u->kind >= RT_ARRAY_SIZE(presence_types))
-        return NULL;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "type", presence_types[u->kind], "channel", pb->channel, "user",
-                          u->member->user, "conn", u->member->conn);
-    if (o != NULL && u->kind == RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_STATE) {
-        json_t *state = json_loadb((const char *)u->member->state.data, u->member->state.len, JSON_DECODE_ANY, NULL);
-        json_object_set_new(o, "state", state ? state : json_null());
+        return RT_EINVAL;
+    rt_buf_append_byte(out, '{');
+    rt_json_field_str(out, "type", presence_types[u->kind]);
+    rt_json_field_str(out, "channel", pb->channel);
+    rt_json_field_str(out, "user", u->member->user);
+    rt_json_field_str(out, "conn", u->member->conn);
+    if (u->kind == RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_STATE) {
+        const ProtobufCBinaryData *state = &u->member->state;
+        if (rt_json_check(state->data, state->len) == RT_OK)
+            rt_json_field_raw(out, "state", state->data, state->len);
+        else
+            rt_json_field_raw(out, "state", "null", 4);
     }
-    return o;
+    return RT_OK;
 }
 
 /* A signal: {"type": "signal", "channel", "from", "from_conn", "data"}. */
-static json_t *signal_json(const Rtsync__V1__ChannelMessage *pb)
+static int signal_json(const Rtsync__V1__ChannelMessage *pb, rt_buf_t *out)
 {
-    json_t *data = json_loadb((const char *)pb->data.data, pb->data.len, JSON_DECODE_ANY, NULL);
-    if (data == NULL)
-        return NULL;
-    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", "signal", "channel", pb->channel, "from", pb->from_user,
-                     "from_conn", pb->from_conn, "data", data);
+    rt_buf_append_byte(out, '{');
+    rt_json_field_str(out, "type", "signal");
+    rt_json_field_str(out, "channel", pb->channel);
+    rt_json_field_str(out, "from", pb->from_user);
+    rt_json_field_str(out, "from_conn", pb->from_conn);
+    rt_json_field_raw(out, "data", pb->data.data, pb->data.len);
+    return RT_OK;
 }
 
-static json_t *message_json(const Rtsync__V1__ChannelMessage *pb)
+/* {"type": "message", "channel"[, "offset"], "event", "data", "from"[, "id"], "ts"}. */
+static int message_json(const Rtsync__V1__ChannelMessage *pb, rt_buf_t *out)
 {
     if (pb->presence != NULL)
-        return presence_json(pb);
+        return presence_json(pb, out);
+    if (rt_json_check(pb->data.data, pb->data.len) < 0)
+        return RT_EINVAL;
     if (*pb->to_conn)
-        return signal_json(pb);
-    json_t *data = json_loadb((const char *)pb->data.data, pb->data.len, JSON_DECODE_ANY, NULL);
-    if (data == NULL)
-        return NULL;
-    json_t *o = json_object();
-    json_object_set_new(o, "type", json_string("message"));
-    json_object_set_new(o, "channel", json_string(pb->channel));
+        return signal_json(pb, out);
+    rt_buf_append_byte(out, '{');
+    rt_json_field_str(out, "type", "message");
+    rt_json_field_str(out, "channel", pb->channel);
     if (pb->offset != 0)
-        json_object_set_new(o, "offset", json_integer((json_int_t)pb->offset));
-    json_object_set_new(o, "event", json_string(*pb->event ? pb->event : "message"));
-    json_object_set_new(o, "data", data);
-    json_object_set_new(o, "from", json_string(pb->from_user));
+        rt_json_field_int(out, "offset", (int64_t)pb->offset);
+    rt_json_field_str(out, "event", *pb->event ? pb->event : "message");
+    rt_json_field_raw(out, "data", pb->data.data, pb->data.len);
+    rt_json_field_str(out, "from", pb->from_user);
     if (*pb->id)
-        json_object_set_new(o, "id", json_string(pb->id));
-    json_object_set_new(o, "ts", json_integer(pb->ts_ms));
-    return o;
+        rt_json_field_str(out, "id", pb->id);
+    rt_json_field_int(out, "ts", pb->ts_ms);
+    return RT_OK;
 }
 
 edge_frame_t *edge_message_ws(edge_message_t *m)
 {
     if (m->ws != NULL)
         return m->ws;
-    json_t *o = message_json(m->pb);
-    if (o == NULL)
-        return NULL;
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (text == NULL)
-        return NULL;
-    m->ws = edge_frame_ws(0x1, text, strlen(text));
-    free(text);
+    rt_buf_t out = {0};
+    /* the strings came over the bus: a text frame must be UTF-8 (the data was checked) */
+    if (message_json(m->pb, &out) == RT_OK && rt_utf8_valid(out.data, out.len)) {
+        rt_buf_append_byte(&out, '}');
+        m->ws = edge_frame_ws(0x1, out.data, out.len);
+    }
+    rt_buf_dispose(&out);
     return m->ws;
 }
 
@@ -105,22 +115,27 @@ edge_frame_t *edge_message_sse(edge_message_t *m)
     const Rtsync__V1__ChannelMessage *pb = m->pb;
     if (pb->presence != NULL || *pb->to_conn)
         return NULL; /* streams carry messages only */
-    json_t *data = json_loadb((const char *)pb->data.data, pb->data.len, JSON_DECODE_ANY, NULL);
-    if (data == NULL)
+    const char *text = (const char *)pb->data.data;
+    size_t len = pb->data.len;
+    if (rt_json_check(text, len) < 0)
         return NULL;
+    /* a string's text goes out as it is; other values as their JSON text */
+    json_t *string = NULL;
+    size_t lead = strspn(text, " \t\r\n"); /* stops inside: a checked value is more than spaces */
+    if (lead < len && text[lead] == '"') {
+        string = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+        if (string == NULL)
+            return NULL; /* a \u0000, which the publishing edge's jansson refused too */
+        text = json_string_value(string);
+        len = json_string_length(string);
+    }
     rt_buf_t out = {0};
     if (pb->offset != 0)
         rt_buf_printf(&out, "id: %" PRIu64 "\n", pb->offset);
     if (*pb->event && strcmp(pb->event, "message") != 0)
         append_field(&out, "event", pb->event);
-    if (json_is_string(data)) {
-        append_data_lines(&out, json_string_value(data), json_string_length(data));
-    } else {
-        char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-        append_data_lines(&out, text, strlen(text));
-        free(text);
-    }
-    json_decref(data);
+    append_data_lines(&out, text, len);
+    json_decref(string);
     rt_buf_append_byte(&out, '\n');
     m->sse = edge_frame_raw(out.data, out.len);
     rt_buf_dispose(&out);

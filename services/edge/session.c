@@ -1,4 +1,5 @@
 /* session.c: what each JSON frame on /ws does (PROTOCOL.md section 5). */
+#include "rt/json.h"
 #include "ws.h"
 
 #include <inttypes.h>
@@ -161,12 +162,18 @@ static void on_published(void *ctx, int err, uint64_t offset)
         return;
     }
     if (err == RT_OK && (!p->ephemeral || p->id != NULL)) {
-        json_t *ack = json_pack("{s:s, s:s}", "type", "ack", "channel", p->channel);
+        /* one per durable publish: written as text, without a jansson tree */
+        rt_buf_t ack = {0};
+        rt_buf_append_byte(&ack, '{');
+        rt_json_field_str(&ack, "type", "ack");
+        rt_json_field_str(&ack, "channel", p->channel);
         if (p->id != NULL)
-            json_object_set_new(ack, "id", json_string(p->id));
+            rt_json_field_str(&ack, "id", p->id);
         if (offset != 0)
-            json_object_set_new(ack, "offset", json_integer((json_int_t)offset));
-        send_json(conn, ack);
+            rt_json_field_int(&ack, "offset", (int64_t)offset);
+        rt_buf_append_byte(&ack, '}');
+        edge_ws_send_text(conn, (const char *)ack.data, ack.len);
+        rt_buf_dispose(&ack);
     } else if (err == RT_EINVAL) {
         send_error(conn, "bad_request", "the message was refused", p->id);
     } else if (err != RT_OK) {

@@ -7,6 +7,7 @@
 #include "../../services/edge/message.c"
 
 #include <assert.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,8 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* a text frame whose payload is one JSON object */
         assert(ws->data[0] == 0x81);
         size_t hdr = ws->data[1] < 126 ? 2 : ws->data[1] == 126 ? 4 : 10;
-        json_t *o = json_loadb((const char *)ws->data + hdr, ws->len - hdr, 0, NULL);
-        assert(json_is_object(o));
+        json_error_t err;
+        json_t *o = json_loadb((const char *)ws->data + hdr, ws->len - hdr, JSON_ALLOW_NUL, &err);
+        /* unless a number in the data is past jansson's range (see fuzz_json_check) */
+        assert(json_is_object(o) || strstr(err.text, "too big") != NULL || strstr(err.text, "overflow") != NULL);
         json_decref(o);
     }
     edge_frame_t *sse = edge_message_sse(&m);

@@ -200,10 +200,61 @@ static void test_sse_format(void)
 {
     expect_sse("message", "\"hello\"", 7, "id: 7\ndata: hello\n\n");
     expect_sse("token", "\"a\\nb\\r\\nc\"", 0, "event: token\ndata: a\ndata: b\ndata: c\n\n");
-    expect_sse("done", "{\"n\": 1}", 12, "id: 12\nevent: done\ndata: {\"n\":1}\n\n");
+    /* other values go out as their text, unchanged */
+    expect_sse("done", "{\"n\": 1}", 12, "id: 12\nevent: done\ndata: {\"n\": 1}\n\n");
+    expect_sse("", " \"x\" ", 0, "data: x\n\n");
     expect_sse("", "\"\"", 0, "data: \n\n");
     edge_message_t m;
     CU_ASSERT_PTR_NULL(sse_of("x", "{broken", 1, &m));
+    CU_ASSERT_PTR_NULL(sse_of("x", "\"\\u0000\"", 1, &m));
+}
+
+static void expect_ws(const Rtsync__V1__ChannelMessage *pb, const char *want)
+{
+    edge_message_t m = {.pb = (Rtsync__V1__ChannelMessage *)pb};
+    edge_frame_t *f = edge_message_ws(&m);
+    if (want == NULL) {
+        CU_ASSERT_PTR_NULL(f);
+        return;
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    size_t hdr = f->data[1] < 126 ? 2 : 4;
+    CU_ASSERT_EQUAL(f->data[0], 0x81);
+    CU_ASSERT_EQUAL(f->len - hdr, strlen(want));
+    CU_ASSERT(memcmp(f->data + hdr, want, f->len - hdr) == 0);
+    edge_frame_release(f);
+}
+
+static void test_ws_message_frames(void)
+{
+    Rtsync__V1__ChannelMessage pb = RTSYNC__V1__CHANNEL_MESSAGE__INIT;
+    pb.channel = "room";
+    pb.event = "chat";
+    pb.data = (ProtobufCBinaryData){8, (uint8_t *)"{\"n\": 1}"};
+    pb.from_user = "al\"ice";
+    pb.id = "m1";
+    pb.offset = 7;
+    pb.ts_ms = 5;
+    expect_ws(&pb, "{\"type\":\"message\",\"channel\":\"room\",\"offset\":7,\"event\":\"chat\",\"data\":{\"n\": 1},"
+                   "\"from\":\"al\\\"ice\",\"id\":\"m1\",\"ts\":5}");
+    pb.from_user = "\xc3";
+    expect_ws(&pb, NULL); /* a text frame must be UTF-8 */
+    pb.from_user = "u";
+    pb.data = (ProtobufCBinaryData){5, (uint8_t *)"{\"n\":"};
+    expect_ws(&pb, NULL);
+    pb.to_conn = "c2";
+    pb.from_conn = "c1";
+    pb.data = (ProtobufCBinaryData){4, (uint8_t *)"\"hi\""};
+    expect_ws(&pb, "{\"type\":\"signal\",\"channel\":\"room\",\"from\":\"u\",\"from_conn\":\"c1\",\"data\":\"hi\"}");
+    Rtsync__V1__Member member = RTSYNC__V1__MEMBER__INIT;
+    member.user = "u";
+    member.conn = "c1";
+    member.state = (ProtobufCBinaryData){3, (uint8_t *)"{x}"};
+    Rtsync__V1__PresenceUpdate update = RTSYNC__V1__PRESENCE_UPDATE__INIT;
+    update.kind = RTSYNC__V1__PRESENCE_KIND__PRESENCE_KIND_STATE;
+    update.member = &member;
+    pb.presence = &update;
+    expect_ws(&pb, "{\"type\":\"state\",\"channel\":\"room\",\"user\":\"u\",\"conn\":\"c1\",\"state\":null}");
 }
 
 void test_edge_protocol_register(void)
@@ -217,6 +268,7 @@ void test_edge_protocol_register(void)
         {"complete_frames_masked", test_complete_frames_masked},
         {"outq", test_outq},
         {"sse_format", test_sse_format},
+        {"ws_message_frames", test_ws_message_frames},
         CU_TEST_INFO_NULL,
     };
     unit_add_suite("edge_protocol", tests);

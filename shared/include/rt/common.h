@@ -9,8 +9,10 @@
 #ifndef RT_COMMON_H
 #define RT_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 enum {
@@ -55,6 +57,16 @@ void rt_buf_consume(rt_buf_t *buf, size_t n);
 void rt_buf_dispose(rt_buf_t *buf);
 /* Hands the storage to the caller (who frees it with free()); the buffer is empty afterwards. */
 uint8_t *rt_buf_take(rt_buf_t *buf, size_t *len);
+
+/* True if the 8 bytes at p are ASCII. */
+static inline bool rt_ascii8(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return !(w & UINT64_C(0x8080808080808080));
+}
+/* True if s is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+bool rt_utf8_valid(const uint8_t *s, size_t n);
 
 void *rt_xmalloc(size_t size);
 void *rt_xcalloc(size_t n, size_t size);

@@ -82,7 +82,7 @@ int yread_bytes(yreader_t *r, rt_slice_t *out)
 int yread_string(yreader_t *r, rt_slice_t *out)
 {
     rt_slice_t s;
-    if (yread_bytes(r, &s) < 0 || !yutf8_valid(s.data, s.len))
+    if (yread_bytes(r, &s) < 0 || !rt_utf8_valid(s.data, s.len))
         return RT_EINVAL;
     *out = s;
     return 0;
@@ -121,57 +121,11 @@ void ywrite_bytes(rt_buf_t *b, const uint8_t *data, size_t len)
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
-/* True if the 8 bytes at p are ASCII. */
-static inline bool ascii8(const uint8_t *p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return !(w & UINT64_C(0x8080808080808080));
-}
-
-bool yutf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        if (n - i >= 8 && ascii8(s + i)) {
-            i += 8;
-            continue;
-        }
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) {
-            k = 1, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return false;
-        }
-        if (n - i <= k)
-            return false;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 uint64_t yutf8_utf16_len(const uint8_t *s, size_t n)
 {
     uint64_t units = 0;
     size_t i = 0;
-    for (; n - i >= 8 && ascii8(s + i); i += 8)
+    for (; n - i >= 8 && rt_ascii8(s + i); i += 8)
         units += 8;
     for (; i < n; i++) {
         uint8_t c = s[i];
@@ -186,7 +140,7 @@ size_t yutf8_pos(const uint8_t *s, size_t n, uint64_t units, bool *mid)
     size_t i = 0;
     *mid = false;
     /* ASCII runs, 8 bytes at a time */
-    while (units >= 8 && n - i >= 8 && ascii8(s + i)) {
+    while (units >= 8 && n - i >= 8 && rt_ascii8(s + i)) {
         i += 8;
         units -= 8;
     }
@@ -207,7 +161,6 @@ size_t yutf8_pos(const uint8_t *s, size_t n, uint64_t units, bool *mid)
     return i < n ? i : n;
 }
 
-
 void yutf8_put(rt_buf_t *b, uint32_t cp)
 {
     if (cp < 0x80) {
@@ -225,30 +178,4 @@ void yutf8_put(rt_buf_t *b, uint32_t cp)
         rt_buf_append_byte(b, (uint8_t)(0x80 | ((cp >> 6) & 0x3f)));
         rt_buf_append_byte(b, (uint8_t)(0x80 | (cp & 0x3f)));
     }
-}
-
-void yjson_string(rt_buf_t *out, const uint8_t *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    rt_buf_append_byte(out, '"');
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
-        switch (c) {
-        case '"': rt_buf_append_str(out, "\\\""); break;
-        case '\\': rt_buf_append_str(out, "\\\\"); break;
-        case '\b': rt_buf_append_str(out, "\\b"); break;
-        case '\f': rt_buf_append_str(out, "\\f"); break;
-        case '\n': rt_buf_append_str(out, "\\n"); break;
-        case '\r': rt_buf_append_str(out, "\\r"); break;
-        case '\t': rt_buf_append_str(out, "\\t"); break;
-        default:
-            if (c < 0x20) {
-                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                rt_buf_append(out, e, 6);
-            } else {
-                rt_buf_append_byte(out, c);
-            }
-        }
-    }
-    rt_buf_append_byte(out, '"');
 }

@@ -352,7 +352,11 @@ void yany_to_json(yreader_t *r, rt_buf_t *out)
     case 124: yjson_number(out, tr_float(r, 4)); break;
     case 123: yjson_number(out, tr_float(r, 8)); break;
     case 122: yjson_number(out, (double)(int64_t)get_be(r->p, 8)); r->p += 8; break;
-    case 119: n = tr_varuint(r); yjson_string(out, r->p, n); r->p += n; break;
+    case 119:
+        n = tr_varuint(r);
+        rt_json_append_string(out, r->p, n);
+        r->p += n;
+        break;
     case 116:
         n = tr_varuint(r);
         rt_buf_append_byte(out, '[');
@@ -382,7 +386,7 @@ void yany_to_json(yreader_t *r, rt_buf_t *out)
             if (!first)
                 rt_buf_append_byte(out, ',');
             first = false;
-            yjson_string(out, k, kl);
+            rt_json_append_string(out, k, kl);
             rt_buf_append_byte(out, ':');
             yany_to_json(r, out);
         }
@@ -443,7 +447,7 @@ int yany_stringify(yreader_t *r, rt_buf_t *out, bool top)
             if (!first)
                 rt_buf_append_byte(out, ',');
             first = false;
-            yjson_string(out, k, kl);
+            rt_json_append_string(out, k, kl);
             rt_buf_append_byte(out, ':');
             if (yany_stringify(r, out, false) < 0)
                 return RT_EINVAL;

@@ -7,6 +7,7 @@
 #define RT_YJS_INT_H
 
 #include "rt/common.h"
+#include "rt/json.h"
 #include "rt/yjs.h"
 
 #include <stdbool.h>
@@ -69,7 +70,6 @@ void ywrite_varuint(rt_buf_t *b, uint64_t v);
 void ywrite_varint(rt_buf_t *b, uint64_t mag, bool neg);
 void ywrite_bytes(rt_buf_t *b, const uint8_t *data, size_t len); /* varUint8Array */
 
-bool yutf8_valid(const uint8_t *s, size_t n);
 /* Number of UTF-16 code units of valid UTF-8. */
 uint64_t yutf8_utf16_len(const uint8_t *s, size_t n);
 /* Byte position of UTF-16 offset `units`; *mid is set when the offset falls
@@ -111,8 +111,6 @@ int yany_stringify(yreader_t *r, rt_buf_t *out, bool top);
 /* Canonicalises JSON text like JSON.stringify(JSON.parse(text)).  "undefined"
  * is accepted only if allow_undefined. */
 int yjson_canon(rt_slice_t text, rt_buf_t *out, bool allow_undefined);
-/* Appends a JSON string literal for UTF-8 text (JSON.stringify escaping). */
-void yjson_string(rt_buf_t *out, const uint8_t *s, size_t n);
 
 /* ---- decoded updates (ydecode.c) ----------------------------------------- */
 

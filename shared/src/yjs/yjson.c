@@ -113,7 +113,7 @@ static bool content_json(const yitem_t *it, uint64_t k, rt_buf_t *out)
                 if (l > it->size - pos)
                     l = it->size - pos;
                 if (emit)
-                    yjson_string(out, it->data + pos, l);
+                    rt_json_append_string(out, it->data + pos, l);
                 pos += l;
             }
         }
@@ -216,7 +216,7 @@ static void map_json(const ytype_t *t, rt_buf_t *out)
         const yitem_t *it = keys[i].k->cur;
         if (!first)
             rt_buf_append_byte(out, ',');
-        yjson_string(out, keys[i].k->bytes, keys[i].k->len);
+        rt_json_append_string(out, keys[i].k->bytes, keys[i].k->len);
         rt_buf_append_byte(out, ':');
         if (!content_json(it, it->len - 1, out))
             rt_buf_append_str(out, "null"); /* no content (a format item): undefined */
@@ -641,11 +641,11 @@ static void type_json(const ytype_t *t, rt_ykind_t kind, rt_buf_t *out)
             xml_text_string(t, &s);
         else
             text_string(t, &s);
-        yjson_string(out, s.data, s.len);
+        rt_json_append_string(out, s.data, s.len);
         break;
     default:
         xml_string(t, &s);
-        yjson_string(out, s.data, s.len);
+        rt_json_append_string(out, s.data, s.len);
         break;
     }
     rt_buf_dispose(&s);
@@ -669,7 +669,7 @@ int rt_ydoc_to_json(const rt_ydoc_t *doc, const rt_ykind_hint_t *hints, size_t n
         const ykey_t *k = doc->roots.entries[i];
         if (i)
             rt_buf_append_byte(out, ',');
-        yjson_string(out, k->bytes, k->len);
+        rt_json_append_string(out, k->bytes, k->len);
         rt_buf_append_byte(out, ':');
         rt_ykind_t kind = hint_for(k, hints, n_hints);
         type_json(k->type, kind == RT_YKIND_AUTO ? infer_kind(k->type) : kind, out);
@@ -687,7 +687,7 @@ int rt_ydoc_to_json(const rt_ydoc_t *doc, const rt_ykind_hint_t *hints, size_t n
         if (!first)
             rt_buf_append_byte(out, ',');
         first = false;
-        yjson_string(out, (const uint8_t *)hints[i].name, strlen(hints[i].name));
+        rt_json_append_string(out, (const uint8_t *)hints[i].name, strlen(hints[i].name));
         static const char *const empty[] = {"[]", "\"\"", "{}", "[]", "\"\""};
         rt_buf_append_byte(out, ':');
         rt_buf_append_str(out, empty[hints[i].kind <= RT_YKIND_XML_FRAGMENT ? hints[i].kind : 0]);

@@ -48,7 +48,7 @@ static void jput_cp(rt_buf_t *out, uint32_t cp)
     if (cp < 0x80) {
         size_t at = out->len;
         uint8_t c = (uint8_t)cp;
-        yjson_string(out, &c, 1); /* "esc" */
+        rt_json_append_string(out, &c, 1); /* "esc" */
         memmove(out->data + at, out->data + at + 1, out->len - at - 2);
         out->len -= 2;
         return;
