@@ -187,17 +187,15 @@ int rt_json_check(const void *text, size_t len)
 void rt_json_append_string(rt_buf_t *out, const void *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = s;
+    const uint8_t *p = s; /* may be NULL when len is 0 */
     rt_buf_append_byte(out, '"');
-    size_t run = 0; /* bytes that need no escape, appended together */
+    size_t start = 0; /* bytes from here on need no escape: appended together */
     for (size_t i = 0; i < len; i++) {
         uint8_t c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
+        if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        }
-        rt_buf_append(out, p + i - run, run);
-        run = 0;
+        rt_buf_append(out, p + start, i - start);
+        start = i + 1;
         char e[6] = {'\\', 0};
         switch (c) {
         case '"': e[1] = '"'; break;
@@ -216,7 +214,8 @@ void rt_json_append_string(rt_buf_t *out, const void *s, size_t len)
         }
         rt_buf_append(out, e, 2);
     }
-    rt_buf_append(out, p + len - run, run);
+    if (start < len)
+        rt_buf_append(out, p + start, len - start);
     rt_buf_append_byte(out, '"');
 }
 

@@ -130,6 +130,9 @@ static void test_writer_reads_back(void)
     CU_ASSERT_EQUAL(json_object_size(v), 3);
     json_decref(v);
     rt_buf_dispose(&b);
+    rt_json_append_string(&b, NULL, 0); /* an empty slice may have no bytes at all */
+    CU_ASSERT(b.len == 2 && memcmp(b.data, "\"\"", 2) == 0);
+    rt_buf_dispose(&b);
 }
 
 void test_json_register(void)
