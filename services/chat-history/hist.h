@@ -173,10 +173,10 @@ int hist_store_prepare(PGconn *conn);
 int hist_store_commit(PGconn *conn, hist_batch_t *b);
 /* Runs a history query; packs a HistoryReply into out.  RT_OK or RT_EUNAVAIL/RT_EINVAL. */
 int hist_store_query(PGconn *conn, const hist_query_t *q, rt_buf_t *out);
-/* Deletes messages at or below upto[i] of channels[i] (a text[] and a bigint[]
- * literal); with both NULL, trims every channel to `retain`.  Returns rows deleted
- * or a negative RT_E*. */
-int64_t hist_store_trim(PGconn *conn, const char *channels, const char *upto, int64_t retain);
+/* Deletes messages at or below upto[i] of channels[i] (binary text[] and bigint[]
+ * arrays, rt_pg_array_*); with both NULL, trims every channel to `retain`.
+ * Returns rows deleted or a negative RT_E*. */
+int64_t hist_store_trim(PGconn *conn, const rt_buf_t *channels, const rt_buf_t *upto, int64_t retain);
 
 /* ---- counters ------------------------------------------------------------------ */
 

@@ -90,21 +90,17 @@ static void count_trimmed(hist_retention_t *r, int64_t deleted)
 static void trim_noted(hist_retention_t *r, rt_map_t *taken)
 {
     rt_buf_t names = {0}, upto = {0};
-    rt_buf_append_byte(&names, '{');
-    rt_buf_append_byte(&upto, '{');
     size_t pos = 0, n = 0;
     rt_map_entry_t *e;
     while ((e = rt_map_next(taken, &pos)) != NULL) {
         noted_t *c = e->value;
-        rt_pg_array_add_text(&names, n == 0, c->name, c->len);
-        rt_pg_array_add_int(&upto, n == 0, (int64_t)(c->last - (uint64_t)r->cfg->retain));
+        rt_pg_array_add_text(&names, c->name, c->len);
+        rt_pg_array_add_int(&upto, (int64_t)(c->last - (uint64_t)r->cfg->retain));
         n++;
     }
-    rt_buf_append(&names, "}", 2);
-    rt_buf_append(&upto, "}", 2);
     int64_t deleted = RT_EUNAVAIL;
     if (n > 0 && ensure_conn(r))
-        deleted = hist_store_trim(r->conn, (const char *)names.data, (const char *)upto.data, 0);
+        deleted = hist_store_trim(r->conn, &names, &upto, 0);
     count_trimmed(r, deleted);
     pos = 0;
     while ((e = rt_map_next(taken, &pos)) != NULL) {

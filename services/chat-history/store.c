@@ -1,6 +1,6 @@
 /*
  * store.c: the SQL of chat-history.  Every value travels as a parameter (whole
- * batches as array literals unnested by the server); results come back in
+ * batches as binary arrays unnested by the server); results come back in
  * binary.  Each function runs synchronously on the calling worker thread's own
  * connection.
  */
@@ -8,6 +8,7 @@
 #include "rt/pg.h"
 #include "rtsync/v1/channel.pb-c.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +80,7 @@ int hist_store_prepare(PGconn *conn)
 
 enum { MAX_PARAMS = 9 };
 
-/* Array literals under construction, one per parameter. */
+/* Binary array parameters under construction, one per parameter. */
 typedef struct params {
     rt_buf_t a[MAX_PARAMS];
     int n;
@@ -89,8 +90,6 @@ static void params_open(params_t *p, int n)
 {
     memset(p, 0, sizeof(*p));
     p->n = n;
-    for (int i = 0; i < n; i++)
-        rt_buf_append_byte(&p->a[i], '{');
 }
 
 static void params_dispose(params_t *p)
@@ -108,12 +107,14 @@ typedef struct step {
     void (*on_rows)(hist_batch_t *b, const PGresult *res);
 } step_t;
 
-/* Closes the literals of p. */
-static void params_close(params_t *p, const char **values)
+/* Points at the arrays of p, every one in binary format. */
+static void params_values(const params_t *p, const char **values, int *lengths, int *formats)
 {
     for (int i = 0; i < p->n; i++) {
-        rt_buf_append(&p->a[i], "}", 2); /* and the terminating NUL */
+        assert(p->a[i].len > 0); /* a step with no rows is not sent */
         values[i] = (const char *)p->a[i].data;
+        lengths[i] = (int)p->a[i].len;
+        formats[i] = 1;
     }
 }
 
@@ -123,10 +124,11 @@ static int pipeline_run(PGconn *conn, hist_batch_t *b, const step_t *steps, int 
 {
     for (int i = 0; i < n; i++) {
         const char *values[MAX_PARAMS];
+        int lengths[MAX_PARAMS], formats[MAX_PARAMS];
         int nparams = steps[i].params ? steps[i].params->n : 0;
         if (steps[i].params)
-            params_close(steps[i].params, values);
-        if (!PQsendQueryPrepared(conn, steps[i].name, nparams, values, NULL, NULL, 1))
+            params_values(steps[i].params, values, lengths, formats);
+        if (!PQsendQueryPrepared(conn, steps[i].name, nparams, values, lengths, formats, 1))
             return rt_pg_error(conn, NULL, steps[i].name);
     }
     if (!PQpipelineSync(conn))
@@ -149,17 +151,17 @@ static int pipeline_run(PGconn *conn, hist_batch_t *b, const step_t *steps, int 
     return err;
 }
 
-static void text_at(params_t *p, int i, int first, const hist_batch_t *b, hist_span_t s)
+static void text_at(params_t *p, int i, const hist_batch_t *b, hist_span_t s)
 {
-    rt_pg_array_add_text(&p->a[i], first, hist_batch_str(b, s), s.len);
+    rt_pg_array_add_text(&p->a[i], hist_batch_str(b, s), s.len);
 }
 
 static void claim_params(params_t *p, const hist_batch_t *b)
 {
     params_open(p, 2);
     for (size_t c = 0; c < b->nchans; c++) {
-        text_at(p, 0, c == 0, b, b->chans[c].name);
-        rt_pg_array_add_int(&p->a[1], c == 0, b->chans[c].claimed);
+        text_at(p, 0, b, b->chans[c].name);
+        rt_pg_array_add_int(&p->a[1], b->chans[c].claimed);
     }
 }
 
@@ -181,9 +183,9 @@ static int existing_params(params_t *p, const hist_batch_t *b)
         const hist_item_t *it = &b->items[i];
         if (it->id.len == 0 || it->first >= 0)
             continue;
-        text_at(p, 0, !any, b, it->channel);
-        text_at(p, 1, !any, b, it->user);
-        text_at(p, 2, !any, b, it->id);
+        text_at(p, 0, b, it->channel);
+        text_at(p, 1, b, it->user);
+        text_at(p, 2, b, it->id);
         any = 1;
     }
     return any;
@@ -199,21 +201,19 @@ static void on_existing(hist_batch_t *b, const PGresult *res)
 static void insert_params(params_t *p, const hist_batch_t *b)
 {
     params_open(p, 9);
-    int first = 1;
     for (size_t i = 0; i < b->n; i++) {
         const hist_item_t *it = &b->items[i];
         if (it->duplicate)
             continue;
-        text_at(p, 0, first, b, it->channel);
-        rt_pg_array_add_int(&p->a[1], first, (int64_t)it->offset);
-        text_at(p, 2, first, b, it->event);
-        rt_pg_array_add_bytea(&p->a[3], first, (const uint8_t *)hist_batch_str(b, it->data), it->data.len);
-        text_at(p, 4, first, b, it->user);
-        text_at(p, 5, first, b, it->id);
-        rt_pg_array_add_int(&p->a[6], first, it->ts_ms);
-        text_at(p, 7, first, b, it->conn);
-        text_at(p, 8, first, b, it->origin);
-        first = 0;
+        text_at(p, 0, b, it->channel);
+        rt_pg_array_add_int(&p->a[1], (int64_t)it->offset);
+        text_at(p, 2, b, it->event);
+        rt_pg_array_add_bytea(&p->a[3], (const uint8_t *)hist_batch_str(b, it->data), it->data.len);
+        text_at(p, 4, b, it->user);
+        text_at(p, 5, b, it->id);
+        rt_pg_array_add_int(&p->a[6], it->ts_ms);
+        text_at(p, 7, b, it->conn);
+        text_at(p, 8, b, it->origin);
     }
 }
 
@@ -221,15 +221,13 @@ static void insert_params(params_t *p, const hist_batch_t *b)
 static int advance_params(params_t *p, const hist_batch_t *b)
 {
     params_open(p, 2);
-    int first = 1;
     for (size_t c = 0; c < b->nchans; c++) {
         if (b->chans[c].count == b->chans[c].claimed)
             continue;
-        text_at(p, 0, first, b, b->chans[c].name);
-        rt_pg_array_add_int(&p->a[1], first, (int64_t)b->chans[c].last);
-        first = 0;
+        text_at(p, 0, b, b->chans[c].name);
+        rt_pg_array_add_int(&p->a[1], (int64_t)b->chans[c].last);
     }
-    return !first;
+    return p->a[0].len > 0;
 }
 
 /* Round trip 1: BEGIN, claim offsets (locking the channels), look up stored keys.
@@ -355,14 +353,19 @@ int hist_store_query(PGconn *conn, const hist_query_t *q, rt_buf_t *out)
     return RT_OK;
 }
 
-int64_t hist_store_trim(PGconn *conn, const char *channels, const char *upto, int64_t retain)
+int64_t hist_store_trim(PGconn *conn, const rt_buf_t *channels, const rt_buf_t *upto, int64_t retain)
 {
     char retain_text[24];
     snprintf(retain_text, sizeof(retain_text), "%" PRId64, retain);
-    const char *values[] = {channels, upto};
     const char *all[] = {retain_text};
-    PGresult *res = channels ? PQexecParams(conn, SQL_TRIM, 2, NULL, values, NULL, NULL, 0)
-                             : PQexecParams(conn, SQL_TRIM_ALL, 1, NULL, all, NULL, NULL, 0);
+    PGresult *res;
+    if (channels != NULL) {
+        const char *values[] = {(const char *)channels->data, (const char *)upto->data};
+        const int lengths[] = {(int)channels->len, (int)upto->len}, formats[] = {1, 1};
+        res = PQexecParams(conn, SQL_TRIM, 2, NULL, values, lengths, formats, 0);
+    } else {
+        res = PQexecParams(conn, SQL_TRIM_ALL, 1, NULL, all, NULL, NULL, 0);
+    }
     int64_t n = PQresultStatus(res) == PGRES_COMMAND_OK ? strtoll(PQcmdTuples(res), NULL, 10)
                                                         : rt_pg_error(conn, res, "hist_trim");
     PQclear(res);

@@ -169,19 +169,15 @@ static int check(PGconn *conn, PGresult *res, const char *what)
 static int insert_appends(PGconn *conn, job_t **j, rt_buf_t *docs, rt_buf_t *datas)
 {
     docs->len = datas->len = 0;
-    rt_buf_append_byte(docs, '{');
-    rt_buf_append_byte(datas, '{');
-    int first = 1;
-    for (; *j != NULL && (*j)->kind == JOB_APPEND; *j = (*j)->next, first = 0) {
-        rt_pg_array_add_text(docs, first, (*j)->doc, strlen((*j)->doc));
-        rt_pg_array_add_bytea(datas, first, (*j)->data, (*j)->len);
+    for (; *j != NULL && (*j)->kind == JOB_APPEND; *j = (*j)->next) {
+        rt_pg_array_add_text(docs, (*j)->doc, strlen((*j)->doc));
+        rt_pg_array_add_bytea(datas, (*j)->data, (*j)->len);
     }
-    rt_buf_append(docs, "}", 2);
-    rt_buf_append(datas, "}", 2);
     const char *params[2] = {(const char *)docs->data, (const char *)datas->data};
+    const int lengths[2] = {(int)docs->len, (int)datas->len}, formats[2] = {1, 1};
     return check(conn,
                  PQexecParams(conn, "INSERT INTO doc_updates (doc, data) SELECT * FROM unnest($1::text[], $2::bytea[])",
-                              2, NULL, params, NULL, NULL, 0),
+                              2, NULL, params, lengths, formats, 0),
                  "insert_updates");
 }
 

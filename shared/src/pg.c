@@ -110,42 +110,51 @@ int rt_pg_exec(PGconn *conn, const char *sql, const char *what)
     return err;
 }
 
-void rt_pg_array_add_text(rt_buf_t *buf, int first, const char *s, size_t len)
+/* PostgreSQL's type oids of the elements (pg_type.dat). */
+enum { OID_BYTEA = 17, OID_INT8 = 20, OID_TEXT = 25 };
+/* Header: ndim, has-nulls flag, element type, then (length, lower bound) per dimension. */
+enum { ARRAY_HEADER = 20, ARRAY_LENGTH_AT = 12 };
+
+static void put_be32(uint8_t *p, uint32_t v)
 {
-    uint8_t *p = rt_buf_reserve(buf, 2 * len + 3);
-    size_t n = 0;
-    if (!first)
-        p[n++] = ',';
-    p[n++] = '"';
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            p[n++] = '\\';
-        p[n++] = (uint8_t)s[i];
-    }
-    p[n++] = '"';
-    buf->len += n;
+    v = htobe32(v);
+    memcpy(p, &v, 4);
 }
 
-void rt_pg_array_add_bytea(rt_buf_t *buf, int first, const uint8_t *data, size_t len)
+/* Appends one element's length and bytes, after the header if it is the first. */
+static void array_add(rt_buf_t *buf, uint32_t oid, const void *data, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    uint8_t *p = rt_buf_reserve(buf, 2 * len + 7);
-    size_t n = 0;
-    if (!first)
-        p[n++] = ',';
-    memcpy(p + n, "\"\\\\x", 4); /* "\\x: an escaped backslash inside the quoted element */
-    n += 4;
-    for (size_t i = 0; i < len; i++) {
-        p[n++] = (uint8_t)hex[data[i] >> 4];
-        p[n++] = (uint8_t)hex[data[i] & 15];
+    if (buf->len == 0) {
+        uint8_t *h = rt_buf_reserve(buf, ARRAY_HEADER);
+        put_be32(h, 1);
+        put_be32(h + 4, 0);
+        put_be32(h + 8, oid);
+        put_be32(h + 12, 0);
+        put_be32(h + 16, 1);
+        buf->len = ARRAY_HEADER;
     }
-    p[n++] = '"';
-    buf->len += n;
+    uint32_t count;
+    memcpy(&count, buf->data + ARRAY_LENGTH_AT, 4);
+    put_be32(buf->data + ARRAY_LENGTH_AT, be32toh(count) + 1);
+    put_be32(rt_buf_reserve(buf, 4), (uint32_t)len);
+    buf->len += 4;
+    rt_buf_append(buf, data, len);
 }
 
-void rt_pg_array_add_int(rt_buf_t *buf, int first, int64_t v)
+void rt_pg_array_add_text(rt_buf_t *buf, const char *s, size_t len)
 {
-    rt_buf_printf(buf, first ? "%lld" : ",%lld", (long long)v);
+    array_add(buf, OID_TEXT, s, len);
+}
+
+void rt_pg_array_add_bytea(rt_buf_t *buf, const uint8_t *data, size_t len)
+{
+    array_add(buf, OID_BYTEA, data, len);
+}
+
+void rt_pg_array_add_int(rt_buf_t *buf, int64_t v)
+{
+    uint64_t be = htobe64((uint64_t)v);
+    array_add(buf, OID_INT8, &be, 8);
 }
 
 int64_t rt_pg_get_int(const PGresult *res, int row, int col)

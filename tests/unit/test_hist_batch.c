@@ -113,17 +113,33 @@ static void test_existing_keys(void)
     hist_batch_dispose(&b);
 }
 
-static void test_pg_array_literals(void)
+/* PostgreSQL's binary array: ndim 1, no nulls, element oid, count, lower bound 1,
+ * then each element's length and bytes. */
+static void expect_array(const rt_buf_t *buf, const char *want, size_t len)
 {
-    rt_buf_t buf = {0};
-    rt_buf_append_byte(&buf, '{');
-    rt_pg_array_add_text(&buf, 1, "a\"b\\c", 5);
-    rt_pg_array_add_text(&buf, 0, "", 0);
-    rt_pg_array_add_int(&buf, 0, -3);
-    rt_pg_array_add_bytea(&buf, 0, (const uint8_t *)"\x00\xff", 2);
-    rt_buf_append(&buf, "}", 2);
-    CU_ASSERT_STRING_EQUAL((const char *)buf.data, "{\"a\\\"b\\\\c\",\"\",-3,\"\\\\x00ff\"}");
-    rt_buf_dispose(&buf);
+    CU_ASSERT_EQUAL(buf->len, len);
+    CU_ASSERT(buf->len == len && memcmp(buf->data, want, len) == 0);
+}
+
+static void test_pg_binary_arrays(void)
+{
+    rt_buf_t text = {0}, ints = {0}, bytes = {0};
+    rt_pg_array_add_text(&text, "a\"b", 3);
+    rt_pg_array_add_text(&text, "", 0);
+    rt_pg_array_add_int(&ints, -3);
+    rt_pg_array_add_bytea(&bytes, (const uint8_t *)"\x00\xff", 2);
+    static const char want_text[] = "\0\0\0\1\0\0\0\0\0\0\0\x19\0\0\0\2\0\0\0\1"
+                                    "\0\0\0\3a\"b\0\0\0\0";
+    static const char want_ints[] = "\0\0\0\1\0\0\0\0\0\0\0\x14\0\0\0\1\0\0\0\1"
+                                    "\0\0\0\x08\xff\xff\xff\xff\xff\xff\xff\xfd";
+    static const char want_bytes[] = "\0\0\0\1\0\0\0\0\0\0\0\x11\0\0\0\1\0\0\0\1"
+                                     "\0\0\0\2\0\xff";
+    expect_array(&text, want_text, sizeof(want_text) - 1);
+    expect_array(&ints, want_ints, sizeof(want_ints) - 1);
+    expect_array(&bytes, want_bytes, sizeof(want_bytes) - 1);
+    rt_buf_dispose(&text);
+    rt_buf_dispose(&ints);
+    rt_buf_dispose(&bytes);
 }
 
 void test_hist_batch_register(void)
@@ -132,7 +148,7 @@ void test_hist_batch_register(void)
         {"groups_and_offsets", test_groups_and_offsets},
         {"repeats_in_batch", test_repeats_in_batch},
         {"existing_keys", test_existing_keys},
-        {"pg_array_literals", test_pg_array_literals},
+        {"pg_binary_arrays", test_pg_binary_arrays},
         CU_TEST_INFO_NULL,
     };
     unit_add_suite("hist_batch", tests);

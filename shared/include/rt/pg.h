@@ -50,12 +50,15 @@ int rt_pg_exec(PGconn *conn, const char *sql, const char *what);
  * (anything else), and logs it with `what`.  Borrows res (may be NULL). */
 int rt_pg_error(PGconn *conn, const PGresult *res, const char *what);
 
-/* Appends one element to a PostgreSQL array literal being built in buf ("{" and "}"
- * are the caller's; a ',' is written before every element but the first, as told
- * by `first`).  Text is quoted and escaped; bytes become a "\\x..." bytea element. */
-void rt_pg_array_add_text(rt_buf_t *buf, int first, const char *s, size_t len);
-void rt_pg_array_add_bytea(rt_buf_t *buf, int first, const uint8_t *data, size_t len);
-void rt_pg_array_add_int(rt_buf_t *buf, int first, int64_t v);
+/* A one-dimensional array parameter in PostgreSQL's binary format (send it with
+ * format 1 and its length): buf starts empty, the first element also writes the
+ * header, every element counts itself in it.  Binary, so that the server copies
+ * elements instead of parsing an array literal (5 % of its CPU on a durable
+ * publish load) and bytes travel as they are, not as hex.  All the elements of
+ * one array have one type; an array needs at least one. */
+void rt_pg_array_add_text(rt_buf_t *buf, const char *s, size_t len);
+void rt_pg_array_add_bytea(rt_buf_t *buf, const uint8_t *data, size_t len);
+void rt_pg_array_add_int(rt_buf_t *buf, int64_t v);
 
 /* Reads a binary-format column: int8 (or int4) as a signed integer. */
 int64_t rt_pg_get_int(const PGresult *res, int row, int col);
