@@ -129,6 +129,7 @@ struct edge_client {
     h2o_linklist_t subs; /* edge_sub_t.client_link */
     uint32_t nsubs;
     char conn_id[48];
+    uint8_t heartbeat_slot; /* which tick of the heartbeat interval pings it */
     char *user;
     edge_identity_t *identity; /* owned */
 };
@@ -207,6 +208,10 @@ typedef struct edge_counters {
     _Atomic uint64_t latency_sum_us;
 } edge_counters_t;
 
+/* Ticks per heartbeat interval: each pings the clients of one slot, so that a
+ * thread's pings are spread over the interval instead of written together. */
+#define EDGE_HEARTBEAT_SLOTS 25
+
 #define EDGE_COUNT(t, field, n) atomic_fetch_add_explicit(&(t)->counters.field, (n), memory_order_relaxed)
 
 /* ---- threads and the server ---- */
@@ -228,8 +233,9 @@ struct edge_thread {
     h2o_timeout_t flush_timeout; /* 0 ms: runs at the end of the loop turn */
     h2o_timeout_entry_t flush_entry;
     struct edge_publisher *publisher; /* durable publishes on their way to chat-history (publish.c) */
-    h2o_timeout_t heartbeat_timeout;
+    h2o_timeout_t heartbeat_timeout;  /* one tick: a slot of the heartbeat interval */
     h2o_timeout_entry_t heartbeat_entry;
+    unsigned heartbeat_slot;     /* the slot of the next tick */
     h2o_timeout_t close_timeout; /* how long a closing connection waits for the peer */
     edge_frame_t *ping_frame;    /* shared by every connection of the thread */
     edge_frame_t *sse_retry_frame;
@@ -270,8 +276,8 @@ int edge_server_run(edge_server_t *server);
 void edge_server_destroy(edge_server_t *server);
 /* Arms the end-of-turn flush. */
 void edge_thread_schedule_flush(edge_thread_t *t);
-/* Next connection id on this thread. */
-void edge_thread_conn_id(edge_thread_t *t, char *out, size_t outsize);
+/* A new client's connection id and heartbeat slot (round robin over the slots). */
+void edge_thread_name_client(edge_thread_t *t, edge_client_t *client);
 /* A connection or stream closed: a draining thread stops after its last one. */
 void edge_thread_on_conn_closed(edge_thread_t *t);
 
@@ -289,7 +295,8 @@ int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, edge_identity_t *identity, 
 void edge_ws_expire_tokens(edge_thread_t *t, int64_t now_s);
 /* Writes every dirty connection's queue (end of loop turn). */
 void edge_ws_flush_dirty(edge_thread_t *t);
-void edge_ws_heartbeat(edge_thread_t *t);
+/* Pings the connections of heartbeat slot `slot`; closes those silent for two intervals. */
+void edge_ws_heartbeat(edge_thread_t *t, unsigned slot);
 void edge_ws_drain_all(edge_thread_t *t);
 
 /* sse.c */
@@ -298,7 +305,8 @@ int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, edge_i
                    uint64_t since);
 /* Ends the streams whose token has expired. */
 void edge_sse_expire_tokens(edge_thread_t *t, int64_t now_s);
-void edge_sse_heartbeat(edge_thread_t *t);
+/* Writes the heartbeat comment to the streams of heartbeat slot `slot`. */
+void edge_sse_heartbeat(edge_thread_t *t, unsigned slot);
 void edge_sse_drain_all(edge_thread_t *t);
 
 /* publish.c: the publish path shared by /ws and the HTTP API. */

@@ -90,19 +90,28 @@ static void on_expiry_sweep(h2o_timeout_entry_t *entry)
     h2o_timeout_link(t->ctx.loop, &t->expiry_timeout, &t->expiry_entry);
 }
 
+/* Each tick serves one slot of the interval's connections: pinging all of them
+ * in one turn wrote one frame per connection at once (7,500 connections took the
+ * core for tens of milliseconds every interval, and their pongs came back
+ * together), a stall every deliverer on the core waited out. */
 static void on_heartbeat(h2o_timeout_entry_t *entry)
 {
     edge_thread_t *t = RT_CONTAINER_OF(entry, edge_thread_t, heartbeat_entry);
-    if (t->index == 0)
+    unsigned slot = t->heartbeat_slot;
+    t->heartbeat_slot = (slot + 1) % EDGE_HEARTBEAT_SLOTS;
+    if (t->index == 0 && slot == 0)
         edge_guard_sweep(t->server->guard, rt_now_wall_ms());
-    edge_ws_heartbeat(t);
-    edge_sse_heartbeat(t);
+    edge_ws_heartbeat(t, slot);
+    edge_sse_heartbeat(t, slot);
     h2o_timeout_link(t->ctx.loop, &t->heartbeat_timeout, &t->heartbeat_entry);
 }
 
-void edge_thread_conn_id(edge_thread_t *t, char *out, size_t outsize)
+void edge_thread_name_client(edge_thread_t *t, edge_client_t *client)
 {
-    snprintf(out, outsize, "%s-%u-%" PRIu64, t->server->config.edge_id, t->index, ++t->next_conn);
+    ++t->next_conn;
+    snprintf(client->conn_id, sizeof(client->conn_id), "%s-%u-%" PRIu64, t->server->config.edge_id, t->index,
+             t->next_conn);
+    client->heartbeat_slot = (uint8_t)(t->next_conn % EDGE_HEARTBEAT_SLOTS);
 }
 
 void edge_thread_on_conn_closed(edge_thread_t *t)
@@ -150,7 +159,8 @@ static void *thread_main(void *arg)
     if (t->index == 0)
         edge_presence_start(t->server->presence, t->loop);
     h2o_timeout_init(loop, &t->flush_timeout, 0);
-    h2o_timeout_init(loop, &t->heartbeat_timeout, (uint64_t)t->server->config.heartbeat_ms);
+    uint64_t tick_ms = (uint64_t)t->server->config.heartbeat_ms / EDGE_HEARTBEAT_SLOTS;
+    h2o_timeout_init(loop, &t->heartbeat_timeout, tick_ms > 0 ? tick_ms : 1);
     h2o_timeout_init(loop, &t->close_timeout, CLOSE_WAIT_MS);
     h2o_timeout_init(loop, &t->drain_timeout, (uint64_t)t->server->config.drain_ms);
     h2o_timeout_init(loop, &t->gap_timeout, GAP_HOLD_MS);

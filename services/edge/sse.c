@@ -167,7 +167,7 @@ int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, edge_i
     s->client.user = rt_xstrdup(identity->user);
     s->client.identity = identity;
     h2o_linklist_init_anchor(&s->client.subs);
-    edge_thread_conn_id(t, s->client.conn_id, sizeof(s->client.conn_id));
+    edge_thread_name_client(t, &s->client);
     s->req = req;
     h2o_linklist_insert(&t->sse_streams, &s->link);
     EDGE_COUNT(t, sse_streams, 1);
@@ -184,11 +184,13 @@ int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, edge_i
     return 0;
 }
 
-void edge_sse_heartbeat(edge_thread_t *t)
+void edge_sse_heartbeat(edge_thread_t *t, unsigned slot)
 {
     for (h2o_linklist_t *node = t->sse_streams.next, *next; node != &t->sse_streams; node = next) {
         next = node->next;
-        stream_push(RT_CONTAINER_OF(node, edge_sse_t, link), edge_frame_ref(t->sse_hb_frame));
+        edge_sse_t *s = RT_CONTAINER_OF(node, edge_sse_t, link);
+        if (s->client.heartbeat_slot == slot)
+            stream_push(s, edge_frame_ref(t->sse_hb_frame));
     }
 }
 

@@ -315,14 +315,14 @@ void edge_ws_deliver(edge_client_t *client, edge_channel_t *ch, edge_message_t *
     edge_ws_send(edge_ws_of(client), edge_frame_ref(frame));
 }
 
-void edge_ws_heartbeat(edge_thread_t *t)
+void edge_ws_heartbeat(edge_thread_t *t, unsigned slot)
 {
     uint64_t now = h2o_now(t->ctx.loop);
     uint64_t silent_limit = 2 * (uint64_t)t->server->config.heartbeat_ms;
     for (h2o_linklist_t *node = t->ws_conns.next, *next; node != &t->ws_conns; node = next) {
         next = node->next;
         edge_ws_conn_t *conn = RT_CONTAINER_OF(node, edge_ws_conn_t, conn_link);
-        if (conn->close_queued)
+        if (conn->close_queued || conn->client.heartbeat_slot != slot)
             continue;
         if (now - conn->last_rx >= silent_limit) {
             conn_destroy(conn); /* silent for two heartbeats: the peer is gone */
@@ -407,7 +407,7 @@ int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, edge_identity_t *identity, 
     conn->client.user = rt_xstrdup(identity->user);
     conn->client.identity = identity;
     h2o_linklist_init_anchor(&conn->client.subs);
-    edge_thread_conn_id(t, conn->client.conn_id, sizeof(conn->client.conn_id));
+    edge_thread_name_client(t, &conn->client);
     conn->close_entry.cb = on_close_wait_timeout;
     h2o_linklist_insert(&t->ws_conns, &conn->conn_link);
     atomic_fetch_add(&t->server->open_conns, 1);
