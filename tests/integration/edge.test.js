@@ -190,6 +190,18 @@ describe('edge', { timeout: 120000 }, () => {
     await c.close();
   });
 
+  test('pings are spread over the heartbeat interval, not written together', async () => {
+    const conns = await Promise.all(Array.from({ length: 50 }, () => connectWs(`${stack.edges[0].ws}/ws`)));
+    const times = await Promise.all(conns.map((c) => new Promise((r) => c.ws.once('ping', () => r(performance.now())))));
+    times.sort((a, b) => a - b);
+    let bursts = 1;
+    for (let i = 1; i < times.length; i++) if (times[i] - times[i - 1] > 15) bursts++;
+    // every connection pinged within one interval (1 s), in the slots of the interval's ticks
+    assert.ok(times.at(-1) - times[0] < 1300, `first pings spread over ${times.at(-1) - times[0]} ms`);
+    assert.ok(bursts >= 8, `50 connections were pinged in ${bursts} bursts`);
+    await Promise.all(conns.map((c) => c.close()));
+  });
+
   test('server pings; a silent client is dropped after two heartbeats', async () => {
     const c = await connectWs(`${stack.edges[0].ws}/ws`);
     const pinged = new Promise((r) => c.ws.once('ping', r));
