@@ -12,11 +12,22 @@ static const char *const presence_types[] = {"join", "leave", "state"};
 /* The frames are written as text, not built as jansson trees: the data comes
  * as JSON text and goes out as the same text, checked but not re-encoded. */
 
+/* The strings came over the bus, and a text frame must be UTF-8 (the data's
+ * check covers the data). */
+static bool strings_valid(const char *const *strings, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!rt_utf8_valid((const uint8_t *)strings[i], strlen(strings[i])))
+            return false;
+    return true;
+}
+
 /* A member event: {"type": "join"|"leave"|"state", "channel", "user", "conn"[, "state"]}. */
 static int presence_json(const Rtsync__V1__ChannelMessage *pb, rt_buf_t *out)
 {
     const Rtsync__V1__PresenceUpdate *u = pb->presence;
-    if (u->member == NULL || (size_t)u->kind >= RT_ARRAY_SIZE(presence_types))
+    if (u->member == NULL || (size_t)u->kind >= RT_ARRAY_SIZE(presence_types) ||
+        !strings_valid((const char *const[]){pb->channel, u->member->user, u->member->conn}, 3))
         return RT_EINVAL;
     rt_buf_append_byte(out, '{');
     rt_json_field_str(out, "type", presence_types[u->kind]);
@@ -36,6 +47,8 @@ static int presence_json(const Rtsync__V1__ChannelMessage *pb, rt_buf_t *out)
 /* A signal: {"type": "signal", "channel", "from", "from_conn", "data"}. */
 static int signal_json(const Rtsync__V1__ChannelMessage *pb, rt_buf_t *out)
 {
+    if (!strings_valid((const char *const[]){pb->channel, pb->from_user, pb->from_conn}, 3))
+        return RT_EINVAL;
     rt_buf_append_byte(out, '{');
     rt_json_field_str(out, "type", "signal");
     rt_json_field_str(out, "channel", pb->channel);
@@ -54,6 +67,8 @@ static int message_json(const Rtsync__V1__ChannelMessage *pb, rt_buf_t *out)
         return RT_EINVAL;
     if (*pb->to_conn)
         return signal_json(pb, out);
+    if (!strings_valid((const char *const[]){pb->channel, pb->event, pb->from_user, pb->id}, 4))
+        return RT_EINVAL;
     rt_buf_append_byte(out, '{');
     rt_json_field_str(out, "type", "message");
     rt_json_field_str(out, "channel", pb->channel);
@@ -73,8 +88,7 @@ edge_frame_t *edge_message_ws(edge_message_t *m)
     if (m->ws != NULL)
         return m->ws;
     rt_buf_t out = {0};
-    /* the strings came over the bus: a text frame must be UTF-8 (the data was checked) */
-    if (message_json(m->pb, &out) == RT_OK && rt_utf8_valid(out.data, out.len)) {
+    if (message_json(m->pb, &out) == RT_OK) {
         rt_buf_append_byte(&out, '}');
         m->ws = edge_frame_ws(0x1, out.data, out.len);
     }
@@ -116,18 +130,21 @@ edge_frame_t *edge_message_sse(edge_message_t *m)
     if (pb->presence != NULL || *pb->to_conn)
         return NULL; /* streams carry messages only */
     const char *text = (const char *)pb->data.data;
-    size_t len = pb->data.len;
-    if (rt_json_check(text, len) < 0)
-        return NULL;
-    /* a string's text goes out as it is; other values as their JSON text */
+    size_t len = pb->data.len, lead = 0;
+    while (lead < len && (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\r' || text[lead] == '\n'))
+        lead++;
+    /* a string's text goes out as it is (jansson reads and checks it: a \u0000,
+     * which the publishing edge's jansson refused too, is refused); other values
+     * as their JSON text, checked */
     json_t *string = NULL;
-    size_t lead = strspn(text, " \t\r\n"); /* stops inside: a checked value is more than spaces */
     if (lead < len && text[lead] == '"') {
         string = json_loadb(text, len, JSON_DECODE_ANY, NULL);
         if (string == NULL)
-            return NULL; /* a \u0000, which the publishing edge's jansson refused too */
+            return NULL;
         text = json_string_value(string);
         len = json_string_length(string);
+    } else if (rt_json_check(text, len) < 0) {
+        return NULL;
     }
     rt_buf_t out = {0};
     if (pb->offset != 0)
