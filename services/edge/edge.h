@@ -129,7 +129,6 @@ struct edge_client {
     h2o_linklist_t subs; /* edge_sub_t.client_link */
     uint32_t nsubs;
     char conn_id[48];
-    uint8_t heartbeat_slot; /* which tick of the heartbeat interval pings it */
     char *user;
     edge_identity_t *identity; /* owned */
 };
@@ -235,7 +234,10 @@ struct edge_thread {
     struct edge_publisher *publisher; /* durable publishes on their way to chat-history (publish.c) */
     h2o_timeout_t heartbeat_timeout;  /* one tick: a slot of the heartbeat interval */
     h2o_timeout_entry_t heartbeat_entry;
-    unsigned heartbeat_slot;     /* the slot of the next tick */
+    unsigned heartbeat_slot; /* the slot of the next tick */
+    /* the connections and streams of each slot (their heartbeat_link) */
+    h2o_linklist_t ws_heartbeat[EDGE_HEARTBEAT_SLOTS];
+    h2o_linklist_t sse_heartbeat[EDGE_HEARTBEAT_SLOTS];
     h2o_timeout_t close_timeout; /* how long a closing connection waits for the peer */
     edge_frame_t *ping_frame;    /* shared by every connection of the thread */
     edge_frame_t *sse_retry_frame;
@@ -276,8 +278,8 @@ int edge_server_run(edge_server_t *server);
 void edge_server_destroy(edge_server_t *server);
 /* Arms the end-of-turn flush. */
 void edge_thread_schedule_flush(edge_thread_t *t);
-/* A new client's connection id and heartbeat slot (round robin over the slots). */
-void edge_thread_name_client(edge_thread_t *t, edge_client_t *client);
+/* Names a new client (its connection id); returns its heartbeat slot (round robin). */
+unsigned edge_thread_name_client(edge_thread_t *t, edge_client_t *client);
 /* A connection or stream closed: a draining thread stops after its last one. */
 void edge_thread_on_conn_closed(edge_thread_t *t);
 

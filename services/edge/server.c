@@ -106,12 +106,12 @@ static void on_heartbeat(h2o_timeout_entry_t *entry)
     h2o_timeout_link(t->ctx.loop, &t->heartbeat_timeout, &t->heartbeat_entry);
 }
 
-void edge_thread_name_client(edge_thread_t *t, edge_client_t *client)
+unsigned edge_thread_name_client(edge_thread_t *t, edge_client_t *client)
 {
     ++t->next_conn;
     snprintf(client->conn_id, sizeof(client->conn_id), "%s-%u-%" PRIu64, t->server->config.edge_id, t->index,
              t->next_conn);
-    client->heartbeat_slot = (uint8_t)(t->next_conn % EDGE_HEARTBEAT_SLOTS);
+    return (unsigned)(t->next_conn % EDGE_HEARTBEAT_SLOTS);
 }
 
 void edge_thread_on_conn_closed(edge_thread_t *t)
@@ -188,6 +188,10 @@ static void thread_init(edge_server_t *server, edge_thread_t *t, unsigned index,
     t->listen_fd = fd;
     h2o_linklist_init_anchor(&t->ws_conns);
     h2o_linklist_init_anchor(&t->sse_streams);
+    for (unsigned i = 0; i < EDGE_HEARTBEAT_SLOTS; i++) {
+        h2o_linklist_init_anchor(&t->ws_heartbeat[i]);
+        h2o_linklist_init_anchor(&t->sse_heartbeat[i]);
+    }
     h2o_linklist_init_anchor(&t->dirty);
     t->drain_task.cb = on_drain;
     t->probe_task.cb = on_probe;

@@ -14,7 +14,8 @@ typedef struct edge_sse {
     h2o_req_t *req;
     h2o_generator_t generator;
     edge_outq_t outq;
-    h2o_linklist_t link;  /* thread->sse_streams */
+    h2o_linklist_t link;           /* thread->sse_streams */
+    h2o_linklist_t heartbeat_link; /* thread->sse_heartbeat[its slot] */
     unsigned started : 1; /* response headers sent: NATS confirmed the subscription */
     unsigned sending : 1;
     unsigned finishing : 1;
@@ -27,6 +28,7 @@ static void stream_destroy(edge_sse_t *s)
     edge_thread_t *t = s->client.thread;
     edge_client_unsubscribe_all(&s->client);
     h2o_linklist_unlink(&s->link);
+    h2o_linklist_unlink(&s->heartbeat_link);
     edge_outq_dispose(&s->outq);
     edge_identity_dispose(s->client.identity);
     free(s->client.identity);
@@ -167,9 +169,10 @@ int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, edge_i
     s->client.user = rt_xstrdup(identity->user);
     s->client.identity = identity;
     h2o_linklist_init_anchor(&s->client.subs);
-    edge_thread_name_client(t, &s->client);
+    unsigned slot = edge_thread_name_client(t, &s->client);
     s->req = req;
     h2o_linklist_insert(&t->sse_streams, &s->link);
+    h2o_linklist_insert(&t->sse_heartbeat[slot], &s->heartbeat_link);
     EDGE_COUNT(t, sse_streams, 1);
     edge_sub_t *sub;
     if (edge_channel_subscribe(t, &s->client, channel, has_since, since, &sub) != RT_OK) {
@@ -186,11 +189,10 @@ int edge_sse_start(edge_thread_t *t, h2o_req_t *req, const char *channel, edge_i
 
 void edge_sse_heartbeat(edge_thread_t *t, unsigned slot)
 {
-    for (h2o_linklist_t *node = t->sse_streams.next, *next; node != &t->sse_streams; node = next) {
+    h2o_linklist_t *streams = &t->sse_heartbeat[slot];
+    for (h2o_linklist_t *node = streams->next, *next; node != streams; node = next) {
         next = node->next;
-        edge_sse_t *s = RT_CONTAINER_OF(node, edge_sse_t, link);
-        if (s->client.heartbeat_slot == slot)
-            stream_push(s, edge_frame_ref(t->sse_hb_frame));
+        stream_push(RT_CONTAINER_OF(node, edge_sse_t, heartbeat_link), edge_frame_ref(t->sse_hb_frame));
     }
 }
 

@@ -99,6 +99,7 @@ static void conn_destroy(edge_ws_conn_t *conn)
     if (h2o_linklist_is_linked(&conn->dirty_link))
         h2o_linklist_unlink(&conn->dirty_link);
     h2o_linklist_unlink(&conn->conn_link);
+    h2o_linklist_unlink(&conn->heartbeat_link);
     if (h2o_timeout_is_linked(&conn->close_entry))
         h2o_timeout_unlink(&conn->close_entry);
     if (conn->sock != NULL)
@@ -319,10 +320,11 @@ void edge_ws_heartbeat(edge_thread_t *t, unsigned slot)
 {
     uint64_t now = h2o_now(t->ctx.loop);
     uint64_t silent_limit = 2 * (uint64_t)t->server->config.heartbeat_ms;
-    for (h2o_linklist_t *node = t->ws_conns.next, *next; node != &t->ws_conns; node = next) {
+    h2o_linklist_t *conns = &t->ws_heartbeat[slot];
+    for (h2o_linklist_t *node = conns->next, *next; node != conns; node = next) {
         next = node->next;
-        edge_ws_conn_t *conn = RT_CONTAINER_OF(node, edge_ws_conn_t, conn_link);
-        if (conn->close_queued || conn->client.heartbeat_slot != slot)
+        edge_ws_conn_t *conn = RT_CONTAINER_OF(node, edge_ws_conn_t, heartbeat_link);
+        if (conn->close_queued)
             continue;
         if (now - conn->last_rx >= silent_limit) {
             conn_destroy(conn); /* silent for two heartbeats: the peer is gone */
@@ -407,9 +409,10 @@ int edge_ws_accept(edge_thread_t *t, h2o_req_t *req, edge_identity_t *identity, 
     conn->client.user = rt_xstrdup(identity->user);
     conn->client.identity = identity;
     h2o_linklist_init_anchor(&conn->client.subs);
-    edge_thread_name_client(t, &conn->client);
+    unsigned slot = edge_thread_name_client(t, &conn->client);
     conn->close_entry.cb = on_close_wait_timeout;
     h2o_linklist_insert(&t->ws_conns, &conn->conn_link);
+    h2o_linklist_insert(&t->ws_heartbeat[slot], &conn->heartbeat_link);
     atomic_fetch_add(&t->server->open_conns, 1);
     EDGE_COUNT(t, connections, 1);
 

@@ -30,7 +30,8 @@ struct edge_ws_conn {
     h2o_socket_t *sock;                /* NULL until the upgrade completes */
     struct wslay_event_context *wslay; /* only while a frame or message is being received */
     edge_outq_t outq;
-    h2o_linklist_t conn_link;  /* thread->ws_conns */
+    h2o_linklist_t conn_link;      /* thread->ws_conns */
+    h2o_linklist_t heartbeat_link; /* thread->ws_heartbeat[its slot] */
     h2o_linklist_t dirty_link; /* thread->dirty */
     h2o_timeout_entry_t close_entry;
     h2o_linklist_t pending; /* session.c: publishes awaiting their ack */
