@@ -1,28 +1,25 @@
 /* json.c: a JSON syntax check and an object writer, on bytes. */
 #include "rt/json.h"
+#include "json_int.h"
 
 #include <inttypes.h>
 
-typedef struct jscan {
-    const uint8_t *p, *end;
-} jscan_t;
-
-static void skip_ws(jscan_t *j)
+void rt_jscan_ws(rt_jscan_t *j)
 {
     while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
         j->p++;
 }
 
-static bool take(jscan_t *j, uint8_t c)
+static bool take(rt_jscan_t *j, uint8_t c)
 {
-    skip_ws(j);
+    rt_jscan_ws(j);
     if (j->p == j->end || *j->p != c)
         return false;
     j->p++;
     return true;
 }
 
-static int hex4(jscan_t *j, uint32_t *out)
+int rt_jscan_hex4(rt_jscan_t *j, uint32_t *out)
 {
     if (j->end - j->p < 4)
         return RT_EINVAL;
@@ -44,7 +41,7 @@ static int hex4(jscan_t *j, uint32_t *out)
 }
 
 /* After the backslash of an escape.  A high surrogate must come with its low half. */
-static int scan_escape(jscan_t *j)
+static int scan_escape(rt_jscan_t *j)
 {
     if (j->p == j->end)
         return RT_EINVAL;
@@ -54,18 +51,18 @@ static int scan_escape(jscan_t *j)
                    ? RT_OK
                    : RT_EINVAL;
     uint32_t cp, lo;
-    if (hex4(j, &cp) < 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+    if (rt_jscan_hex4(j, &cp) < 0 || (cp >= 0xdc00 && cp <= 0xdfff))
         return RT_EINVAL;
     if (cp < 0xd800 || cp > 0xdbff)
         return RT_OK;
     if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
         return RT_EINVAL;
     j->p += 2;
-    return hex4(j, &lo) == RT_OK && lo >= 0xdc00 && lo <= 0xdfff ? RT_OK : RT_EINVAL;
+    return rt_jscan_hex4(j, &lo) == RT_OK && lo >= 0xdc00 && lo <= 0xdfff ? RT_OK : RT_EINVAL;
 }
 
 /* At the opening quote. */
-static int scan_string(jscan_t *j)
+static int scan_string(rt_jscan_t *j)
 {
     const uint8_t *start = ++j->p;
     for (;;) {
@@ -81,7 +78,7 @@ static int scan_string(jscan_t *j)
     return rt_utf8_valid(start, (size_t)(j->p - 1 - start)) ? RT_OK : RT_EINVAL;
 }
 
-static bool digits(jscan_t *j)
+static bool digits(rt_jscan_t *j)
 {
     const uint8_t *start = j->p;
     while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
@@ -89,7 +86,7 @@ static bool digits(jscan_t *j)
     return j->p > start;
 }
 
-static int scan_number(jscan_t *j)
+int rt_jscan_number(rt_jscan_t *j)
 {
     if (*j->p == '-')
         j->p++;
@@ -109,7 +106,7 @@ static int scan_number(jscan_t *j)
     return RT_OK;
 }
 
-static int scan_word(jscan_t *j, const char *word, size_t len)
+static int scan_word(rt_jscan_t *j, const char *word, size_t len)
 {
     if ((size_t)(j->end - j->p) < len || memcmp(j->p, word, len) != 0)
         return RT_EINVAL;
@@ -118,21 +115,21 @@ static int scan_word(jscan_t *j, const char *word, size_t len)
 }
 
 /* A scalar, at its first byte. */
-static int scan_scalar(jscan_t *j)
+static int scan_scalar(rt_jscan_t *j)
 {
     switch (*j->p) {
     case '"': return scan_string(j);
     case 't': return scan_word(j, "true", 4);
     case 'f': return scan_word(j, "false", 5);
     case 'n': return scan_word(j, "null", 4);
-    default: return *j->p == '-' || (*j->p >= '0' && *j->p <= '9') ? scan_number(j) : RT_EINVAL;
+    default: return rt_jscan_number(j);
     }
 }
 
 /* An object key and its colon. */
-static int scan_key(jscan_t *j)
+static int scan_key(rt_jscan_t *j)
 {
-    skip_ws(j);
+    rt_jscan_ws(j);
     if (j->p == j->end || *j->p != '"' || scan_string(j) < 0 || !take(j, ':'))
         return RT_EINVAL;
     return RT_OK;
@@ -144,12 +141,12 @@ int rt_json_check(const void *text, size_t len)
 {
     if (len == 0)
         return RT_EINVAL; /* and text may be NULL */
-    jscan_t j = {text, (const uint8_t *)text + len};
+    rt_jscan_t j = {text, (const uint8_t *)text + len};
     uint8_t open[RT_JSON_MAX_DEPTH];
     size_t depth = 0;
     for (;;) {
         /* a value */
-        skip_ws(&j);
+        rt_jscan_ws(&j);
         if (j.p == j.end)
             return RT_EINVAL;
         if (*j.p == '{' || *j.p == '[') {
@@ -169,7 +166,7 @@ int rt_json_check(const void *text, size_t len)
         /* after a value: close containers until one goes on */
         for (;;) {
             if (depth == 0) {
-                skip_ws(&j);
+                rt_jscan_ws(&j);
                 return j.p == j.end ? RT_OK : RT_EINVAL;
             }
             if (take(&j, ',')) {

@@ -3,38 +3,11 @@
  * JSON.stringify): legacy ContentJSON, Embed and Format values arrive as text
  * and are re-encoded canonically.
  */
+#include "../json_int.h"
 #include "yjs_int.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct jparser {
-    const uint8_t *p, *end;
-} jparser_t;
-
-static void jws(jparser_t *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-static int jhex4(jparser_t *j, uint32_t *out)
-{
-    if (j->end - j->p < 4)
-        return RT_EINVAL;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        uint8_t c = j->p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
-        else return RT_EINVAL;
-    }
-    j->p += 4;
-    *out = v;
-    return 0;
-}
 
 /* Appends one code point the way JSON.stringify escapes it (lone surrogates
  * as \u escapes, as well-formed JSON.stringify writes them). */
@@ -59,7 +32,7 @@ static void jput_cp(rt_buf_t *out, uint32_t cp)
 
 /* Parses a JSON string and appends its JSON.stringify form.  The text was
  * already checked to be valid UTF-8. */
-static int jstring(jparser_t *j, rt_buf_t *out)
+static int jstring(rt_jscan_t *j, rt_buf_t *out)
 {
     if (j->p >= j->end || *j->p != '"')
         return RT_EINVAL;
@@ -91,13 +64,13 @@ static int jstring(jparser_t *j, rt_buf_t *out)
         case 'r': cp = '\r'; break;
         case 't': cp = '\t'; break;
         case 'u':
-            if (jhex4(j, &cp) < 0)
+            if (rt_jscan_hex4(j, &cp) < 0)
                 return RT_EINVAL;
             if (cp >= 0xd800 && cp <= 0xdbff && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
-                jparser_t save = *j;
+                rt_jscan_t save = *j;
                 uint32_t lo;
                 j->p += 2;
-                if (jhex4(j, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff)
+                if (rt_jscan_hex4(j, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff)
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 else
                     *j = save;
@@ -112,39 +85,13 @@ static int jstring(jparser_t *j, rt_buf_t *out)
     return 0;
 }
 
-static int jvalue(jparser_t *j, rt_buf_t *out, int depth);
+static int jvalue(rt_jscan_t *j, rt_buf_t *out, int depth);
 
-static int jnumber(jparser_t *j, rt_buf_t *out)
+static int jnumber(rt_jscan_t *j, rt_buf_t *out)
 {
     const uint8_t *s = j->p;
-    if (j->p < j->end && *j->p == '-')
-        j->p++;
-    if (j->p >= j->end)
+    if (rt_jscan_number(j) < 0)
         return RT_EINVAL;
-    if (*j->p == '0') {
-        j->p++;
-    } else if (*j->p >= '1' && *j->p <= '9') {
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    } else {
-        return RT_EINVAL;
-    }
-    if (j->p < j->end && *j->p == '.') {
-        j->p++;
-        if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-            return RT_EINVAL;
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    }
-    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-        j->p++;
-        if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-            j->p++;
-        if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-            return RT_EINVAL;
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    }
     size_t n = (size_t)(j->p - s);
     if (n > 400)
         return RT_EINVAL;
@@ -155,25 +102,25 @@ static int jnumber(jparser_t *j, rt_buf_t *out)
     return 0;
 }
 
-static int jobject(jparser_t *j, rt_buf_t *out, int depth)
+static int jobject(rt_jscan_t *j, rt_buf_t *out, int depth)
 {
     rt_buf_t keys = {0}, vals = {0};
     yobj_entry_t *e = NULL;
     size_t n = 0, cap = 0;
     int rc = RT_EINVAL;
     j->p++;
-    jws(j);
+    rt_jscan_ws(j);
     if (j->p < j->end && *j->p == '}') {
         j->p++;
         rt_buf_append_str(out, "{}");
         return 0;
     }
     for (;;) {
-        jws(j);
+        rt_jscan_ws(j);
         size_t koff = keys.len;
         if (jstring(j, &keys) < 0)
             goto out;
-        jws(j);
+        rt_jscan_ws(j);
         if (j->p >= j->end || *j->p != ':')
             goto out;
         j->p++;
@@ -187,7 +134,7 @@ static int jobject(jparser_t *j, rt_buf_t *out, int depth)
         /* key pointer stored as an offset for now (the buffer may move) */
         e[n++] = (yobj_entry_t){(const uint8_t *)(uintptr_t)koff, keys.len - koff, voff,
                                vals.len - voff, 0, false, false};
-        jws(j);
+        rt_jscan_ws(j);
         if (j->p < j->end && *j->p == ',') {
             j->p++;
             continue;
@@ -223,11 +170,11 @@ out:
     return rc;
 }
 
-static int jvalue(jparser_t *j, rt_buf_t *out, int depth)
+static int jvalue(rt_jscan_t *j, rt_buf_t *out, int depth)
 {
     if (depth > RT_YJS_MAX_DEPTH)
         return RT_EINVAL;
-    jws(j);
+    rt_jscan_ws(j);
     if (j->p >= j->end)
         return RT_EINVAL;
     switch (*j->p) {
@@ -236,7 +183,7 @@ static int jvalue(jparser_t *j, rt_buf_t *out, int depth)
     case '[':
         j->p++;
         rt_buf_append_byte(out, '[');
-        jws(j);
+        rt_jscan_ws(j);
         if (j->p < j->end && *j->p == ']') {
             j->p++;
             rt_buf_append_byte(out, ']');
@@ -247,7 +194,7 @@ static int jvalue(jparser_t *j, rt_buf_t *out, int depth)
                 rt_buf_append_byte(out, ',');
             if (jvalue(j, out, depth + 1) < 0)
                 return RT_EINVAL;
-            jws(j);
+            rt_jscan_ws(j);
             if (j->p < j->end && *j->p == ',') {
                 j->p++;
                 continue;
@@ -286,11 +233,11 @@ int yjson_canon(rt_slice_t text, rt_buf_t *out, bool allow_undefined)
         rt_buf_append_str(out, "undefined");
         return 0;
     }
-    jparser_t j = {text.data, text.data ? text.data + text.len : text.data};
+    rt_jscan_t j = {text.data, text.data ? text.data + text.len : text.data};
     size_t start = out->len;
     if (jvalue(&j, out, 0) < 0)
         goto fail;
-    jws(&j);
+    rt_jscan_ws(&j);
     if (j.p != j.end)
         goto fail;
     return 0;
