@@ -24,6 +24,8 @@
 //
 //   node tests/bench/yjs-e2e/bench.mjs [rtsync] [yws] [hocus]     (default: all three)
 //   BENCH_UPDATES=N  only the first N trace updates;  BENCH_OUT=dir  results.json there
+//   BENCH_SERVER_CPU (0)  core of every server process (taskset -c); run.sh puts
+//                         this script, the clients, on BENCH_GEN_CPU (1)
 
 import fs from 'node:fs'
 import path from 'node:path'
@@ -33,6 +35,8 @@ import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { startStack, freePort } from '../../integration/lib/stack.js'
 import { ensureTraceCache, unframeUpdates } from '../../yjs/lib/trace.mjs'
+
+const SERVER_CPU = process.env.BENCH_SERVER_CPU || '0'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const PEERS = path.resolve(HERE, '../peers')
@@ -107,7 +111,7 @@ function covered (arr, v) {
 
 async function rtsyncSystem () {
   const stack = await startStack({
-    name: 'bench-yjs-e2e', edges: 2, services: ['crdt-merge'],
+    name: 'bench-yjs-e2e', edges: 2, services: ['crdt-merge'], cpus: SERVER_CPU,
     env: { RT_LOG_LEVEL: 'warn', RT_EDGE_THREADS: '1' }
   })
   const pgPid = stack.pid('postgres')
@@ -131,7 +135,7 @@ async function rtsyncSystem () {
 
 async function nodeServer (name, args, env, client) {
   const port = await freePort()
-  const child = spawn(process.execPath, args, { cwd: PEERS, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...args], { cwd: PEERS, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'inherit'] })
   await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => { if (/running|listening/.test(d.toString())) resolve() })
     child.on('exit', (c) => reject(new Error(`${name} exited ${c}`)))

@@ -12,4 +12,4 @@ cd "$ROOT"
 BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/manual}
 mkdir -p "$BENCH_OUT"
 export BENCH_OUT
-node "$HERE/bench.mjs" "$@" | tee "$BENCH_OUT/yjs-e2e.txt"
+taskset -c "${BENCH_GEN_CPU:-1}" node "$HERE/bench.mjs" "$@" | tee "$BENCH_OUT/yjs-e2e.txt"

@@ -237,7 +237,9 @@ class Proc {
     this.logOffset = fs.fstatSync(fd).size;
     this.exit = null;
     this.expectingExit = false;
-    const child = spawn('setpriv', [...wrapper, '--', cmd, ...args], { env, cwd: ROOT, stdio: ['ignore', fd, fd] });
+    const argv = ['setpriv', ...wrapper, '--', cmd, ...args];
+    if (this.stack.cpus) argv.unshift('taskset', '-c', this.stack.cpus);
+    const child = spawn(argv[0], argv.slice(1), { env, cwd: ROOT, stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     this.child = child;
     live.add(this);
@@ -352,6 +354,7 @@ export class Stack {
     this.claimedCids = new Set(); // NATS connections already attributed to a service
     this.stopping = false;
     this.baseEnv = { ...inheritedEnv(), ...(opts.env || {}) };
+    this.cpus = opts.cpus || null;
   }
 
   /** Names of all processes, in start order. */
@@ -692,6 +695,8 @@ async function waitPgReady(dataDir, timeoutMs, isDead) {
  *   env         environment for every process (RT_* from the caller's shell are dropped)
  *   envFor      {edge: {...}, 'edge-2': {...}, presence: {...}}: by kind or by name
  *   natsArgs    extra nats-server arguments
+ *   cpus        pin every process to these cores (`taskset -c` list), as
+ *               benchmarks do to keep servers off the load generator's core
  *   serviceReady 'nats' (default) | 'none' | RegExp on the service's log
  *   binDir      default $TEST_BIN_DIR or build/bin
  */
