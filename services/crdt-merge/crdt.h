@@ -88,8 +88,7 @@ typedef struct crdt_doc {
     uint64_t last_seq; /* the writer job of the last change */
     uint64_t last_used_ns;
     rt_map_t aw;      /* 8-byte client id -> crdt_aw_state_t */
-    rt_buf_t changes; /* what this loop turn changed: u32 length + update, repeated */
-    size_t nchanges;
+    size_t nchanges;  /* updates that changed it this loop turn (the engine keeps what) */
     struct crdt_doc *next_dirty;
 } crdt_doc_t;
 
@@ -121,8 +120,8 @@ crdt_doc_t *crdt_docs_find(crdt_docs_t *d, const char *name);
 /* Applies a client's update; what it changed (nothing for a duplicate) waits
  * in the document for crdt_docs_flush.  RT_EINVAL: malformed, nothing changed. */
 int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update);
-/* End of a loop turn: for every changed document, merges the turn's changes
- * into one update, logs it with the writer and publishes it (changes_publish). */
+/* End of a loop turn: for every changed document, encodes the turn's changes
+ * as one update, logs it with the writer and publishes it (changes_publish). */
 void crdt_docs_flush(crdt_docs_t *d);
 /* Applies a client's awareness update (validated by its edge) with the Yjs
  * rules; an accepted non-null state attributes the client id to (edge, epoch,

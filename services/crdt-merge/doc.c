@@ -1,10 +1,11 @@
 /*
  * doc.c: the loaded documents of this replica (loop thread only).
  *
- * A document is loaded on first use (snapshot + log, store.c), applies client
- * updates through the engine, which re-encodes what changed (a duplicate
- * changes nothing and is neither logged nor broadcast), and logs each change
- * with the writer.  When its log has grown past RT_DOC_COMPACT_UPDATES rows or
+ * A document is loaded on first use (snapshot + log, store.c) and applies
+ * client updates through the engine, which keeps what they changed (a
+ * duplicate changes nothing and is neither logged nor broadcast).  At the end
+ * of the loop turn the engine encodes the turn's changes as one update, which
+ * is broadcast and logged with the writer.  When its log has grown past RT_DOC_COMPACT_UPDATES rows or
  * RT_DOC_COMPACT_BYTES, the engine's encoded state replaces snapshot and log.
  * An idle document without awareness states is unloaded once everything it
  * logged is committed, so that a reload sees all of it.
@@ -53,7 +54,6 @@ static void doc_free(crdt_doc_t *doc)
 {
     rt_ydoc_destroy(doc->ydoc);
     aw_clear(doc);
-    rt_buf_dispose(&doc->changes);
     free(doc);
 }
 
@@ -132,16 +132,10 @@ static void maybe_compact(crdt_docs_t *d, crdt_doc_t *doc)
 
 int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update)
 {
-    size_t at = doc->changes.len;
-    rt_buf_reserve(&doc->changes, 4);
-    doc->changes.len += 4; /* the length, written below */
-    int err = rt_ydoc_apply_update(doc->ydoc, update, &doc->changes);
-    uint32_t n = (uint32_t)(doc->changes.len - at - 4);
-    if (err != RT_OK || n == 0) {
-        doc->changes.len = at; /* malformed, or a duplicate */
-        return err;
-    }
-    memcpy(doc->changes.data + at, &n, 4);
+    bool changed;
+    int err = rt_ydoc_apply_update_kept(doc->ydoc, update, &changed);
+    if (err != RT_OK || !changed)
+        return err;  /* malformed, or a duplicate */
     doc->exists = 1; /* last_used_ns: crdt_docs_get, once per request */
     if (doc->nchanges++ == 0) {
         doc->next_dirty = d->dirty;
@@ -150,41 +144,19 @@ int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update)
     return RT_OK;
 }
 
-/* Merges the turn's changes of `doc` into one update; returns it (borrowed). */
-static rt_slice_t merge_changes(crdt_docs_t *d, crdt_doc_t *doc)
-{
-    rt_slice_t parts[64], *many = parts;
-    if (doc->nchanges > RT_ARRAY_SIZE(parts))
-        many = rt_xmalloc(doc->nchanges * sizeof(*many));
-    size_t k = 0;
-    for (size_t off = 0; off < doc->changes.len; k++) {
-        uint32_t n;
-        memcpy(&n, doc->changes.data + off, 4);
-        many[k] = (rt_slice_t){doc->changes.data + off + 4, n};
-        off += 4 + n;
-    }
-    if (k == 1)
-        return parts[0]; /* nchanges == 1: parts was used */
-    d->merged.len = 0;
-    if (rt_yupdate_merge(many, k, &d->merged) != RT_OK) /* the engine's own output: cannot fail */
-        RT_LOG_ERROR("merge_failed", "doc=%s parts=%zu", doc->name, k);
-    if (many != parts)
-        free(many);
-    return (rt_slice_t){d->merged.data, d->merged.len};
-}
-
 void crdt_docs_flush(crdt_docs_t *d)
 {
     while (d->dirty != NULL) {
         crdt_doc_t *doc = d->dirty;
         d->dirty = doc->next_dirty;
         doc->next_dirty = NULL;
-        rt_slice_t changed = merge_changes(d, doc);
+        d->merged.len = 0; /* the turn's changes, as one update */
+        rt_ydoc_take_changes(doc->ydoc, &d->merged);
+        rt_slice_t changed = {d->merged.data, d->merged.len};
         d->changes_publish(d->ctx, doc, changed);
         doc->last_seq = crdt_writer_append(d->writer, doc->name, changed);
         doc->log_rows++;
         doc->log_bytes += (int64_t)changed.len;
-        doc->changes.len = 0;
         doc->nchanges = 0;
         maybe_compact(d, doc);
     }

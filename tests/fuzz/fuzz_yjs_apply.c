@@ -9,6 +9,9 @@
  * input (e.g. an item whose parent disagrees with its origin's) Yjs's own
  * state does not rebuild its document either, and pending structs in the
  * state may integrate in the copy.  Rendering the JSON must not crash.
+ * A second document applies the same stream in kept mode, taking the changes
+ * after the updates whose length is odd: it must agree on which updates
+ * changed something, and its takes must rebuild it as the events do.
  */
 #include "rt/yjs.h"
 
@@ -55,27 +58,50 @@ static void check_copies(rt_ydoc_t *doc, const rt_buf_t *events)
     rt_buf_dispose(&json);
 }
 
+static void append_event(rt_buf_t *events, const rt_buf_t *ev)
+{
+    if (ev->len == 0)
+        return;
+    rt_buf_append(events, &ev->len, sizeof ev->len);
+    rt_buf_append(events, ev->data, ev->len);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    rt_ydoc_t *doc;
+    rt_ydoc_t *doc, *kept;
     rt_ydoc_create(&doc);
-    rt_buf_t changed = {0}, events = {0};
+    rt_ydoc_create(&kept);
+    rt_buf_t changed = {0}, events = {0}, taken = {0}, takes = {0};
     size_t off = 0;
     while (size - off >= 2) {
         size_t len = (size_t)data[off] | (size_t)data[off + 1] << 8;
         off += 2;
         if (len > size - off)
             len = size - off;
+        rt_slice_t u = {data + off, len};
         changed.len = 0;
-        if (rt_ydoc_apply_update(doc, (rt_slice_t){data + off, len}, &changed) == 0 && changed.len > 0) {
-            rt_buf_append(&events, &changed.len, sizeof changed.len);
-            rt_buf_append(&events, changed.data, changed.len);
+        int rc = rt_ydoc_apply_update(doc, u, &changed);
+        append_event(&events, &changed);
+        bool kept_changed = false;
+        if (rt_ydoc_apply_update_kept(kept, u, &kept_changed) != rc || kept_changed != (changed.len > 0))
+            abort();
+        if (len % 2) {
+            taken.len = 0;
+            rt_ydoc_take_changes(kept, &taken);
+            append_event(&takes, &taken);
         }
         off += len;
     }
+    taken.len = 0;
+    rt_ydoc_take_changes(kept, &taken);
+    append_event(&takes, &taken);
     check_copies(doc, &events);
+    check_copies(kept, &takes);
     rt_ydoc_destroy(doc);
+    rt_ydoc_destroy(kept);
     rt_buf_dispose(&changed);
     rt_buf_dispose(&events);
+    rt_buf_dispose(&taken);
+    rt_buf_dispose(&takes);
     return 0;
 }

@@ -79,6 +79,68 @@ static void test_worked_example(void)
     rt_ydoc_destroy(NULL);
 }
 
+/* Applies a hex update in kept mode; returns whether it changed the document. */
+static bool apply_kept_hex(rt_ydoc_t *doc, const char *h)
+{
+    rt_buf_t u = hex(h);
+    bool changed = true;
+    CU_ASSERT_EQUAL(rt_ydoc_apply_update_kept(doc, (rt_slice_t){u.data, u.len}, &changed), 0);
+    rt_buf_dispose(&u);
+    return changed;
+}
+
+/* Applies `taken` to a document holding the updates `base` and checks its content. */
+static void check_taken(const char *const *base, size_t n_base, const rt_buf_t *taken, const char *json_want)
+{
+    rt_ydoc_t *copy;
+    rt_ydoc_create(&copy);
+    for (size_t i = 0; i < n_base; i++)
+        apply_hex(copy, base[i], NULL);
+    CU_ASSERT_EQUAL(rt_ydoc_apply_update(copy, (rt_slice_t){taken->data, taken->len}, NULL), 0);
+    rt_buf_t json = {0};
+    CU_ASSERT_EQUAL(rt_ydoc_to_json(copy, NULL, 0, &json), 0);
+    CU_ASSERT(eq_str(&json, json_want));
+    CU_ASSERT(!rt_ydoc_has_pending(copy));
+    rt_buf_dispose(&json);
+    rt_ydoc_destroy(copy);
+}
+
+static void test_kept_changes(void)
+{
+    rt_ydoc_t *doc;
+    rt_ydoc_create(&doc);
+    rt_buf_t taken = {0};
+    /* all three as one update */
+    for (size_t i = 0; i < 3; i++)
+        CU_ASSERT(apply_kept_hex(doc, WORKED[i]));
+    rt_ydoc_take_changes(doc, &taken);
+    check_taken(NULL, 0, &taken, "{\"t\":\"Xb\"}");
+    CU_ASSERT(state_is(doc, WORKED_STATE));
+    /* taken: nothing is left; a duplicate changes nothing */
+    taken.len = 0;
+    rt_ydoc_take_changes(doc, &taken);
+    CU_ASSERT_EQUAL(taken.len, 0);
+    CU_ASSERT(!apply_kept_hex(doc, WORKED[1]));
+    rt_ydoc_take_changes(doc, &taken);
+    CU_ASSERT_EQUAL(taken.len, 0);
+    rt_ydoc_destroy(doc);
+
+    /* a pending update counts once it integrates; after a take, only what came since */
+    rt_ydoc_create(&doc);
+    CU_ASSERT(!apply_kept_hex(doc, WORKED[1])); /* waits for clocks 0 and 1 */
+    CU_ASSERT(apply_kept_hex(doc, WORKED[0]));
+    taken.len = 0;
+    rt_ydoc_take_changes(doc, &taken);
+    check_taken(NULL, 0, &taken, "{\"t\":\"aXb\"}");
+    CU_ASSERT(apply_kept_hex(doc, WORKED[2]));
+    taken.len = 0;
+    rt_ydoc_take_changes(doc, &taken);
+    CU_ASSERT(eq_hex(&taken, WORKED[2])); /* a deletion only */
+    check_taken(WORKED, 2, &taken, "{\"t\":\"Xb\"}");
+    rt_buf_dispose(&taken);
+    rt_ydoc_destroy(doc);
+}
+
 static void test_out_of_order(void)
 {
     rt_ydoc_t *doc;
@@ -393,6 +455,7 @@ void test_yjs_doc_register(void)
 {
     static const CU_TestInfo tests[] = {
         {"worked_example", test_worked_example},
+        {"kept_changes", test_kept_changes},
         {"out_of_order", test_out_of_order},
         {"pending_delete", test_pending_delete},
         {"conflicts", test_conflicts},

@@ -65,6 +65,19 @@ int rt_ydoc_apply_update(rt_ydoc_t *doc, rt_slice_t update, rt_buf_t *changed);
 /* The same for a V2 update (Y.applyUpdateV2); `changed` is still V1. */
 int rt_ydoc_apply_update_v2(rt_ydoc_t *doc, rt_slice_t update_v2, rt_buf_t *changed);
 
+/* Applies a V1 update like rt_ydoc_apply_update, but keeps what changed in the
+ * document instead of encoding it: rt_ydoc_take_changes then encodes what all
+ * such applies changed as one V1 update, equivalent to the merge of their
+ * 'update' events and more compact (written from the store, where Yjs merged
+ * adjacent structs).  Sets *changed when the document changed (a duplicate
+ * does not).  Meant to be used alone between takes: what other applies
+ * change in between may or may not be included. */
+int rt_ydoc_apply_update_kept(rt_ydoc_t *doc, rt_slice_t update, bool *changed);
+
+/* Appends the changes kept since the last take as one V1 update (nothing if
+ * there are none) and forgets them. */
+void rt_ydoc_take_changes(rt_ydoc_t *doc, rt_buf_t *out);
+
 /* Appends Y.encodeStateVector(doc) (clients descending, pending not counted). */
 void rt_ydoc_encode_state_vector(const rt_ydoc_t *doc, rt_buf_t *out);
 

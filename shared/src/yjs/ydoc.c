@@ -106,9 +106,26 @@ static void txn_dispose(ytxn_t *t)
     free(t->texts);
 }
 
+/* Adds what transaction `t` changed to doc->kept: each client's state before
+ * its first change since the last take, and the deletions. */
+static void keep_changes(rt_ydoc_t *doc, const ytxn_t *t)
+{
+    ytxn_t *k = &doc->kept;
+    for (size_t i = 0; i < t->n_before; i++) {
+        yclient_t *c = ystore_client(doc, t->before[i].client);
+        if (c->kept_epoch != doc->kept_epoch) {
+            c->kept_epoch = doc->kept_epoch;
+            PUSH(k->before, k->n_before, k->cap_before, t->before[i]);
+        }
+    }
+    for (size_t i = 0; i < t->n_ds; i++)
+        PUSH(k->ds, k->n_ds, k->cap_ds, t->ds[i]);
+}
+
 /* Ends the transaction (and the formatting cleanup transaction Yjs runs after
- * it, if any); `changed` gets the merge of their 'update' events. */
-static void finish(rt_ydoc_t *doc, ytxn_t *t, rt_buf_t *changed)
+ * it, if any); `changed` gets the merge of their 'update' events, or with
+ * `keep` they are added to doc->kept. */
+static void finish(rt_ydoc_t *doc, ytxn_t *t, rt_buf_t *changed, bool keep)
 {
     ytxn_t t2 = {.id = ++doc->txn_counter};
     yds_sort_merge(t->ds, &t->n_ds);
@@ -116,6 +133,15 @@ static void finish(rt_ydoc_t *doc, ytxn_t *t, rt_buf_t *changed)
     if (second)
         ytext_cleanup(doc, t, &t2);
     ycleanup_txn(doc, t);
+    if (keep) {
+        keep_changes(doc, t);
+        if (second) {
+            ycleanup_txn(doc, &t2);
+            keep_changes(doc, &t2);
+        }
+        txn_dispose(&t2);
+        return;
+    }
     rt_buf_t ev1 = {0}, ev2 = {0};
     if (changed && !second) {
         write_changed(doc, t, changed);
@@ -141,7 +167,8 @@ static void finish(rt_ydoc_t *doc, ytxn_t *t, rt_buf_t *changed)
     txn_dispose(&t2);
 }
 
-static int apply(rt_ydoc_t *doc, ydecoded_t *d, rt_buf_t *changed)
+/* Returns whether the document changed. */
+static bool apply(rt_ydoc_t *doc, ydecoded_t *d, rt_buf_t *changed, bool keep)
 {
     ytxn_t t = doc->txn;
     memset(&doc->txn, 0, sizeof doc->txn);
@@ -161,12 +188,13 @@ static int apply(rt_ydoc_t *doc, ydecoded_t *d, rt_buf_t *changed)
         ydecoded_dispose(&pd);
         rt_buf_dispose(&pending);
     }
-    finish(doc, &t, changed);
+    finish(doc, &t, changed, keep);
+    bool did = t.n_before || t.n_ds; /* a cleanup transaction only follows changes */
     if (t.cap_before > 256 || t.cap_ds > 256 || t.cap_merge > 256 || t.cap_texts > 256)
         txn_dispose(&t);
     else
         doc->txn = t; /* keep the arrays for the next update */
-    return 0;
+    return did;
 }
 
 /* ---- public API ------------------------------------------------------------------- */
@@ -175,6 +203,7 @@ int rt_ydoc_create(rt_ydoc_t **out)
 {
     rt_ydoc_t *doc = rt_xcalloc(1, sizeof *doc);
     doc->gc = true;
+    doc->kept_epoch = 1; /* clients start at 0: none is kept */
     *out = doc;
     return 0;
 }
@@ -214,6 +243,7 @@ void rt_ydoc_destroy(rt_ydoc_t *doc)
     free(doc->scratch.stack);
     free(doc->scratch.missing);
     txn_dispose(&doc->txn);
+    txn_dispose(&doc->kept);
     free(doc);
 }
 
@@ -222,16 +252,36 @@ void rt_ydoc_set_gc(rt_ydoc_t *doc, bool gc)
     doc->gc = gc;
 }
 
-int rt_ydoc_apply_update(rt_ydoc_t *doc, rt_slice_t update, rt_buf_t *changed)
+static int apply_v1(rt_ydoc_t *doc, rt_slice_t update, rt_buf_t *changed, bool keep, bool *did)
 {
     if (ydecode_v1_reuse(update, &doc->dec) < 0)
         return RT_EINVAL;
-    int rc = apply(doc, &doc->dec, changed);
+    *did = apply(doc, &doc->dec, changed, keep);
     if (doc->dec.cap_structs > 256 || doc->dec.cap_ds > 256 || doc->dec.cap_blocks > 64)
         ydecoded_dispose(&doc->dec); /* keep only a small scratch */
     else
         ydecoded_clear(&doc->dec);
-    return rc;
+    return RT_OK;
+}
+
+int rt_ydoc_apply_update(rt_ydoc_t *doc, rt_slice_t update, rt_buf_t *changed)
+{
+    bool did;
+    return apply_v1(doc, update, changed, false, &did);
+}
+
+int rt_ydoc_apply_update_kept(rt_ydoc_t *doc, rt_slice_t update, bool *changed)
+{
+    *changed = false;
+    return apply_v1(doc, update, NULL, true, changed);
+}
+
+void rt_ydoc_take_changes(rt_ydoc_t *doc, rt_buf_t *out)
+{
+    yds_sort_merge(doc->kept.ds, &doc->kept.n_ds);
+    write_changed(doc, &doc->kept, out);
+    doc->kept.n_before = doc->kept.n_ds = 0;
+    doc->kept_epoch++;
 }
 
 int rt_ydoc_apply_update_v2(rt_ydoc_t *doc, rt_slice_t update_v2, rt_buf_t *changed)
@@ -239,9 +289,9 @@ int rt_ydoc_apply_update_v2(rt_ydoc_t *doc, rt_slice_t update_v2, rt_buf_t *chan
     ydecoded_t d;
     if (ydecode_v2(update_v2, &d) < 0)
         return RT_EINVAL;
-    int rc = apply(doc, &d, changed);
+    apply(doc, &d, changed, false);
     ydecoded_dispose(&d);
-    return rc;
+    return RT_OK;
 }
 
 void rt_ydoc_encode_state_vector(const rt_ydoc_t *doc, rt_buf_t *out)

@@ -79,6 +79,7 @@ typedef struct yclient {
     size_t gap, gap_len; /* logical position and length of the gap */
     uint64_t txn_before; /* state when transaction txn_id first added to it */
     uint64_t txn_id;
+    uint64_t kept_epoch; /* == the document's: in rt_ydoc_t.kept.before */
 } yclient_t;
 
 typedef struct yitem_chunk {
@@ -145,6 +146,9 @@ struct rt_ydoc {
     ydecoded_t dec;
     yscratch_t scratch;
     ytxn_t txn;
+    /* what deferred applies changed since the last rt_ydoc_take_changes */
+    ytxn_t kept;
+    uint64_t kept_epoch;
 };
 
 static inline bool yitem_deleted(const yitem_t *it)
