@@ -382,21 +382,34 @@ static void reply_status(crdt_service_t *svc, const char *reply, int err)
     reply_packed(svc, reply, &r.base);
 }
 
-/* The end-of-turn changes of a document go to every edge holding it. */
+/* The end-of-turn changes of a document go to every edge holding it, and
+ * answer the update requests that made them: the requesting edge gets one
+ * message instead of two, and NATS carries one less. */
 static void broadcast(void *ctx, const crdt_doc_t *doc, rt_slice_t changed)
 {
     crdt_service_t *svc = ctx;
+    char *stack[64], **acks = doc->nacks <= RT_ARRAY_SIZE(stack) ? stack : rt_xmalloc(doc->nacks * sizeof(*acks));
+    size_t k = 0;
+    for (size_t off = 0; off < doc->acks.len; off += strlen(acks[k++]) + 1)
+        acks[k] = (char *)doc->acks.data + off;
     Rtsync__V1__DocBroadcast b = RTSYNC__V1__DOC_BROADCAST__INIT;
     b.doc = (char *)doc->name;
     b.update = (ProtobufCBinaryData){changed.len, (uint8_t *)changed.data};
     b.ts_ms = rt_now_wall_ms();
+    b.acks = acks;
+    b.n_acks = k;
     size_t n = rtsync__v1__doc_broadcast__get_packed_size(&b);
     svc->out.len = 0;
     rtsync__v1__doc_broadcast__pack(&b, rt_buf_reserve(&svc->out, n));
     char subject[CRDT_MAX_NAME + 32];
     rt_bus_subject(subject, sizeof(subject), "rt.doc.bcast", doc->name);
-    if (rt_bus_publish(svc->bus, subject, svc->out.data, n) != RT_OK)
+    if (rt_bus_publish(svc->bus, subject, svc->out.data, n) != RT_OK) {
         RT_LOG_WARN("broadcast_failed", "doc=%s bytes=%zu", doc->name, n);
+        for (size_t i = 0; i < k; i++)
+            reply_status(svc, acks[i], RT_OK); /* applied all the same */
+    }
+    if (acks != stack)
+        free(acks);
 }
 
 static int apply_one(crdt_service_t *svc, crdt_doc_t *doc, ProtobufCBinaryData u)
@@ -418,13 +431,17 @@ static void serve_update(crdt_service_t *svc, const char *reply, const Rtsync__V
 {
     crdt_doc_t *doc = NULL;
     int err = crdt_docs_get(&svc->docs, q->doc, &doc);
+    uint64_t applied = svc->applied;
     if (err == RT_OK && q->update.len > 0)
         err = apply_one(svc, doc, q->update);
     for (size_t i = 0; err == RT_OK && i < q->n_updates; i++)
         err = apply_one(svc, doc, q->updates[i]);
     if (err == RT_EINVAL || err == RT_ETOOBIG)
         count_bad(svc, "update", q->doc);
-    reply_status(svc, reply, err);
+    if (err == RT_OK && svc->applied > applied && reply != NULL && *reply != '\0')
+        crdt_doc_ack_later(doc, reply); /* the broadcast of what it changed answers it */
+    else
+        reply_status(svc, reply, err);
 }
 
 static void serve_get(crdt_service_t *svc, const char *reply, const Rtsync__V1__DocGetRequest *q)

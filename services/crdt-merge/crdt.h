@@ -89,12 +89,15 @@ typedef struct crdt_doc {
     uint64_t last_used_ns;
     rt_map_t aw;      /* 8-byte client id -> crdt_aw_state_t */
     size_t nchanges;  /* updates that changed it this loop turn (the engine keeps what) */
+    rt_buf_t acks;    /* reply subjects the turn's broadcast answers, each NUL-terminated */
+    size_t nacks;
     struct crdt_doc *next_dirty;
 } crdt_doc_t;
 
 /* Publishes an awareness update for the document's clients (removals). */
 typedef void (*crdt_aw_publish_cb)(void *ctx, const crdt_doc_t *doc, rt_slice_t update);
-/* Publishes what a document's updates changed (one V1 update). */
+/* Publishes what a document's updates changed (one V1 update), answering the
+ * update requests in doc->acks. */
 typedef void (*crdt_changes_cb)(void *ctx, const crdt_doc_t *doc, rt_slice_t changed);
 
 typedef struct crdt_docs {
@@ -120,6 +123,9 @@ crdt_doc_t *crdt_docs_find(crdt_docs_t *d, const char *name);
 /* Applies a client's update; what it changed (nothing for a duplicate) waits
  * in the document for crdt_docs_flush.  RT_EINVAL: malformed, nothing changed. */
 int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update);
+/* The turn's broadcast of `doc`, which has changes, answers the update request
+ * with reply subject `reply` (copied). */
+void crdt_doc_ack_later(crdt_doc_t *doc, const char *reply);
 /* End of a loop turn: for every changed document, encodes the turn's changes
  * as one update, logs it with the writer and publishes it (changes_publish). */
 void crdt_docs_flush(crdt_docs_t *d);

@@ -22,6 +22,7 @@
 #include "rt/pg.h"
 #include "rt/yproto.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,7 @@ static void doc_free(crdt_doc_t *doc)
 {
     rt_ydoc_destroy(doc->ydoc);
     aw_clear(doc);
+    rt_buf_dispose(&doc->acks);
     free(doc);
 }
 
@@ -144,6 +146,13 @@ int crdt_doc_apply(crdt_docs_t *d, crdt_doc_t *doc, rt_slice_t update)
     return RT_OK;
 }
 
+void crdt_doc_ack_later(crdt_doc_t *doc, const char *reply)
+{
+    assert(doc->nchanges > 0); /* a broadcast will come */
+    rt_buf_append(&doc->acks, reply, strlen(reply) + 1);
+    doc->nacks++;
+}
+
 void crdt_docs_flush(crdt_docs_t *d)
 {
     while (d->dirty != NULL) {
@@ -158,6 +167,8 @@ void crdt_docs_flush(crdt_docs_t *d)
         doc->log_rows++;
         doc->log_bytes += (int64_t)changed.len;
         doc->nchanges = 0;
+        doc->acks.len = 0;
+        doc->nacks = 0;
         maybe_compact(d, doc);
     }
 }

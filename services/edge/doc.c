@@ -90,6 +90,8 @@ static void on_bcast(void *ctx, const rt_bus_msg_t *msg)
         EDGE_COUNT(doc->thread, deliveries, doc->nsessions);
         send_all(doc, frame);
         edge_frame_release(frame);
+        for (size_t i = 0; i < b->n_acks; i++) /* requests of ours it answers */
+            rt_bus_requester_resolve(doc->thread->requester, b->acks[i], (rt_slice_t){NULL, 0});
     }
     rtsync__v1__doc_broadcast__free_unpacked(b, NULL);
 }

@@ -96,9 +96,11 @@ static void on_reply(void *ctx, int err, rt_slice_t data)
     if (s == NULL || s->conn == NULL)
         return;
     if (kind == REQ_UPDATE) {
+        /* no data: answered by the broadcast of its changes (doc.c, on_bcast) */
+        int replied = err == RT_OK && data.len > 0;
         Rtsync__V1__DocUpdateReply *r =
-            err == RT_OK ? rtsync__v1__doc_update_reply__unpack(NULL, data.len, data.data) : NULL;
-        err = err == RT_OK ? status_of(r ? r->status : NULL) : err;
+            replied ? rtsync__v1__doc_update_reply__unpack(NULL, data.len, data.data) : NULL;
+        err = replied ? status_of(r ? r->status : NULL) : err;
         rtsync__v1__doc_update_reply__free_unpacked(r, NULL);
         s->updating = 0;
         if (err == RT_OK)

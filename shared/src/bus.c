@@ -326,18 +326,30 @@ static void on_request_timeout(h2o_timeout_entry_t *entry)
     request_finish(req, RT_ETIMEOUT, (rt_slice_t){NULL, 0});
 }
 
-static void on_reply(void *ctx, const rt_bus_msg_t *msg)
+/* Returns 0 for an id not pending: a late reply to a request that timed out. */
+static int finish_id(rt_bus_requester_t *r, const char *id, int err, rt_slice_t data)
 {
-    rt_bus_requester_t *r = ctx;
-    const char *id = strrchr(msg->subject, '.');
-    if (id == NULL)
-        return;
-    id++;
     rt_bus_request_t *req = rt_map_get(&r->pending, id, strlen(id));
     if (req == NULL)
-        return; /* late reply to a request that timed out */
+        return 0;
+    request_finish(req, err, data);
+    return 1;
+}
+
+static void on_reply(void *ctx, const rt_bus_msg_t *msg)
+{
+    const char *id = strrchr(msg->subject, '.');
     /* An empty reply is NATS's "no responders" status message: nothing listens. */
-    request_finish(req, msg->data.len == 0 ? RT_EUNAVAIL : RT_OK, msg->data);
+    if (id != NULL)
+        finish_id(ctx, id + 1, msg->data.len == 0 ? RT_EUNAVAIL : RT_OK, msg->data);
+}
+
+int rt_bus_requester_resolve(rt_bus_requester_t *r, const char *reply, rt_slice_t data)
+{
+    size_t n = strlen(r->inbox);
+    if (strncmp(reply, r->inbox, n) != 0 || reply[n] != '.')
+        return 0;
+    return finish_id(r, reply + n + 1, RT_OK, data);
 }
 
 int rt_bus_requester_create(rt_bus_t *bus, rt_loop_t *loop, uint32_t timeout_ms, rt_bus_requester_t **out)

@@ -40,6 +40,18 @@ function content(doc) {
 }
 
 const frame = (...parts) => Buffer.from(parts.flat());
+const varuint = (n) => { const out = []; while (n > 0x7f) { out.push(0x80 | (n & 0x7f)); n >>>= 7; } out.push(n); return out; };
+// Sends each update as its own sync-update message (a raw client's stream).
+const sendUpdates = (c, updates) => { for (const u of updates) c.ws.send(frame([0, 2], varuint(u.length), [...u])); };
+
+// A document typed one character at a time, and its updates, one per keystroke.
+function typedUpdates(n) {
+  const src = new Y.Doc();
+  const updates = [];
+  src.on('update', (u) => updates.push(u));
+  for (let i = 0; i < n; i++) src.getText('text').insert(i, String.fromCharCode(97 + (i % 26)));
+  return { src, updates };
+}
 
 describe('Yjs documents', { timeout: 300000 }, () => {
   let stack;
@@ -202,16 +214,12 @@ describe('Yjs documents', { timeout: 300000 }, () => {
   test('a stream of updates sent at once and the connection closed: all stored, in a few batched requests', async () => {
     await logged(async () => {
       const [e1, e2] = stack.edges;
-      const src = new Y.Doc();
-      const updates = [];
-      src.on('update', (u) => updates.push(u));
-      for (let i = 0; i < 2000; i++) src.getText('text').insert(i, String.fromCharCode(97 + (i % 26)));
-      const varuint = (n) => { const out = []; while (n > 0x7f) { out.push(0x80 | (n & 0x7f)); n >>>= 7; } out.push(n); return out; };
+      const { src, updates } = typedUpdates(2000);
       const varz = async () => (await (await fetch(`${stack.nats.monitorUrl}/varz`)).json()).in_msgs;
       const c = rawConnect(e1, 'stream');
       await c.opened;
       const before = await varz();
-      for (const u of updates) c.ws.send(frame([0, 2], varuint(u.length), [...u]));
+      sendUpdates(c, updates);
       c.ws.close(); // at once: the edge closes with a request in flight and more batched, which must go all the same
       await c.closed;
       const reader = await provider(e2, 'stream');
@@ -221,6 +229,30 @@ describe('Yjs documents', { timeout: 300000 }, () => {
       const msgs = (await varz()) - before;
       assert.ok(msgs < 400, `NATS messages in: ${msgs}`);
       destroy(reader);
+    });
+  });
+
+  test('a request of duplicates only is answered like one that changes something: the stream goes on', async () => {
+    await logged(async () => {
+      const [e1, e2] = stack.edges;
+      const { updates } = typedUpdates(60);
+      const c = rawConnect(e1, 'dups');
+      await c.opened;
+      const reader = await provider(e2, 'dups');
+      try {
+        sendUpdates(c, updates.slice(0, 50));
+        await waitFor(() => reader.doc.getText('text').length === 50, 10000, 'the first 50');
+        // the changed ones are answered by their broadcast; these change nothing, so
+        // none comes: crdt-merge must reply, or the next request never leaves
+        sendUpdates(c, updates.slice(0, 50));
+        await sleep(50);
+        sendUpdates(c, updates.slice(50));
+        await waitFor(() => reader.doc.getText('text').length === 60, 5000, 'the last 10 after the duplicates');
+        assert.equal(c.ws.readyState, 1, 'still open');
+      } finally {
+        c.ws.terminate();
+        destroy(reader);
+      }
     });
   });
 

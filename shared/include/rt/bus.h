@@ -69,6 +69,11 @@ void rt_bus_requester_destroy(rt_bus_requester_t *requester);
 int rt_bus_request(rt_bus_requester_t *requester, const char *subject, const void *data, size_t len, rt_bus_reply_cb cb,
                    void *ctx);
 
+/* On the requester's loop thread: when `reply` is the reply subject of one of its
+ * pending requests, completes it with RT_OK and `data` now, as if its reply had
+ * come (a service may answer inside another message), and returns 1; else 0. */
+int rt_bus_requester_resolve(rt_bus_requester_t *requester, const char *reply, rt_slice_t data);
+
 /* On the requester's loop thread: the callback runs (err RT_OK) once the server has
  * processed everything this connection sent before, subscriptions included; so a
  * client told "subscribed" after it misses nothing published afterwards.  Same
