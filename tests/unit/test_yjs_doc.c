@@ -141,6 +141,39 @@ static void test_kept_changes(void)
     rt_ydoc_destroy(doc);
 }
 
+/* 300 clients' inserts in one take: more than the kept scratch holds on to, so
+ * the take releases it, and the next apply and take start from nothing. */
+static void test_kept_many_clients(void)
+{
+    rt_ydoc_t *doc, *copy;
+    rt_ydoc_create(&doc);
+    rt_ydoc_create(&copy);
+    rt_buf_t taken = {0}, sv = {0}, sv2 = {0};
+    for (unsigned round = 0; round < 2; round++) {
+        for (unsigned c = 1000 + 300 * round; c < 1300 + 300 * round; c++) {
+            const uint8_t u[] = {1, 1, (uint8_t)(0x80 | (c & 0x7f)), (uint8_t)(c >> 7), 0, 4, 1, 1, 't', 1, 'A', 0};
+            bool changed = false;
+            CU_ASSERT_EQUAL(rt_ydoc_apply_update_kept(doc, (rt_slice_t){u, sizeof u}, &changed), 0);
+            CU_ASSERT(changed);
+        }
+        taken.len = 0;
+        rt_ydoc_take_changes(doc, &taken);
+        CU_ASSERT_EQUAL(rt_ydoc_apply_update(copy, (rt_slice_t){taken.data, taken.len}, NULL), 0);
+    }
+    rt_ydoc_encode_state_vector(doc, &sv);
+    rt_ydoc_encode_state_vector(copy, &sv2);
+    CU_ASSERT(sv.len == sv2.len && memcmp(sv.data, sv2.data, sv.len) == 0);
+    rt_buf_t json = {0};
+    CU_ASSERT_EQUAL(rt_ydoc_to_json(copy, NULL, 0, &json), 0);
+    CU_ASSERT_EQUAL(json.len, strlen("{\"t\":\"\"}") + 600);
+    rt_buf_dispose(&json);
+    rt_buf_dispose(&taken);
+    rt_buf_dispose(&sv);
+    rt_buf_dispose(&sv2);
+    rt_ydoc_destroy(doc);
+    rt_ydoc_destroy(copy);
+}
+
 static void test_out_of_order(void)
 {
     rt_ydoc_t *doc;
@@ -456,6 +489,7 @@ void test_yjs_doc_register(void)
     static const CU_TestInfo tests[] = {
         {"worked_example", test_worked_example},
         {"kept_changes", test_kept_changes},
+        {"kept_many_clients", test_kept_many_clients},
         {"out_of_order", test_out_of_order},
         {"pending_delete", test_pending_delete},
         {"conflicts", test_conflicts},

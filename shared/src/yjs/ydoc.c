@@ -282,6 +282,10 @@ void rt_ydoc_take_changes(rt_ydoc_t *doc, rt_buf_t *out)
     write_changed(doc, &doc->kept, out);
     doc->kept.n_before = doc->kept.n_ds = 0;
     doc->kept_epoch++;
+    if (doc->kept.cap_before > 256 || doc->kept.cap_ds > 256) { /* as for doc->txn: a small scratch only */
+        txn_dispose(&doc->kept);
+        memset(&doc->kept, 0, sizeof doc->kept);
+    }
 }
 
 int rt_ydoc_apply_update_v2(rt_ydoc_t *doc, rt_slice_t update_v2, rt_buf_t *changed)

@@ -347,6 +347,7 @@ size_t ystore_memory(const rt_ydoc_t *doc)
     total += doc->n_dead * sizeof(ytype_t) + doc->cap_dead * sizeof(void *);
     total += doc->dec.cap_structs * sizeof(ystruct_t) + doc->dec.cap_blocks * sizeof(yblock_t) +
              doc->dec.cap_ds * sizeof(yrange_t) + doc->txn.cap_before * sizeof(yid_t) +
-             doc->txn.cap_ds * sizeof(yrange_t) + doc->txn.cap_merge * sizeof(yid_t);
+             doc->txn.cap_ds * sizeof(yrange_t) + doc->txn.cap_merge * sizeof(yid_t) +
+             doc->kept.cap_before * sizeof(yid_t) + doc->kept.cap_ds * sizeof(yrange_t);
     return total;
 }
