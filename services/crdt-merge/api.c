@@ -390,8 +390,10 @@ static void broadcast(void *ctx, const crdt_doc_t *doc, rt_slice_t changed)
     crdt_service_t *svc = ctx;
     char *stack[64], **acks = doc->nacks <= RT_ARRAY_SIZE(stack) ? stack : rt_xmalloc(doc->nacks * sizeof(*acks));
     size_t k = 0;
-    for (size_t off = 0; off < doc->acks.len; off += strlen(acks[k++]) + 1)
+    for (size_t off = 0; off < doc->acks.len; k++) {
         acks[k] = (char *)doc->acks.data + off;
+        off += strlen(acks[k]) + 1;
+    }
     Rtsync__V1__DocBroadcast b = RTSYNC__V1__DOC_BROADCAST__INIT;
     b.doc = (char *)doc->name;
     b.update = (ProtobufCBinaryData){changed.len, (uint8_t *)changed.data};

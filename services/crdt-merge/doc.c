@@ -5,8 +5,9 @@
  * client updates through the engine, which keeps what they changed (a
  * duplicate changes nothing and is neither logged nor broadcast).  At the end
  * of the loop turn the engine encodes the turn's changes as one update, which
- * is broadcast and logged with the writer.  When its log has grown past RT_DOC_COMPACT_UPDATES rows or
- * RT_DOC_COMPACT_BYTES, the engine's encoded state replaces snapshot and log.
+ * is broadcast and logged with the writer.  When its log has grown past
+ * RT_DOC_COMPACT_UPDATES rows or RT_DOC_COMPACT_BYTES, the engine's encoded
+ * state replaces snapshot and log.
  * An idle document without awareness states is unloaded once everything it
  * logged is committed, so that a reload sees all of it.
  *
