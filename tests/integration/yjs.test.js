@@ -1,12 +1,12 @@
 // Collaborative documents end to end (issue 6): two edges, crdt-merge and
 // PostgreSQL, with the npm yjs and y-websocket clients.
 
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import * as Y from 'yjs';
 import { startStack } from './lib/stack.js';
-import { provider, synced, destroy, fetchDoc, getBytes, rawConnect, waitFor, sleep } from './lib/yjs.js';
+import { provider, synced, destroy, closeAll, fetchDoc, getBytes, rawConnect, waitFor, sleep } from './lib/yjs.js';
 import { ensureTraceCache } from '../yjs/lib/trace.mjs';
 
 // mulberry32: a seeded generator, so a failure can be replayed
@@ -63,6 +63,7 @@ describe('Yjs documents', { timeout: 300000 }, () => {
       envFor: { 'crdt-merge': { RT_DOC_COMPACT_UPDATES: '50', RT_DOC_IDLE: '2s', RT_LOG_LEVEL: 'debug' } },
     });
   });
+  afterEach(closeAll);
   after(() => stack?.stop());
   const logged = (fn) => stack.withLogs(fn)();
 
@@ -396,6 +397,7 @@ describe('Yjs documents with two crdt-merge replicas', { timeout: 180000 }, () =
   before(async () => {
     stack = await startStack({ edges: 2, services: [{ name: 'crdt-merge', replicas: 2 }] });
   });
+  afterEach(closeAll);
   after(() => stack?.stop({ allowExits: true }));
   const logged = (fn) => stack.withLogs(fn)();
 

@@ -8,6 +8,23 @@ import http from 'node:http';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Every provider and raw connection made here, until destroyed: a test that
+// fails half-way leaves none behind reconnecting (which would keep the test
+// process alive until the runner's timeout) once closeAll runs after it.
+const live = new Set();
+
+/** Destroys every provider and closes every raw connection still open; for afterEach. */
+export function closeAll() {
+  for (const c of live) {
+    if (c instanceof WebsocketProvider) destroy(c);
+    else {
+      c.opened.catch(() => {}); // terminated before it opened: not a failure of its own
+      c.ws.terminate();
+    }
+  }
+  live.clear();
+}
+
 export async function waitFor(cond, timeoutMs = 15000, what = 'condition') {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
@@ -24,6 +41,7 @@ export async function provider(edge, room, { doc = new Y.Doc(), connect = true, 
     disableBc: true,
     ...(awareness ? { awareness } : {}),
   });
+  live.add(p);
   if (connect) await synced(p);
   return p;
 }
@@ -44,6 +62,7 @@ export function synced(p, timeoutMs = 15000) {
 
 export function destroy(...ps) {
   for (const p of ps) {
+    live.delete(p);
     const doc = p.doc;
     p.destroy();
     doc.destroy();
@@ -79,7 +98,13 @@ export function rawConnect(edge, room) {
   const ws = new WebSocket(`${edge.ws}/yjs/${room}`);
   ws.binaryType = 'nodebuffer';
   const c = { ws, messages: [], waiters: [] };
-  c.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  live.add(c);
+  c.closed = new Promise((resolve) =>
+    ws.on('close', (code, reason) => {
+      live.delete(c);
+      resolve({ code, reason: reason.toString() });
+    }),
+  );
   ws.on('message', (data) => {
     c.messages.push(new Uint8Array(data));
     for (const w of c.waiters.splice(0)) w();
