@@ -294,7 +294,7 @@ int hist_service_create(const hist_config_t *cfg, hist_service_t **out)
     svc->cfg = cfg;
     rt_pb_arena_init(&svc->arena, ARENA_SIZE);
     rt_loop_create(&svc->loop);
-    int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
+    int err = rt_bus_create(cfg->nats_url, cfg->instance_id, 0, &svc->bus);
     if (err != RT_OK) {
         hist_service_destroy(svc);
         return err;

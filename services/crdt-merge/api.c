@@ -689,7 +689,7 @@ int crdt_service_create(const crdt_config_t *cfg, crdt_service_t **out)
     svc->started_ns = rt_now_mono_ns();
     rt_loop_create(&svc->loop);
     rt_pb_arena_init(&svc->arena, ARENA_SIZE);
-    int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
+    int err = rt_bus_create(cfg->nats_url, cfg->instance_id, 0, &svc->bus);
     if (err != RT_OK) {
         crdt_service_destroy(svc);
         return err;

@@ -266,6 +266,19 @@ static void on_gap_timeout(h2o_timeout_entry_t *entry)
 
 /* ---- the channel table ------------------------------------------------------------------- */
 
+/* Offers the message to every subscription of the channel, then drops the frames made for it. */
+static void offer_all(edge_channel_t *ch, edge_message_t *m)
+{
+    edge_metrics_observe_latency(ch->thread, m->pb->ts_ms);
+    /* Delivery may unsubscribe a client (slow consumer), so walk with a saved next. */
+    for (h2o_linklist_t *node = ch->subs.next, *next; node != &ch->subs; node = next) {
+        next = node->next;
+        offer(RT_CONTAINER_OF(node, edge_sub_t, channel_link), m);
+    }
+    edge_frame_release(m->ws);
+    edge_frame_release(m->sse);
+}
+
 static void on_channel_message(void *ctx, const rt_bus_msg_t *msg)
 {
     edge_channel_t *ch = ctx;
@@ -277,17 +290,17 @@ static void on_channel_message(void *ctx, const rt_bus_msg_t *msg)
         RT_LOG_WARN("bus_bad_message", "subject=%s bytes=%zu", msg->subject, msg->data.len);
         goto Exit;
     }
-    edge_metrics_observe_latency(t, m.pb->ts_ms);
-    /* Delivery may unsubscribe a client (slow consumer), so walk with a saved next. */
-    for (h2o_linklist_t *node = ch->subs.next, *next; node != &ch->subs; node = next) {
-        next = node->next;
-        offer(RT_CONTAINER_OF(node, edge_sub_t, channel_link), &m);
-    }
+    offer_all(ch, &m);
 Exit:
-    edge_frame_release(m.ws);
-    edge_frame_release(m.sse);
     if (m.pb != NULL)
         rtsync__v1__channel_message__free_unpacked(m.pb, NULL);
+}
+
+void edge_channel_deliver_local(edge_thread_t *t, Rtsync__V1__ChannelMessage *pb)
+{
+    edge_channel_t *ch = rt_map_get(&t->channels, pb->channel, strlen(pb->channel));
+    if (ch != NULL)
+        offer_all(ch, &(edge_message_t){.pb = pb});
 }
 
 static int channel_create(edge_thread_t *t, const char *name, edge_channel_t **out)
@@ -300,7 +313,7 @@ static int channel_create(edge_thread_t *t, const char *name, edge_channel_t **o
     h2o_linklist_init_anchor(&ch->subs);
     char subject[160];
     rt_bus_subject(subject, sizeof(subject), "rt.ch", name);
-    int err = rt_bus_subscribe(t->server->bus, t->loop, subject, NULL, on_channel_message, ch, &ch->bus_sub);
+    int err = rt_bus_subscribe(t->bus, t->loop, subject, NULL, on_channel_message, ch, &ch->bus_sub);
     if (err != RT_OK) {
         free(ch->name);
         free(ch);

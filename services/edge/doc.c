@@ -106,14 +106,19 @@ static void on_awareness(void *ctx, const rt_bus_msg_t *msg)
         EDGE_COUNT(doc->thread, bus_bad, 1);
         RT_LOG_WARN("bus_bad_message", "subject=%s bytes=%zu", msg->subject, msg->data.len);
     } else {
-        rt_buf_t out = {0};
-        rt_ymsg_encode_awareness(&out, (rt_slice_t){a->update.data, a->update.len});
-        edge_frame_t *frame = edge_frame_ws(0x2, out.data, out.len);
-        rt_buf_dispose(&out);
-        send_all(doc, frame);
-        edge_frame_release(frame);
+        edge_ydoc_relay_awareness(doc, (rt_slice_t){a->update.data, a->update.len});
     }
     rtsync__v1__doc_awareness__free_unpacked(a, NULL);
+}
+
+void edge_ydoc_relay_awareness(edge_ydoc_t *doc, rt_slice_t update)
+{
+    rt_buf_t out = {0};
+    rt_ymsg_encode_awareness(&out, update);
+    edge_frame_t *frame = edge_frame_ws(0x2, out.data, out.len);
+    rt_buf_dispose(&out);
+    send_all(doc, frame);
+    edge_frame_release(frame);
 }
 
 static void send_heartbeat(edge_thread_t *t)
@@ -124,7 +129,7 @@ static void send_heartbeat(edge_thread_t *t)
     uint8_t buf[512];
     size_t n = rtsync__v1__doc_edge_heartbeat__get_packed_size(&hb);
     if (n <= sizeof(buf))
-        rt_bus_publish(t->server->bus, "rt.doc.edge", buf, rtsync__v1__doc_edge_heartbeat__pack(&hb, buf));
+        rt_bus_publish(t->bus, "rt.doc.edge", buf, rtsync__v1__doc_edge_heartbeat__pack(&hb, buf));
 }
 
 static void on_tick(h2o_timeout_entry_t *entry)
@@ -223,10 +228,10 @@ static int doc_create(doc_table_t *tb, const char *name, edge_ydoc_t **out)
     rt_map_put(&tb->docs, doc->name, strlen(doc->name), doc);
     char subject[EDGE_DOC_NAME_MAX + 32];
     rt_bus_subject(subject, sizeof(subject), "rt.doc.bcast", name);
-    int err = rt_bus_subscribe(t->server->bus, t->loop, subject, NULL, on_bcast, doc, &doc->bcast_sub);
+    int err = rt_bus_subscribe(t->bus, t->loop, subject, NULL, on_bcast, doc, &doc->bcast_sub);
     if (err == RT_OK) {
         rt_bus_subject(subject, sizeof(subject), "rt.doc.aw", name);
-        err = rt_bus_subscribe(t->server->bus, t->loop, subject, NULL, on_awareness, doc, &doc->aw_sub);
+        err = rt_bus_subscribe(t->bus, t->loop, subject, NULL, on_awareness, doc, &doc->aw_sub);
     }
     if (err != RT_OK) {
         doc_destroy(tb, doc);

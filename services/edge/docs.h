@@ -43,6 +43,8 @@ typedef struct edge_ysession {
 int edge_ydoc_join(edge_thread_t *t, edge_ysession_t *s);
 /* Closes it (unsubscribing after the last local session). */
 void edge_ydoc_leave(edge_ysession_t *s);
+/* Sends an awareness update (borrowed) to every local session of the document. */
+void edge_ydoc_relay_awareness(edge_ydoc_t *doc, rt_slice_t update);
 /* Queues a binary frame to the session's connection (takes the frame). */
 void edge_ysession_send(edge_ysession_t *s, edge_frame_t *frame);
 /* Sends the session's batch at the end of the loop turn (yjs.c's edge_ysession_flush). */

@@ -2,10 +2,13 @@
  * edge.h: the edge's internal types, shared by its files.
  *
  * Threads: RT_EDGE_THREADS event-loop threads, each with its own h2o context,
- * SO_REUSEPORT listener, connections and channel table; nothing in an
- * edge_thread_t is touched by another thread.  NATS messages reach a thread
- * through its rt_loop task queue (rt_bus does the hand-off).  The main thread
- * only waits for signals and asks the loops to drain.
+ * SO_REUSEPORT listener, connections, channel table and NATS connection;
+ * nothing in an edge_thread_t is touched by another thread.  NATS messages
+ * reach a thread through its rt_loop task queue (rt_bus does the hand-off).
+ * A thread's connection has no echo: a message a client publishes reaches the
+ * thread's own subscribers at once, and every other thread and edge through
+ * NATS, so a round trip through NATS is paid only where it crosses threads.
+ * The main thread only waits for signals and asks the loops to drain.
  */
 #ifndef EDGE_H
 #define EDGE_H
@@ -180,6 +183,9 @@ void edge_channel_start_replay(edge_sub_t *sub);
 void edge_channels_probe(edge_thread_t *t);
 /* Unsubscribes; drops the channel (and its NATS subscription) with its last subscriber. */
 void edge_channel_unsubscribe(edge_sub_t *sub);
+/* Offers a message this thread published (borrowed) to its own subscribers of the
+ * channel: its NATS connection does not echo it back. */
+void edge_channel_deliver_local(edge_thread_t *t, Rtsync__V1__ChannelMessage *pb);
 edge_sub_t *edge_client_find_sub(edge_client_t *client, const char *channel);
 void edge_client_unsubscribe_all(edge_client_t *client);
 
@@ -224,6 +230,7 @@ struct edge_thread {
     h2o_accept_ctx_t accept_ctx;
     int listen_fd;
     h2o_socket_t *listener;
+    rt_bus_t *bus; /* the thread's own NATS connection, without echo: what it publishes it delivers itself */
     rt_bus_requester_t *requester;
     rt_map_t channels;           /* name -> edge_channel_t */
     h2o_linklist_t ws_conns;     /* every open WebSocket connection */
@@ -259,7 +266,7 @@ struct edge_thread {
 
 struct edge_server {
     edge_config_t config;
-    rt_bus_t *bus;
+    rt_bus_t *bus; /* presence's (with echo: the threads' subscriptions get its events) */
     h2o_globalconf_t globalconf;
     edge_thread_t *threads;
     size_t nthreads;
@@ -276,6 +283,8 @@ int edge_server_create(const edge_config_t *config, edge_server_t **out);
 /* Runs the loop threads until a drain finishes; blocks the calling (main) thread. */
 int edge_server_run(edge_server_t *server);
 void edge_server_destroy(edge_server_t *server);
+/* Any thread: 1 when every NATS connection of the process is up. */
+int edge_server_bus_connected(edge_server_t *server);
 /* Arms the end-of-turn flush. */
 void edge_thread_schedule_flush(edge_thread_t *t);
 /* Names a new client (its connection id); returns its heartbeat slot (round robin). */

@@ -381,7 +381,7 @@ int edge_http_on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (path_is(req, "/readyz")) {
-        int ready = rt_bus_is_connected(t->server->bus) && !atomic_load(&t->server->draining);
+        int ready = edge_server_bus_connected(t->server) && !atomic_load(&t->server->draining);
         if (ready)
             send_body(req, 200, "text/plain", H2O_STRLIT("ready\n"));
         else

@@ -62,7 +62,7 @@ void edge_metrics_render(edge_server_t *server, rt_buf_t *out)
     rt_buf_printf(out,
                   "# HELP rtsync_edge_nats_connected 1 while connected to NATS.\n"
                   "# TYPE rtsync_edge_nats_connected gauge\nrtsync_edge_nats_connected{edge=\"%s\"} %d\n",
-                  edge, rt_bus_is_connected(server->bus));
+                  edge, edge_server_bus_connected(server));
     const char *h = "rtsync_edge_delivery_latency_seconds";
     rt_buf_printf(out, "# HELP %s From acceptance of a publish to its fan-out on this edge.\n# TYPE %s histogram\n", h,
                   h);

@@ -1,6 +1,7 @@
 /* publish.c: the one publish path behind /ws and POST .../publish.
  *
- * Ephemeral messages go straight to the channel's fan-out subject.  Durable
+ * Ephemeral messages go straight to the channel's fan-out subject, and to the
+ * thread's own subscribers from here (its NATS connection has no echo).  Durable
  * ones are a request to chat-history, which sequences and commits them, then
  * fans them out and replies with the offset; only then is the publisher told.
  * What a thread's connections publish during one loop turn goes in one
@@ -162,7 +163,8 @@ void edge_publish_dispose(edge_thread_t *t)
     t->publisher = NULL;
 }
 
-static int publish_ephemeral(edge_thread_t *t, const edge_publish_t *p, const Rtsync__V1__ChannelMessage *m)
+/* Publishes to the other threads and edges, and delivers to this thread's subscribers. */
+static int publish_ephemeral(edge_thread_t *t, const edge_publish_t *p, Rtsync__V1__ChannelMessage *m)
 {
     uint8_t stackbuf[4096];
     size_t len = rtsync__v1__channel_message__get_packed_size(m);
@@ -170,9 +172,11 @@ static int publish_ephemeral(edge_thread_t *t, const edge_publish_t *p, const Rt
     rtsync__v1__channel_message__pack(m, buf);
     char subject[160];
     rt_bus_subject(subject, sizeof(subject), "rt.ch", p->channel);
-    int err = rt_bus_publish(t->server->bus, subject, buf, len);
+    int err = rt_bus_publish(t->bus, subject, buf, len);
     if (buf != stackbuf)
         free(buf);
+    if (err == RT_OK)
+        edge_channel_deliver_local(t, m);
     return err;
 }
 

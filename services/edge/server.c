@@ -149,7 +149,7 @@ static void *thread_main(void *arg)
     rt_loop_create(&t->loop);
     h2o_evloop_t *loop = rt_loop_evloop(t->loop);
     t->listener = h2o_evloop_socket_create(loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    rt_bus_requester_create(t->server->bus, t->loop, (uint32_t)t->server->config.request_timeout_ms, &t->requester);
+    rt_bus_requester_create(t->bus, t->loop, (uint32_t)t->server->config.request_timeout_ms, &t->requester);
     pthread_barrier_wait(&t->server->started);
     h2o_context_init(&t->ctx, loop, &t->server->globalconf);
     t->accept_ctx.ctx = &t->ctx;
@@ -206,7 +206,7 @@ int edge_server_create(const edge_config_t *config, edge_server_t **out)
     edge_server_t *server = rt_xcalloc(1, sizeof(*server));
     server->config = *config;
     server->nthreads = (size_t)config->threads;
-    int err = rt_bus_create(config->nats_url, config->edge_id, &server->bus);
+    int err = rt_bus_create(config->nats_url, config->edge_id, 0, &server->bus);
     if (err != RT_OK)
         goto Error;
     edge_presence_create(server, &server->presence);
@@ -225,6 +225,10 @@ int edge_server_create(const edge_config_t *config, edge_server_t **out)
         if ((err = listen_socket(config->listen, &fd)) != RT_OK)
             goto Error;
         thread_init(server, &server->threads[i], (unsigned)i, fd);
+        char name[160];
+        snprintf(name, sizeof(name), "%s/%zu", config->edge_id, i);
+        if ((err = rt_bus_create(config->nats_url, name, RT_BUS_NO_ECHO, &server->threads[i].bus)) != RT_OK)
+            goto Error;
     }
     *out = server;
     return RT_OK;
@@ -240,16 +244,21 @@ static void on_probe(rt_task_t *task)
     edge_channels_probe(t);
 }
 
-/* cnats thread: after a reconnect, every loop looks for what it may have missed. */
+/* cnats thread: after a reconnect of its connection, a loop looks for what it may have missed. */
 static void on_bus_state(void *ctx, int connected)
 {
-    edge_server_t *server = ctx;
-    RT_LOG_INFO("nats_state", "connected=%d edge=%s", connected, server->config.edge_id);
-    for (size_t i = 0; connected && i < server->nthreads; i++) {
-        edge_thread_t *t = &server->threads[i];
-        if (!atomic_flag_test_and_set(&t->probe_pending))
-            rt_loop_post(t->loop, &t->probe_task);
-    }
+    edge_thread_t *t = ctx;
+    RT_LOG_INFO("nats_state", "connected=%d edge=%s thread=%u", connected, t->server->config.edge_id, t->index);
+    if (connected && !atomic_flag_test_and_set(&t->probe_pending))
+        rt_loop_post(t->loop, &t->probe_task);
+}
+
+int edge_server_bus_connected(edge_server_t *server)
+{
+    for (size_t i = 0; i < server->nthreads; i++)
+        if (!rt_bus_is_connected(server->threads[i].bus))
+            return 0;
+    return rt_bus_is_connected(server->bus);
 }
 
 int edge_server_run(edge_server_t *server)
@@ -259,7 +268,8 @@ int edge_server_run(edge_server_t *server)
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by the loop threads */
-    rt_bus_set_state_cb(server->bus, on_bus_state, server);
+    for (size_t i = 0; i < server->nthreads; i++)
+        rt_bus_set_state_cb(server->threads[i].bus, on_bus_state, &server->threads[i]);
     pthread_barrier_init(&server->started, NULL, (unsigned)server->nthreads + 1);
     for (size_t i = 0; i < server->nthreads; i++)
         pthread_create(&server->threads[i].tid, NULL, thread_main, &server->threads[i]);
@@ -278,6 +288,8 @@ int edge_server_run(edge_server_t *server)
         pthread_join(server->threads[i].tid, NULL);
     /* every loop has stopped: the last leaves and heartbeat go from here */
     edge_presence_stop(server->presence);
+    for (size_t i = 0; i < server->nthreads; i++)
+        rt_bus_flush(server->threads[i].bus, 1000);
     rt_bus_flush(server->bus, 1000);
     RT_LOG_INFO("stopped", "edge=%s", server->config.edge_id);
     return RT_OK;
@@ -300,9 +312,11 @@ void edge_server_destroy(edge_server_t *server)
         edge_frame_release(t->sse_retry_frame);
         edge_frame_release(t->sse_hb_frame);
     }
-    free(server->threads);
     edge_presence_destroy(server->presence);
     edge_guard_destroy(server->guard);
+    for (size_t i = 0; i < server->nthreads && server->threads != NULL; i++)
+        rt_bus_destroy(server->threads[i].bus);
+    free(server->threads);
     rt_bus_destroy(server->bus);
     free(server);
 }

@@ -10,8 +10,9 @@
  * crdt-merge; its SyncStep2 and Updates are validated by the engine here,
  * then applied by crdt-merge, which broadcasts what changed to every edge
  * (the sender's included, as the reference server does).  Awareness updates
- * are validated and published on rt.doc.aw.<doc>; every edge relays them and
- * crdt-merge keeps the states.  A malformed message closes the connection with
+ * are validated and published on rt.doc.aw.<doc>; every edge relays them (the
+ * sender's thread at once, its NATS connection having no echo) and crdt-merge
+ * keeps the states.  A malformed message closes the connection with
  * 1008 and reaches nobody; a text frame closes it with 1003.  When crdt-merge
  * cannot be reached the connection is closed with 1013: the client reconnects
  * and syncs again, so nothing it sent is lost.
@@ -271,8 +272,10 @@ static void on_awareness(edge_ysession_t *s, rt_slice_t update)
     rtsync__v1__doc_awareness__pack(&a, rt_buf_reserve(&buf, n));
     char subject[EDGE_DOC_NAME_MAX + 32];
     rt_bus_subject(subject, sizeof(subject), "rt.doc.aw", s->name);
-    if (rt_bus_publish(t->server->bus, subject, buf.data, n) == RT_OK)
+    if (rt_bus_publish(t->bus, subject, buf.data, n) == RT_OK) {
         s->sent_awareness = 1;
+        edge_ydoc_relay_awareness(s->doc, update); /* the thread's connection has no echo */
+    }
     rt_buf_dispose(&buf);
 }
 
@@ -323,7 +326,7 @@ static void publish_closed(edge_ysession_t *s)
     c.n_docs = 1;
     uint8_t buf[1024];
     if (rtsync__v1__doc_conn_closed__get_packed_size(&c) <= sizeof(buf))
-        rt_bus_publish(t->server->bus, "rt.doc.conn", buf, rtsync__v1__doc_conn_closed__pack(&c, buf));
+        rt_bus_publish(t->bus, "rt.doc.conn", buf, rtsync__v1__doc_conn_closed__pack(&c, buf));
 }
 
 static void yjs_dispose(edge_ws_conn_t *conn)

@@ -313,7 +313,7 @@ int pres_service_create(const pres_config_t *cfg, pres_service_t **out)
     pres_peers_init(&svc->peers, cfg->instance_id, random_u64(), 3 * svc->interval_ns + 100 * MS,
                     svc->interval_ns + 100 * MS);
     rt_loop_create(&svc->loop);
-    int err = rt_bus_create(cfg->nats_url, cfg->instance_id, &svc->bus);
+    int err = rt_bus_create(cfg->nats_url, cfg->instance_id, 0, &svc->bus);
     if (err != RT_OK) {
         pres_service_destroy(svc);
         return err;

@@ -5,16 +5,27 @@
 
 #include <inttypes.h>
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct bus_barrier bus_barrier_t;
 
 struct rt_bus {
     natsConnection *conn;
     rt_bus_state_cb state_cb;
     void *state_ctx;
     atomic_bool closed; /* cnats ran its closed callback: no callback of ours runs any more */
+    /* Barriers wait for a PING's PONG (cnats has no asynchronous flush, and a
+     * connection without echo cannot send itself a message): a thread of the
+     * bus's own, started by the first barrier, flushes for all that wait. */
+    pthread_mutex_t barrier_lock;
+    pthread_cond_t barrier_cond;
+    bus_barrier_t *barriers; /* waiting for the next flush */
+    pthread_t barrier_thread;
+    bool barrier_started, barrier_stopping;
 };
 
 /* Shared by the owner, the cnats subscription (until its on-complete callback)
@@ -46,6 +57,17 @@ struct rt_bus_requester {
     rt_map_t pending; /* id text -> rt_bus_request_t */
     h2o_timeout_t timeout;
 };
+
+/* A barrier waiting for its flush: then its reply comes as a real one would. */
+struct bus_barrier {
+    bus_barrier_t *next;
+    rt_bus_sub_t *inbox_sub; /* a reference */
+    char reply[96];
+};
+
+/* A flush of the barriers' connection has to answer in this time; if it does not,
+ * their requests time out. */
+#define BARRIER_FLUSH_MS 10000
 
 typedef struct rt_bus_request {
     rt_bus_requester_t *requester;
@@ -88,7 +110,7 @@ static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus 
     RT_LOG_WARN("nats_async_error", "error=\"%s\"", natsStatus_GetText(err));
 }
 
-int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
+int rt_bus_create(const char *url, const char *name, unsigned flags, rt_bus_t **out)
 {
     static atomic_flag lib_set = ATOMIC_FLAG_INIT;
     if (!atomic_flag_test_and_set(&lib_set)) {
@@ -104,6 +126,8 @@ int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
         nats_SetMessageDeliveryPoolSize(1);
     }
     rt_bus_t *bus = rt_xcalloc(1, sizeof(*bus));
+    pthread_mutex_init(&bus->barrier_lock, NULL);
+    pthread_cond_init(&bus->barrier_cond, NULL);
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
     if (s == NATS_OK)
@@ -124,6 +148,8 @@ int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
         s = natsOptions_SetSendAsap(opts, true);
     if (s == NATS_OK)
         s = natsOptions_SetMaxPendingMsgs(opts, 1000000);
+    if (s == NATS_OK && (flags & RT_BUS_NO_ECHO))
+        s = natsOptions_SetNoEcho(opts, true);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(opts, on_disconnected, bus);
     if (s == NATS_OK)
@@ -142,24 +168,31 @@ int rt_bus_create(const char *url, const char *name, rt_bus_t **out)
     natsOptions_Destroy(opts);
     if (s != NATS_OK) {
         RT_LOG_ERROR("nats_connect_failed", "url=%s error=\"%s\"", url, natsStatus_GetText(s));
-        free(bus);
+        rt_bus_destroy(bus);
         return RT_EINVAL;
     }
     *out = bus;
     return RT_OK;
 }
 
+static void barriers_stop(rt_bus_t *bus);
+
 void rt_bus_destroy(rt_bus_t *bus)
 {
     if (bus == NULL)
         return;
-    natsConnection_FlushTimeout(bus->conn, 1000);
-    natsConnection_Close(bus->conn);
-    /* the disconnected callback may still be queued: free the bus only after the
-     * closed callback, which comes after it (at most 2 s) */
-    for (int i = 0; i < 2000 && !atomic_load(&bus->closed); i++)
-        nats_Sleep(1);
-    natsConnection_Destroy(bus->conn);
+    barriers_stop(bus);
+    if (bus->conn != NULL) {
+        natsConnection_FlushTimeout(bus->conn, 1000);
+        natsConnection_Close(bus->conn);
+        /* the disconnected callback may still be queued: free the bus only after the
+         * closed callback, which comes after it (at most 2 s) */
+        for (int i = 0; i < 2000 && !atomic_load(&bus->closed); i++)
+            nats_Sleep(1);
+        natsConnection_Destroy(bus->conn);
+    }
+    pthread_cond_destroy(&bus->barrier_cond);
+    pthread_mutex_destroy(&bus->barrier_lock);
     free(bus);
 }
 
@@ -390,42 +423,117 @@ void rt_bus_requester_destroy(rt_bus_requester_t *r)
     free(r);
 }
 
-/* Publishes to `subject` (NULL: to the request's own reply subject, which
- * comes back through the server) and waits for the answer. */
-static int request_start(rt_bus_requester_t *r, const char *subject, const void *data, size_t len, rt_bus_reply_cb cb,
-                         void *ctx)
+/* A request not yet pending: its id and reply subject are set. */
+static rt_bus_request_t *request_new(rt_bus_requester_t *r, rt_bus_reply_cb cb, void *ctx, char *reply,
+                                     size_t replysize)
 {
-    if (!rt_bus_is_connected(r->bus))
-        return RT_EUNAVAIL;
     rt_bus_request_t *req = rt_xcalloc(1, sizeof(*req));
     req->requester = r;
     req->cb = cb;
     req->ctx = ctx;
     req->idlen = (size_t)snprintf(req->id, sizeof(req->id), "%" PRIu64, ++r->next_id);
-    char reply[96];
-    snprintf(reply, sizeof(reply), "%s.%s", r->inbox, req->id);
-    natsStatus s = subject ? natsConnection_PublishRequest(r->bus->conn, subject, reply, data, (int)len)
-                           : natsConnection_Publish(r->bus->conn, reply, data, (int)len);
-    if (s != NATS_OK) {
-        free(req);
-        return RT_EUNAVAIL;
-    }
+    snprintf(reply, replysize, "%s.%s", r->inbox, req->id);
+    return req;
+}
+
+/* Waits for the reply or the timeout. */
+static void request_pend(rt_bus_request_t *req)
+{
+    rt_bus_requester_t *r = req->requester;
     rt_map_put(&r->pending, req->id, req->idlen, req);
     req->timer.cb = on_request_timeout;
     h2o_timeout_link(rt_loop_evloop(r->loop), &r->timeout, &req->timer);
-    return RT_OK;
 }
 
 int rt_bus_request(rt_bus_requester_t *r, const char *subject, const void *data, size_t len, rt_bus_reply_cb cb,
                    void *ctx)
 {
-    return request_start(r, subject, data, len, cb, ctx);
+    if (!rt_bus_is_connected(r->bus))
+        return RT_EUNAVAIL;
+    char reply[96];
+    rt_bus_request_t *req = request_new(r, cb, ctx, reply, sizeof(reply));
+    if (natsConnection_PublishRequest(r->bus->conn, subject, reply, data, (int)len) != NATS_OK) {
+        free(req);
+        return RT_EUNAVAIL;
+    }
+    request_pend(req);
+    return RT_OK;
+}
+
+/* ---- barriers ---------------------------------------------------------------- */
+
+/* The barrier thread: one flush answers every barrier queued before it. */
+static void *barrier_main(void *arg)
+{
+    rt_bus_t *bus = arg;
+    pthread_mutex_lock(&bus->barrier_lock);
+    for (;;) {
+        while (bus->barriers == NULL && !bus->barrier_stopping)
+            pthread_cond_wait(&bus->barrier_cond, &bus->barrier_lock);
+        bus_barrier_t *list = NULL; /* in the order they came (the queue is last in, first out) */
+        for (bus_barrier_t *b = bus->barriers, *next; b != NULL; b = next) {
+            next = b->next;
+            b->next = list;
+            list = b;
+        }
+        bool stopping = bus->barrier_stopping;
+        bus->barriers = NULL;
+        pthread_mutex_unlock(&bus->barrier_lock);
+        /* stopping: the requesters are gone, and their barriers with them */
+        bool flushed = !stopping && list != NULL && natsConnection_FlushTimeout(bus->conn, BARRIER_FLUSH_MS) == NATS_OK;
+        for (bus_barrier_t *b = list, *next; b != NULL; b = next) {
+            next = b->next;
+            natsMsg *m = NULL;
+            /* one byte: an empty reply would read as "no responders" */
+            if (flushed && natsMsg_Create(&m, b->reply, NULL, "b", 1) == NATS_OK)
+                on_nats_msg(bus->conn, NULL, m, b->inbox_sub);
+            sub_release(b->inbox_sub);
+            free(b);
+        }
+        if (stopping)
+            return NULL;
+        pthread_mutex_lock(&bus->barrier_lock);
+    }
+}
+
+static void barriers_stop(rt_bus_t *bus)
+{
+    pthread_mutex_lock(&bus->barrier_lock);
+    bus->barrier_stopping = true;
+    bool started = bus->barrier_started;
+    pthread_cond_signal(&bus->barrier_cond);
+    pthread_mutex_unlock(&bus->barrier_lock);
+    if (started)
+        pthread_join(bus->barrier_thread, NULL);
 }
 
 int rt_bus_barrier(rt_bus_requester_t *r, rt_bus_reply_cb cb, void *ctx)
 {
-    /* one byte: an empty message would read as "no responders" */
-    return request_start(r, NULL, "b", 1, cb, ctx);
+    rt_bus_t *bus = r->bus;
+    if (!rt_bus_is_connected(bus))
+        return RT_EUNAVAIL;
+    bus_barrier_t *b = rt_xcalloc(1, sizeof(*b));
+    rt_bus_request_t *req = request_new(r, cb, ctx, b->reply, sizeof(b->reply));
+    b->inbox_sub = r->inbox_sub;
+    atomic_fetch_add(&b->inbox_sub->refs, 1);
+    pthread_mutex_lock(&bus->barrier_lock);
+    if (!bus->barrier_started)
+        bus->barrier_started = pthread_create(&bus->barrier_thread, NULL, barrier_main, bus) == 0;
+    int err = bus->barrier_started && !bus->barrier_stopping ? RT_OK : RT_EUNAVAIL;
+    if (err == RT_OK) {
+        b->next = bus->barriers;
+        bus->barriers = b;
+        pthread_cond_signal(&bus->barrier_cond);
+    }
+    pthread_mutex_unlock(&bus->barrier_lock);
+    if (err != RT_OK) {
+        sub_release(b->inbox_sub);
+        free(b);
+        free(req);
+        return err;
+    }
+    request_pend(req);
+    return RT_OK;
 }
 
 void rt_bus_subject(char *out, size_t outsize, const char *prefix, const char *name)

@@ -57,11 +57,12 @@ describe('edge', { timeout: 120000 }, () => {
     for (let i = 0; i < 12; i++) subs.push(await subscribed(stack.edges[i % 2].ws, 'order.test'));
     const threads = new Set(subs.map((s) => s.welcome.conn.replace(/-\d+$/, '')));
     assert.ok(threads.size >= 3, `clients spread over edge threads: ${[...threads]}`);
-    const pub = await connectWs(`${stack.edges[0].ws}/ws?user=pub`);
-    await pub.next('welcome');
+    // the publisher is a subscriber too: its thread delivers to it, and to its
+    // other clients, without NATS (whose echo is off), and exactly once
+    const pub = await subscribed(stack.edges[0].ws, 'order.test', { query: '?user=pub' });
     const N = 300;
     for (let i = 0; i < N; i++) pub.send({ type: 'publish', channel: 'order.test', data: { i }, ephemeral: true });
-    for (const s of subs) {
+    for (const s of [pub, ...subs]) {
       for (let i = 0; i < N; i++) {
         const m = await s.next('message');
         assert.deepEqual(m.data, { i });
@@ -72,6 +73,8 @@ describe('edge', { timeout: 120000 }, () => {
         assert.equal(m.offset, undefined); // ephemeral: no offset
       }
     }
+    await sleep(200);
+    for (const s of [pub, ...subs]) assert.deepEqual(s.queue.filter((f) => f.type === 'message'), [], 'no duplicates');
     await Promise.all([...subs, pub].map((c) => c.close()));
   });
 

@@ -56,11 +56,16 @@ function typedUpdates(n) {
 describe('Yjs documents', { timeout: 300000 }, () => {
   let stack;
   before(async () => {
-    // small compaction and idle thresholds, so that every test also goes through them
+    // small compaction and idle thresholds, so that every test also goes through them;
+    // one thread per edge, so that clients of one edge share its thread (and the
+    // relay without NATS's echo); the replicas' tests below run two
     stack = await startStack({
       edges: 2,
       services: ['crdt-merge'],
-      envFor: { 'crdt-merge': { RT_DOC_COMPACT_UPDATES: '50', RT_DOC_IDLE: '2s', RT_LOG_LEVEL: 'debug' } },
+      envFor: {
+        'crdt-merge': { RT_DOC_COMPACT_UPDATES: '50', RT_DOC_IDLE: '2s', RT_LOG_LEVEL: 'debug' },
+        edge: { RT_EDGE_THREADS: '1' },
+      },
     });
   });
   afterEach(closeAll);
@@ -132,8 +137,10 @@ describe('Yjs documents', { timeout: 300000 }, () => {
       const [e1, e2] = stack.edges;
       const a = await provider(e1, 'aw');
       const b = await provider(e2, 'aw');
+      const near = await provider(e1, 'aw'); // a's edge: relayed there without NATS's echo
       a.awareness.setLocalStateField('user', { name: 'A' });
       await waitFor(() => b.awareness.getStates().get(a.doc.clientID)?.user?.name === 'A', 10000, 'state on b');
+      await waitFor(() => near.awareness.getStates().get(a.doc.clientID)?.user?.name === 'A', 10000, 'state on near');
       // a newcomer gets the current states on connect
       const c = await provider(e2, 'aw');
       await waitFor(() => c.awareness.getStates().get(a.doc.clientID)?.user?.name === 'A', 10000, 'state on c');
@@ -149,7 +156,7 @@ describe('Yjs documents', { timeout: 300000 }, () => {
       a.ws.terminate?.() ?? a.ws.close();
       a.shouldConnect = false;
       await waitFor(() => !b.awareness.getStates().has(id) && !c.awareness.getStates().has(id), 10000, 'removal');
-      destroy(a, b, c);
+      destroy(a, b, c, near);
     });
   });
 

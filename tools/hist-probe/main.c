@@ -514,7 +514,7 @@ int main(int argc, char **argv)
     rt_log_init("hist-probe", RT_LOG_ERROR);
     const char *url = getenv("RT_NATS_URL");
     rt_loop_create(&p.loop);
-    if (rt_bus_create(url ? url : "nats://127.0.0.1:4222", "hist-probe", &p.bus) != RT_OK)
+    if (rt_bus_create(url ? url : "nats://127.0.0.1:4222", "hist-probe", 0, &p.bus) != RT_OK)
         return 1;
     rt_bus_wait_connected(p.bus, p.loop, 5000); /* requests then say whether it worked */
     rt_bus_requester_create(p.bus, p.loop, (uint32_t)p.o.timeout_ms, &p.req);

@@ -32,8 +32,15 @@ typedef void (*rt_bus_reply_cb)(void *ctx, int err, rt_slice_t data);
 /* Runs on a cnats thread: the connection was lost (0) or is back (1). */
 typedef void (*rt_bus_state_cb)(void *ctx, int connected);
 
-/* Returns an owned bus in *out; borrows url and name.  RT_EINVAL for a bad URL. */
-int rt_bus_create(const char *url, const char *name, rt_bus_t **out);
+/* Flags of rt_bus_create. */
+enum {
+    /* The server does not deliver this connection's own publishes to its own
+     * subscriptions: the publisher delivers them locally, without the round trip. */
+    RT_BUS_NO_ECHO = 1u << 0,
+};
+
+/* Returns an owned bus in *out; borrows url and name; flags: RT_BUS_*.  RT_EINVAL for a bad URL. */
+int rt_bus_create(const char *url, const char *name, unsigned flags, rt_bus_t **out);
 /* Flushes and closes.  Every subscription and requester must be gone.  Accepts NULL. */
 void rt_bus_destroy(rt_bus_t *bus);
 /* Any thread.  Called on every loss and recovery of the connection; set before traffic starts. */
@@ -75,9 +82,9 @@ int rt_bus_request(rt_bus_requester_t *requester, const char *subject, const voi
 int rt_bus_requester_resolve(rt_bus_requester_t *requester, const char *reply, rt_slice_t data);
 
 /* On the requester's loop thread: the callback runs (err RT_OK) once the server has
- * processed everything this connection sent before, subscriptions included; so a
- * client told "subscribed" after it misses nothing published afterwards.  Same
- * lifetime rules as rt_bus_request. */
+ * processed everything this connection sent before, subscriptions included (a PING
+ * answered); so a client told "subscribed" after it misses nothing published
+ * afterwards.  Same lifetime rules as rt_bus_request. */
 int rt_bus_barrier(rt_bus_requester_t *requester, rt_bus_reply_cb cb, void *ctx);
 
 /* Writes the NATS subject `prefix.<name>` for a channel or document name, with
