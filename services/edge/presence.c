@@ -48,6 +48,8 @@ struct edge_presence {
     h2o_timeout_t tick_timeout, heartbeat_timeout;
     h2o_timeout_entry_t tick_entry, heartbeat_entry;
     unsigned ticks;
+    int tick_armed;     /* the tick runs (or arm_task is on its way): only while states wait */
+    rt_task_t arm_task; /* links the tick, on the loop's thread */
 };
 
 static void member_free(member_t *m)
@@ -171,6 +173,10 @@ int edge_presence_state(edge_presence_t *p, const char *channel, const edge_clie
         rt_buf_append(&m->state, state, len);
         m->state_dirty = 1;
         p->states_dirty = 1;
+        if (!p->tick_armed && p->loop != NULL) {
+            p->tick_armed = 1;
+            rt_loop_post(p->loop, &p->arm_task);
+        }
     }
     pthread_mutex_unlock(&p->lock);
     free(key);
@@ -233,6 +239,7 @@ static void flush_states(edge_presence_t *p)
     p->states_dirty = 0;
 }
 
+/* Every TICK_MS while states wait to be flushed, not otherwise: an idle edge sleeps. */
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     edge_presence_t *p = RT_CONTAINER_OF(entry, edge_presence_t, tick_entry);
@@ -241,8 +248,17 @@ static void on_tick(h2o_timeout_entry_t *entry)
         flush_states(p);
     if (p->npending > 0)
         publish_batch(p, 0);
+    p->tick_armed = p->states_dirty;
+    if (p->tick_armed)
+        h2o_timeout_link(rt_loop_evloop(p->loop), &p->tick_timeout, &p->tick_entry);
     pthread_mutex_unlock(&p->lock);
-    h2o_timeout_link(rt_loop_evloop(p->loop), &p->tick_timeout, &p->tick_entry);
+}
+
+static void on_arm(rt_task_t *task)
+{
+    edge_presence_t *p = RT_CONTAINER_OF(task, edge_presence_t, arm_task);
+    if (!h2o_timeout_is_linked(&p->tick_entry))
+        h2o_timeout_link(rt_loop_evloop(p->loop), &p->tick_timeout, &p->tick_entry);
 }
 
 static void send_heartbeat(edge_presence_t *p)
@@ -312,13 +328,17 @@ int edge_presence_create(edge_server_t *server, edge_presence_t **out)
 
 void edge_presence_start(edge_presence_t *p, rt_loop_t *loop)
 {
-    p->loop = loop;
     h2o_evloop_t *ev = rt_loop_evloop(loop);
     h2o_timeout_init(ev, &p->tick_timeout, TICK_MS);
     h2o_timeout_init(ev, &p->heartbeat_timeout, (uint64_t)p->server->config.presence_ttl_ms / 6);
     p->tick_entry.cb = on_tick;
     p->heartbeat_entry.cb = on_heartbeat;
+    p->arm_task.cb = on_arm;
+    pthread_mutex_lock(&p->lock);
+    p->loop = loop;    /* other threads may take states from now on */
+    p->tick_armed = 1; /* a first tick flushes states taken before (other threads run already) */
     h2o_timeout_link(ev, &p->tick_timeout, &p->tick_entry);
+    pthread_mutex_unlock(&p->lock);
     h2o_timeout_link(ev, &p->heartbeat_timeout, &p->heartbeat_entry);
     if (rt_bus_subscribe(p->server->bus, loop, "rt.pres.resync", NULL, on_resync, p, &p->resync_sub) != RT_OK)
         RT_LOG_ERROR("presence_resync_unavailable", "subject=rt.pres.resync");
