@@ -308,15 +308,14 @@ void edge_server_destroy(edge_server_t *server)
         t->requester = NULL; /* a publish batch it fails must not send the next through it */
         rt_bus_requester_destroy(requester);
         edge_publish_dispose(t);
+        rt_bus_destroy(t->bus);
         edge_frame_release(t->ping_frame);
         edge_frame_release(t->sse_retry_frame);
         edge_frame_release(t->sse_hb_frame);
     }
+    free(server->threads);
     edge_presence_destroy(server->presence);
     edge_guard_destroy(server->guard);
-    for (size_t i = 0; i < server->nthreads && server->threads != NULL; i++)
-        rt_bus_destroy(server->threads[i].bus);
-    free(server->threads);
     rt_bus_destroy(server->bus);
     free(server);
 }

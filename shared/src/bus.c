@@ -23,7 +23,7 @@ struct rt_bus {
      * bus's own, started by the first barrier, flushes for all that wait. */
     pthread_mutex_t barrier_lock;
     pthread_cond_t barrier_cond;
-    bus_barrier_t *barriers; /* waiting for the next flush */
+    bus_barrier_t *barriers, **barriers_tail; /* waiting for the next flush, in the order they came */
     pthread_t barrier_thread;
     bool barrier_started, barrier_stopping;
 };
@@ -128,6 +128,7 @@ int rt_bus_create(const char *url, const char *name, unsigned flags, rt_bus_t **
     rt_bus_t *bus = rt_xcalloc(1, sizeof(*bus));
     pthread_mutex_init(&bus->barrier_lock, NULL);
     pthread_cond_init(&bus->barrier_cond, NULL);
+    bus->barriers_tail = &bus->barriers;
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
     if (s == NATS_OK)
@@ -470,14 +471,10 @@ static void *barrier_main(void *arg)
     for (;;) {
         while (bus->barriers == NULL && !bus->barrier_stopping)
             pthread_cond_wait(&bus->barrier_cond, &bus->barrier_lock);
-        bus_barrier_t *list = NULL; /* in the order they came (the queue is last in, first out) */
-        for (bus_barrier_t *b = bus->barriers, *next; b != NULL; b = next) {
-            next = b->next;
-            b->next = list;
-            list = b;
-        }
+        bus_barrier_t *list = bus->barriers;
         bool stopping = bus->barrier_stopping;
         bus->barriers = NULL;
+        bus->barriers_tail = &bus->barriers;
         pthread_mutex_unlock(&bus->barrier_lock);
         /* stopping: the requesters are gone, and their barriers with them */
         bool flushed = !stopping && list != NULL && natsConnection_FlushTimeout(bus->conn, BARRIER_FLUSH_MS) == NATS_OK;
@@ -521,8 +518,8 @@ int rt_bus_barrier(rt_bus_requester_t *r, rt_bus_reply_cb cb, void *ctx)
         bus->barrier_started = pthread_create(&bus->barrier_thread, NULL, barrier_main, bus) == 0;
     int err = bus->barrier_started && !bus->barrier_stopping ? RT_OK : RT_EUNAVAIL;
     if (err == RT_OK) {
-        b->next = bus->barriers;
-        bus->barriers = b;
+        *bus->barriers_tail = b;
+        bus->barriers_tail = &b->next;
         pthread_cond_signal(&bus->barrier_cond);
     }
     pthread_mutex_unlock(&bus->barrier_lock);
