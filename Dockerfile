@@ -14,7 +14,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       build-essential pkg-config \
-      libh2o-evloop-dev libwslay-dev libnats-dev \
+      libh2o-evloop-dev libwslay-dev libnats-dev liburing-dev \
       libprotobuf-c-dev protobuf-c-compiler \
       libpq-dev libjansson-dev libjwt-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*

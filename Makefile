@@ -18,8 +18,8 @@ BUILD := build
 GEN := $(BUILD)/gen
 BIN := $(BUILD)/bin
 
-SYS_CFLAGS := $(shell pkg-config --cflags libh2o-evloop libnats libprotobuf-c jansson libpq 2>/dev/null | sed 's/-I/-isystem /g')
-SYS_LIBS := $(shell pkg-config --libs libh2o-evloop libnats libprotobuf-c jansson libpq 2>/dev/null) \
+SYS_CFLAGS := $(shell pkg-config --cflags libh2o-evloop libnats libprotobuf-c jansson libpq liburing 2>/dev/null | sed 's/-I/-isystem /g')
+SYS_LIBS := $(shell pkg-config --libs libh2o-evloop libnats libprotobuf-c jansson libpq liburing 2>/dev/null) \
 	-lwslay -ljwt -lssl -lcrypto -lpthread -lm
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
 	build-essential pkg-config clang curl jq
-	libh2o-evloop-dev libwslay-dev libnats-dev nats-server
+	libh2o-evloop-dev libwslay-dev libnats-dev liburing-dev nats-server
 	libprotobuf-c-dev protobuf-c-compiler
 	libpq-dev postgresql
 	libcunit1-dev libjansson-dev libjwt-dev libssl-dev

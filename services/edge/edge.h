@@ -25,6 +25,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "rtsync/v1/channel.pb-c.h"
 
@@ -49,6 +51,7 @@ typedef struct edge_config {
     int64_t rate_window_ms;
     int64_t max_user_conns;
     int64_t handshake_timeout_ms;
+    int64_t io_uring; /* 1: a loop turn's socket writes go out in batches (sender.c) */
 } edge_config_t;
 
 typedef struct edge_server edge_server_t;
@@ -195,6 +198,31 @@ typedef void (*edge_history_cb)(void *ctx, int err, Rtsync__V1__HistoryReply *re
 void edge_history_query(edge_thread_t *t, const char *channel, int before, uint64_t cursor, uint32_t limit,
                         edge_history_cb cb, void *ctx);
 
+/* ---- sender.c: a loop turn's socket writes in one system call (io_uring) ---- */
+
+#define EDGE_SENDER_VECS 16 /* buffers per send; what is left waits for the next */
+
+typedef struct edge_sender edge_sender_t;
+/* What became of a queued send: `res` bytes went out (maybe not all of `vecs`),
+ * or -errno (-EAGAIN: none, the socket is full).  `vecs` is borrowed for the call. */
+typedef void (*edge_sender_cb)(void *owner, const struct iovec *vecs, size_t nvecs, ssize_t res);
+
+/* Returns 0 and an owned sender in *out, or -errno when the kernel offers no
+ * io_uring (an old kernel, a seccomp profile that refuses it). */
+int edge_sender_create(edge_sender_cb cb, edge_sender_t **out);
+void edge_sender_destroy(edge_sender_t *s);
+int edge_sender_full(const edge_sender_t *s);
+/* The buffers of the next send, to fill (EDGE_SENDER_VECS); not when full. */
+struct iovec *edge_sender_vecs(edge_sender_t *s);
+/* Queues a send of the first n of those buffers to fd (borrowed until the
+ * batch has run); `owner` goes back to the callback. */
+void edge_sender_queue(edge_sender_t *s, int fd, size_t n, void *owner);
+/* Sends the batch with one system call, then calls back once per send, in
+ * queue order.  Returns how many it sent, or -errno when the ring failed: the
+ * callbacks have run (with -EAGAIN for what the kernel never took) and the
+ * sender is to be destroyed. */
+int edge_sender_run(edge_sender_t *s);
+
 /* ---- metrics: per-thread counters, summed when scraped ---- */
 
 typedef struct edge_counters {
@@ -207,7 +235,8 @@ typedef struct edge_counters {
     _Atomic uint64_t slow_closes;
     _Atomic uint64_t bus_messages;        /* NATS messages received */
     _Atomic uint64_t bus_bad;             /* undecodable NATS messages */
-    _Atomic uint64_t writes;              /* socket write calls */
+    _Atomic uint64_t writes;              /* socket writes (each send of a batch counts) */
+    _Atomic uint64_t write_batches;       /* system calls that sent a batch of writes */
     _Atomic uint64_t presence_updates;    /* member changes sent to the presence service */
     _Atomic uint64_t latency_buckets[16]; /* publish-to-queue, ms: <=1,2,4,...; last = more */
     _Atomic uint64_t latency_sum_us;
@@ -236,6 +265,7 @@ struct edge_thread {
     h2o_linklist_t ws_conns;     /* every open WebSocket connection */
     h2o_linklist_t sse_streams;  /* every open SSE stream */
     h2o_linklist_t dirty;        /* WebSocket connections with frames to write */
+    edge_sender_t *sender;       /* writes them in batches; NULL: one writev each through h2o */
     h2o_timeout_t flush_timeout; /* 0 ms: runs at the end of the loop turn */
     h2o_timeout_entry_t flush_entry;
     struct edge_publisher *publisher; /* durable publishes on their way to chat-history (publish.c) */

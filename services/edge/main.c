@@ -46,6 +46,8 @@ static const rt_config_var_t config_vars[] = {
     {"RT_RATE_WINDOW", RT_CFG_MILLIS, "10s", 100, 86400000, CFG(rate_window_ms), "the rate limit's sliding window"},
     {"RT_MAX_USER_CONNS", RT_CFG_INT, "100", 1, 10000000, CFG(max_user_conns),
      "WebSocket connections per user per edge"},
+    {"RT_EDGE_IO_URING", RT_CFG_INT, "1", 0, 1, CFG(io_uring),
+     "1: write a loop turn's socket writes with one io_uring call per batch; 0: one writev per socket"},
     {"RT_HANDSHAKE_TIMEOUT", RT_CFG_MILLIS, "10s", 100, 600000, CFG(handshake_timeout_ms),
      "longest wait for a request's headers (slow clients are dropped)"},
     {"RT_LOG_LEVEL", RT_CFG_LEVEL, "info", 0, 0, CFG(log_level), "debug, info, warn or error"},

@@ -36,7 +36,9 @@ static const metric_t metrics[] = {
     {"rtsync_edge_drops_total", "counter", "Clients closed for being too slow.", COUNTER_AT(slow_closes)},
     {"rtsync_edge_bus_messages_total", "counter", "Channel messages received from NATS.", COUNTER_AT(bus_messages)},
     {"rtsync_edge_bus_bad_messages_total", "counter", "Undecodable NATS messages dropped.", COUNTER_AT(bus_bad)},
-    {"rtsync_edge_socket_writes_total", "counter", "Write calls to client sockets.", COUNTER_AT(writes)},
+    {"rtsync_edge_socket_writes_total", "counter", "Writes to client WebSocket sockets.", COUNTER_AT(writes)},
+    {"rtsync_edge_socket_write_batches_total", "counter",
+     "System calls that sent a loop turn's socket writes together (io_uring).", COUNTER_AT(write_batches)},
     {"rtsync_edge_presence_updates_total", "counter", "Member changes sent to the presence service (states coalesced).",
      COUNTER_AT(presence_updates)},
 };

@@ -141,6 +141,16 @@ static void on_drain(rt_task_t *task)
     edge_thread_on_conn_closed(t);
 }
 
+/* The ring must be made on the thread that submits to it (a single issuer). */
+static void start_sender(edge_thread_t *t)
+{
+    if (!t->server->config.io_uring)
+        return;
+    int rc = edge_sender_create(edge_ws_on_sent, &t->sender);
+    if (rc < 0 && t->index == 0)
+        RT_LOG_WARN("io_uring_unavailable", "error=\"%s\" (each socket is written on its own)", strerror(-rc));
+}
+
 static void *thread_main(void *arg)
 {
     edge_thread_t *t = arg;
@@ -148,6 +158,7 @@ static void *thread_main(void *arg)
      * sockets must be made on the thread that runs them */
     rt_loop_create(&t->loop);
     h2o_evloop_t *loop = rt_loop_evloop(t->loop);
+    start_sender(t);
     t->listener = h2o_evloop_socket_create(loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     rt_bus_requester_create(t->bus, t->loop, (uint32_t)t->server->config.request_timeout_ms, &t->requester);
     pthread_barrier_wait(&t->server->started);
@@ -178,6 +189,8 @@ static void *thread_main(void *arg)
     /* Flush what the last turn queued (close frames) before the process exits. */
     edge_ws_flush_dirty(t);
     rt_loop_run_once(t->loop, 0);
+    edge_sender_destroy(t->sender); /* the ring is the thread's own */
+    t->sender = NULL;
     return NULL;
 }
 

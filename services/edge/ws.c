@@ -2,8 +2,10 @@
  * ws.c: the edge's WebSocket connection, on h2o_http1_upgrade with wslay.
  *
  * Output: frames are queued per connection (edge_outq_t) and written at the
- * end of the loop turn, all pending frames in one writev; the queue is bounded
- * (RT_SEND_QUEUE; beyond it the client is too slow and is closed with 4008).
+ * end of the loop turn, all pending frames in one send; the thread's sender
+ * (sender.c) hands the turn's sends to the kernel in batches, and what a full
+ * socket does not take is h2o's to finish.  The queue is bounded (RT_SEND_QUEUE;
+ * beyond it the client is too slow and is closed with 4008).
  * Input: wslay parses frames.  Its context (4 KiB) exists only while a frame
  * or fragmented message is being received, so an idle connection costs a few
  * hundred bytes; to keep that true we hand wslay complete frames only.
@@ -14,6 +16,7 @@
 #include "ws.h"
 #include "rt/log.h"
 
+#include <errno.h>
 #include <h2o/http1.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
@@ -121,43 +124,113 @@ static void on_close_wait_timeout(h2o_timeout_entry_t *entry)
     conn_destroy(RT_CONTAINER_OF(entry, edge_ws_conn_t, close_entry));
 }
 
-static void write_pending(edge_ws_conn_t *conn);
-
-static void on_write_complete(h2o_socket_t *sock, const char *err)
+/* What was in flight is out (or failed): the next frames go at the end of the
+ * turn, or the close ends. */
+static void on_written(edge_ws_conn_t *conn, int failed)
 {
-    edge_ws_conn_t *conn = sock->data;
     conn->writing = 0;
     edge_outq_written(&conn->outq);
-    if (err != NULL) {
+    if (failed)
         conn_destroy(conn);
-        return;
-    }
-    if (conn->outq.count > 0) {
-        write_pending(conn);
-        return;
-    }
-    if (conn->close_queued && conn->close_received)
+    else if (conn->outq.count > 0)
+        mark_dirty(conn);
+    else if (conn->close_queued && conn->close_received)
         conn_destroy(conn); /* both close frames exchanged and ours is out */
 }
 
-static void write_pending(edge_ws_conn_t *conn)
+static void on_write_complete(h2o_socket_t *sock, const char *err)
 {
-    h2o_iovec_t vecs[MAX_WRITE_VECS];
-    size_t n = edge_outq_take(&conn->outq, vecs, MAX_WRITE_VECS);
-    if (n == 0)
-        return;
+    on_written(sock->data, err != NULL);
+}
+
+static void write_vecs(edge_ws_conn_t *conn, h2o_iovec_t *vecs, size_t n)
+{
     conn->writing = 1;
     EDGE_COUNT(conn->client.thread, writes, 1);
     h2o_socket_write(conn->sock, vecs, n, on_write_complete);
 }
 
+/* A batched send is back.  Part of it or none went out (the socket is full):
+ * h2o writes the rest when the socket takes it. */
+void edge_ws_on_sent(void *owner, const struct iovec *sent, size_t n, ssize_t res)
+{
+    edge_ws_conn_t *conn = owner;
+    if (res < 0 && res != -EAGAIN) {
+        on_written(conn, 1);
+        return;
+    }
+    h2o_iovec_t rest[EDGE_SENDER_VECS];
+    size_t k = 0, skip = res < 0 ? 0 : (size_t)res;
+    for (size_t i = 0; i < n; i++) {
+        if (skip >= sent[i].iov_len) {
+            skip -= sent[i].iov_len;
+            continue;
+        }
+        rest[k++] = h2o_iovec_init((char *)sent[i].iov_base + skip, sent[i].iov_len - skip);
+        skip = 0;
+    }
+    if (k == 0)
+        on_written(conn, 0);
+    else
+        write_vecs(conn, rest, k);
+}
+
+static void queue_send(edge_ws_conn_t *conn, edge_sender_t *s)
+{
+    h2o_iovec_t vecs[EDGE_SENDER_VECS];
+    size_t n = edge_outq_take(&conn->outq, vecs, EDGE_SENDER_VECS);
+    if (n == 0)
+        return;
+    struct iovec *out = edge_sender_vecs(s);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (struct iovec){.iov_base = vecs[i].base, .iov_len = vecs[i].len};
+    conn->writing = 1;
+    EDGE_COUNT(conn->client.thread, writes, 1);
+    edge_sender_queue(s, h2o_socket_get_fd(conn->sock), n, conn);
+}
+
+static int run_batch(edge_thread_t *t, edge_sender_t *s)
+{
+    int rc = edge_sender_run(s);
+    if (rc > 0)
+        EDGE_COUNT(t, write_batches, 1);
+    return rc;
+}
+
+/* Sends every dirty connection's frames, a batch per system call; one whose
+ * send left frames behind is dirty again and comes round in the next batch. */
+static int flush_batched(edge_thread_t *t, edge_sender_t *s)
+{
+    int rc;
+    do {
+        while (!h2o_linklist_is_empty(&t->dirty)) {
+            if (edge_sender_full(s) && (rc = run_batch(t, s)) < 0)
+                return rc;
+            edge_ws_conn_t *conn = RT_CONTAINER_OF(t->dirty.next, edge_ws_conn_t, dirty_link);
+            h2o_linklist_unlink(&conn->dirty_link);
+            if (!conn->writing)
+                queue_send(conn, s);
+        }
+    } while ((rc = run_batch(t, s)) > 0);
+    return rc;
+}
+
 void edge_ws_flush_dirty(edge_thread_t *t)
 {
+    int rc;
+    if (t->sender != NULL && (rc = flush_batched(t, t->sender)) < 0) {
+        RT_LOG_ERROR("io_uring_failed", "thread=%u error=\"%s\" (each socket is written on its own from now on)",
+                     t->index, strerror(-rc));
+        edge_sender_destroy(t->sender);
+        t->sender = NULL;
+    }
+    h2o_iovec_t vecs[MAX_WRITE_VECS];
     while (!h2o_linklist_is_empty(&t->dirty)) {
         edge_ws_conn_t *conn = RT_CONTAINER_OF(t->dirty.next, edge_ws_conn_t, dirty_link);
         h2o_linklist_unlink(&conn->dirty_link);
-        if (!conn->writing)
-            write_pending(conn);
+        size_t n = conn->writing ? 0 : edge_outq_take(&conn->outq, vecs, MAX_WRITE_VECS);
+        if (n > 0)
+            write_vecs(conn, vecs, n);
     }
 }
 

@@ -61,6 +61,9 @@ int edge_ws_resume_reading(edge_ws_conn_t *conn);
  * than `max` bytes counts as complete, so that wslay sees it and refuses it. */
 size_t edge_ws_complete_frames_len(const uint8_t *buf, size_t len, uint64_t max);
 
+/* The edge_sender_cb of the thread's sender: a connection's batched send is back. */
+void edge_ws_on_sent(void *owner, const struct iovec *vecs, size_t nvecs, ssize_t res);
+
 /* Queues a channel message's WebSocket frame (the usual client_ops.deliver). */
 void edge_ws_deliver(edge_client_t *client, edge_channel_t *ch, edge_message_t *msg);
 static inline edge_ws_conn_t *edge_ws_of(edge_client_t *client)

@@ -353,6 +353,19 @@ bench_gen() {
 	"${server}_alive" || bench_say "$label: $server died during the run (logs: $BENCH_OUT/logs/)"
 }
 
+# rtsync_write_counters: "SENDS CALLS" summed over the edges' /metrics: the
+# writes to client sockets, and the io_uring system calls that carried them in
+# batches (a write syscall of its own is in /proc's syscw instead).
+rtsync_write_counters() {
+	local i m s=0 c=0
+	for ((i = 0; i < B_EDGES; i++)); do
+		m=$(curl -sf "http://127.0.0.1:$((B_EDGE_PORT + i))/metrics") || continue
+		s=$((s + $(awk '/^rtsync_edge_socket_writes_total/ {print $2}' <<<"$m")))
+		c=$((c + $(awk '/^rtsync_edge_socket_write_batches_total/ {print $2}' <<<"$m")))
+	done
+	echo "$s $c"
+}
+
 bench_cleanup() {
 	bare_down
 	socketio_down

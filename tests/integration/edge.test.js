@@ -221,37 +221,50 @@ describe('edge', { timeout: 120000 }, () => {
   });
 });
 
-describe('edge: slow consumers', () => {
-  let stack;
-  before(async () => {
-    stack = await startStack({ edges: 1, envFor: { edge: { RT_SEND_QUEUE: '256KiB', RT_EDGE_THREADS: '1', RT_RATE_LIMIT: '1000000' } } });
-  });
-  after(() => stack?.stop());
+// Both ways of writing sockets: batches of io_uring sends (the default) and one
+// writev per socket through h2o (RT_EDGE_IO_URING=0, or a kernel without io_uring).
+// A slow consumer makes sends come back partial or refused, which h2o finishes.
+for (const uring of ['1', '0']) {
+  describe(`edge: slow consumers (RT_EDGE_IO_URING=${uring})`, () => {
+    let stack;
+    before(async () => {
+      stack = await startStack({
+        edges: 1,
+        envFor: { edge: { RT_SEND_QUEUE: '256KiB', RT_EDGE_THREADS: '1', RT_RATE_LIMIT: '1000000', RT_EDGE_IO_URING: uring } },
+      });
+    });
+    after(() => stack?.stop());
 
-  test('a client over its send queue is closed with 4008; others keep receiving', { timeout: 60000 }, async () => {
-    const slow = await subscribed(stack.edges[0].ws, 'flood');
-    const fast = await subscribed(stack.edges[0].ws, 'flood');
-    slow.ws._socket.pause(); // stop reading: the edge's queue for it grows
-    const pub = await connectWs(`${stack.edges[0].ws}/ws`);
-    await pub.next('welcome');
-    // enough to fill the kernel's socket buffers (several MB on loopback) and then the queue
-    const N = 4000;
-    const pad = 'p'.repeat(5000);
-    for (let i = 0; i < N; i += 50) {
-      for (let j = i; j < i + 50; j++) pub.send({ type: 'publish', channel: 'flood', data: { i: j, pad }, ephemeral: true });
-      for (let j = i; j < i + 50; j++) assert.equal((await fast.next('message', 10000)).data.i, j);
-    }
-    slow.ws._socket.resume();
-    const info = await slow.closed;
-    assert.equal(info.code, 4008);
-    const got = slow.all.filter((f) => f.type === 'message').length;
-    assert.ok(got < N, `slow consumer got ${got} of ${N} before its close`);
-    const m = await httpGet(`${stack.edges[0].http}/metrics`);
-    assert.match(m.body, /rtsync_edge_drops_total\{edge="edge-1"\} [1-9]/);
-    await fast.close();
-    await pub.close();
+    test('a client over its send queue is closed with 4008; others keep receiving', { timeout: 60000 }, async (t) => {
+      const slow = await subscribed(stack.edges[0].ws, 'flood');
+      const fast = await subscribed(stack.edges[0].ws, 'flood');
+      slow.ws._socket.pause(); // stop reading: the edge's queue for it grows
+      const pub = await connectWs(`${stack.edges[0].ws}/ws`);
+      await pub.next('welcome');
+      // enough to fill the kernel's socket buffers (several MB on loopback) and then the queue
+      const N = 4000;
+      const pad = 'p'.repeat(5000);
+      for (let i = 0; i < N; i += 50) {
+        for (let j = i; j < i + 50; j++) pub.send({ type: 'publish', channel: 'flood', data: { i: j, pad }, ephemeral: true });
+        for (let j = i; j < i + 50; j++) assert.equal((await fast.next('message', 10000)).data.i, j);
+      }
+      slow.ws._socket.resume();
+      const info = await slow.closed;
+      assert.equal(info.code, 4008);
+      const got = slow.all.filter((f) => f.type === 'message').length;
+      assert.ok(got < N, `slow consumer got ${got} of ${N} before its close`);
+      const m = await httpGet(`${stack.edges[0].http}/metrics`);
+      assert.match(m.body, /rtsync_edge_drops_total\{edge="edge-1"\} [1-9]/);
+      assert.match(m.body, /rtsync_edge_socket_writes_total\{edge="edge-1"\} [1-9]/);
+      const batches = Number(/rtsync_edge_socket_write_batches_total\{edge="edge-1"\} (\d+)/.exec(m.body)[1]);
+      if (uring === '0') assert.equal(batches, 0);
+      else if (/io_uring_unavailable/.test(stack.logs('edge-1'))) t.diagnostic('this kernel refuses io_uring: the edge wrote through h2o');
+      else assert.ok(batches > 0, 'the writes went out in io_uring batches');
+      await fast.close();
+      await pub.close();
+    });
   });
-});
+}
 
 describe('edge: drain and NATS loss', { timeout: 60000 }, () => {
   let stack;

@@ -11,7 +11,9 @@
 # Per run: deliveries/s, deliveries per server CPU-second (server = edges +
 # nats-server, or the node process; utime+stime from /proc/PID/stat over the
 # publish window), p50/p99/max publish-to-receive latency, loss, CPU, RSS,
-# write syscalls per delivery (/proc/PID/io syscw: write/writev, not sendmsg);
+# write syscalls per delivery (/proc/PID/io syscw: write/writev, not sendmsg;
+# rtsync's edges send through io_uring, so for the rate runs the summary adds
+# their socket sends and the io_uring calls that carried them, fanout-writes.txt);
 # then the rtsync/node ratio, the fraction of rt-bare's efficiency rtsync
 # reaches, rt-bare's p99 (is the latency target reachable on one core at all)
 # and the targets.
@@ -20,7 +22,8 @@
 # FANOUT_SIZE (100), FANOUT_SERVERS ("rtsync node socketio fastapi bare"), FANOUT_SWEEP
 # ("100 1000 5000 19000": subscriber counts at FANOUT_SWEEP_RATE (20) msg/s,
 # labelled SERVER-nCOUNT), and those of ../lib.sh.
-# Results: $BENCH_OUT/fanout.jsonl (one rt-loadgen JSON line per run), fanout.txt.
+# Results: $BENCH_OUT/fanout.jsonl (one rt-loadgen JSON line per run), fanout.txt,
+# fanout-writes.txt.
 set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -36,16 +39,18 @@ SWEEP=${FANOUT_SWEEP:-100 1000 5000 19000}
 SWEEP_RATE=${FANOUT_SWEEP_RATE:-20}
 RESULTS=$BENCH_OUT/fanout.jsonl
 SUMMARY=$BENCH_OUT/fanout.txt
+WRITES=$BENCH_OUT/fanout-writes.txt # LABEL SENDS CALLS (before) SENDS CALLS (after) of rtsync's edges
 
 bench_raise_fds
 trap bench_cleanup EXIT
 : >"$RESULTS"
+: >"$WRITES"
 
 # load SERVER URLS: a warm-up, then one measured run per rate, using the
 # server's functions from ../lib.sh: SERVER_up, SERVER_alive, SERVER_pids,
 # SERVER_aux_pids.  A server that died is reported and started again.
 load() {
-	local server=$1 urls=$2 rate aux
+	local server=$1 urls=$2 rate aux before
 	"${GEN[@]}" --mode fanout --urls "$urls" --conns "$SUBS" --rate 50 --duration 2 --size "$SIZE" \
 		--label "$server-warmup" >/dev/null 2>&1 || true
 	for rate in $RATES; do
@@ -56,10 +61,12 @@ load() {
 		aux=$("${server}_aux_pids")
 		bench_wait_quiet
 		bench_say "== fanout $server: $SUBS subscribers x $rate msg/s x $DURATION s"
+		[[ $server != rtsync ]] || before=$(rtsync_write_counters)
 		"${GEN[@]}" --mode fanout --urls "$urls" --conns "$SUBS" --rate "$rate" --duration "$DURATION" \
 			--size "$SIZE" --pids "$("${server}_pids")" ${aux:+--aux-pids "$aux"} --server-core "$SERVER_CPU" \
 			--label "$server-$rate" \
 			>>"$RESULTS" || bench_say "fanout $server-$rate: the generator reported a failure"
+		[[ $server != rtsync ]] || echo "$server-$rate $before $(rtsync_write_counters)" >>"$WRITES"
 		"${server}_alive" || bench_say "fanout $server-$rate: $server died during the run (logs: $BENCH_OUT/logs/)"
 	done
 	local n
@@ -88,7 +95,7 @@ bare_fraction() {
 {
 	echo "fanout: $SUBS subscribers, ${SIZE}-byte ephemeral messages, $DURATION s per run;" \
 		"servers on core $SERVER_CPU, generator on core $GEN_CPU"
-	echo "server CPU = edges + nats-server (rtsync) or the peer's one process; RSS/HWM and writes (write/writev syscalls per delivery) of the edges or the peer"
+	echo "server CPU = edges + nats-server (rtsync) or the peer's one process; RSS/HWM and writes (write/writev syscalls per delivery; io_uring sends are not among them) of the edges or the peer"
 	echo "latency: publish to arrival in the subscriber's socket (kernel timestamp); p99_rd: to the generator's read"
 	echo "others_s: CPU time other processes took on the servers' core during the run (should be ~0; from tick-sampled" \
 		"/proc/stat, so approximate)"
@@ -114,6 +121,14 @@ bare_fraction() {
 		bare_fraction "$rate" "$rate msg/s"
 	done
 	for n in $SWEEP; do bare_fraction "n$n" "$n subscribers x $SWEEP_RATE msg/s"; done
+	while read -r label s0 c0 s1 c1; do
+		jq -r --arg l "$label" --argjson sends $((s1 - s0)) --argjson calls $((c1 - c0)) '
+		  select(.label == $l and .delivered > 0) |
+		  ([.procs[] | select(.name == "edge") | .syscw] | add // 0) as $w |
+		  "\($l): socket sends per delivery \($sends / .delivered * 1000 | round / 1000), system calls that write" +
+		  " per delivery \(($calls + $w) / .delivered * 10000 | round / 10000) (io_uring calls \($calls), each" +
+		  " carrying \(if $calls > 0 then $sends / $calls | round else 0 end) sends; write syscalls \($w))"' "$RESULTS"
+	done <"$WRITES"
 	jq -rs --argjson subs "$SUBS" '
 	  def valid: . != null and .ready == $subs and .failed == 0 and .delivered > 0;
 	  def verdict(ok): if ok then "PASS" else "FAIL" end;
