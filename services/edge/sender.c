@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <liburing.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 
 #define SENDER_ENTRIES 256
