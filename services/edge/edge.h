@@ -219,8 +219,8 @@ struct iovec *edge_sender_vecs(edge_sender_t *s);
 void edge_sender_queue(edge_sender_t *s, int fd, size_t n, void *owner);
 /* Sends the batch with one system call, then calls back once per send, in
  * queue order.  Returns how many it sent, or -errno when the ring failed: the
- * callbacks have run (with -EAGAIN for what the kernel never took) and the
- * sender is to be destroyed. */
+ * callbacks have run (-EAGAIN for what the kernel never took, -EIO for what it
+ * took without an answer) and the sender is to be destroyed. */
 int edge_sender_run(edge_sender_t *s);
 
 /* ---- metrics: per-thread counters, summed when scraped ---- */

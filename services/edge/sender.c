@@ -17,14 +17,16 @@
 #include <assert.h>
 #include <errno.h>
 #include <liburing.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
 #define SENDER_ENTRIES 256
+#define NO_ANSWER INT64_MIN
 
 typedef struct sender_slot {
     void *owner;
-    ssize_t res;
+    int64_t res; /* bytes sent or -errno; NO_ANSWER until the completion comes */
     size_t nvecs;
     struct msghdr msg;
     struct iovec vecs[EDGE_SENDER_VECS];
@@ -34,7 +36,6 @@ struct edge_sender {
     struct io_uring ring;
     edge_sender_cb cb;
     unsigned queued;
-    int dead; /* the ring failed and is gone */
     sender_slot_t slots[SENDER_ENTRIES];
 };
 
@@ -68,8 +69,7 @@ void edge_sender_destroy(edge_sender_t *s)
 {
     if (s == NULL)
         return;
-    if (!s->dead)
-        io_uring_queue_exit(&s->ring);
+    io_uring_queue_exit(&s->ring); /* discards what a failed submit left in it */
     free(s);
 }
 
@@ -93,7 +93,7 @@ void edge_sender_queue(edge_sender_t *s, int fd, size_t n, void *owner)
     assert(sqe != NULL); /* the ring has an entry for every slot */
     slot->owner = owner;
     slot->nvecs = n;
-    slot->res = -EAGAIN; /* what a send the kernel never took counts as */
+    slot->res = NO_ANSWER;
     if (n == 1) {
         io_uring_prep_send(sqe, fd, slot->vecs[0].iov_base, slot->vecs[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
     } else {
@@ -103,36 +103,31 @@ void edge_sender_queue(edge_sender_t *s, int fd, size_t n, void *owner)
     io_uring_sqe_set_data64(sqe, i);
 }
 
-/* Submits the batch and files each completion in its slot.  A failure leaves
- * the ring unusable (sends may still sit in it): it is torn down, which also
- * discards them, and the sends the kernel took without an answer count as
- * failed, since whether their bytes went out is unknown. */
+/* Submits the batch and files each completion in its slot.  After a failure
+ * the ring is not used again (sends may still sit in it; destroying it
+ * discards them): a send the kernel never took counts as refused (-EAGAIN,
+ * h2o retries it), one it took without an answer as failed (-EIO), since
+ * whether its bytes went out is unknown. */
 static int submit(edge_sender_t *s)
 {
     int submitted = io_uring_submit_and_wait(&s->ring, s->queued);
     int rc = submitted < 0 ? submitted : 0;
     for (int seen = 0; seen < submitted;) {
         struct io_uring_cqe *cqe;
-        int wrc = io_uring_wait_cqe(&s->ring, &cqe);
-        if (wrc == -EINTR)
+        rc = io_uring_wait_cqe(&s->ring, &cqe);
+        if (rc == -EINTR)
             continue;
-        if (wrc < 0) {
-            for (unsigned i = 0; i < s->queued; i++)
-                if (s->slots[i].res == -EAGAIN)
-                    s->slots[i].res = -EIO;
-            rc = wrc;
+        if (rc < 0)
             break;
-        }
         s->slots[io_uring_cqe_get_data64(cqe)].res = cqe->res;
         io_uring_cqe_seen(&s->ring, cqe);
         seen++;
     }
     if (rc == 0 && (unsigned)submitted < s->queued)
         rc = -EIO;
-    if (rc < 0) {
-        io_uring_queue_exit(&s->ring);
-        s->dead = 1;
-    }
+    for (unsigned i = 0; rc < 0 && i < s->queued; i++)
+        if (s->slots[i].res == NO_ANSWER)
+            s->slots[i].res = (int)i < submitted ? -EIO : -EAGAIN;
     return rc;
 }
 

@@ -197,19 +197,33 @@ static int run_batch(edge_thread_t *t, edge_sender_t *s)
     return rc;
 }
 
+/* The next dirty connection with nothing in flight, taken off the list. */
+static edge_ws_conn_t *next_dirty(edge_thread_t *t)
+{
+    while (!h2o_linklist_is_empty(&t->dirty)) {
+        edge_ws_conn_t *conn = RT_CONTAINER_OF(t->dirty.next, edge_ws_conn_t, dirty_link);
+        h2o_linklist_unlink(&conn->dirty_link);
+        if (!conn->writing)
+            return conn;
+    }
+    return NULL;
+}
+
 /* Sends every dirty connection's frames, a batch per system call; one whose
- * send left frames behind is dirty again and comes round in the next batch. */
+ * send left frames behind is dirty again and comes round in the next batch.
+ * A full batch runs before the next connection is taken, so its callbacks
+ * never meet a connection half queued. */
 static int flush_batched(edge_thread_t *t, edge_sender_t *s)
 {
     int rc;
     do {
-        while (!h2o_linklist_is_empty(&t->dirty)) {
+        for (;;) {
             if (edge_sender_full(s) && (rc = run_batch(t, s)) < 0)
                 return rc;
-            edge_ws_conn_t *conn = RT_CONTAINER_OF(t->dirty.next, edge_ws_conn_t, dirty_link);
-            h2o_linklist_unlink(&conn->dirty_link);
-            if (!conn->writing)
-                queue_send(conn, s);
+            edge_ws_conn_t *conn = next_dirty(t);
+            if (conn == NULL)
+                break;
+            queue_send(conn, s);
         }
     } while ((rc = run_batch(t, s)) > 0);
     return rc;
@@ -225,10 +239,8 @@ void edge_ws_flush_dirty(edge_thread_t *t)
         t->sender = NULL;
     }
     h2o_iovec_t vecs[MAX_WRITE_VECS];
-    while (!h2o_linklist_is_empty(&t->dirty)) {
-        edge_ws_conn_t *conn = RT_CONTAINER_OF(t->dirty.next, edge_ws_conn_t, dirty_link);
-        h2o_linklist_unlink(&conn->dirty_link);
-        size_t n = conn->writing ? 0 : edge_outq_take(&conn->outq, vecs, MAX_WRITE_VECS);
+    for (edge_ws_conn_t *conn; (conn = next_dirty(t)) != NULL;) {
+        size_t n = edge_outq_take(&conn->outq, vecs, MAX_WRITE_VECS);
         if (n > 0)
             write_vecs(conn, vecs, n);
     }

@@ -147,10 +147,9 @@ bare_fraction() {
 	     " \(if $b100.deliveries_per_server_cpu_s > 0 then $b100.ready * 1e5 / $b100.deliveries_per_server_cpu_s | round / 100
 	        else "?" end) ms of CPU)"
 	   else empty end),
-	  (if $e100 != null and $e100.delivered > 0 then "rtsync at \($e100.ready)x100: the edges take" +
-	     " \([$e100.procs[] | select(.name == "edge") | .cpu_s] | add * 1e8 / $e100.delivered | round / 100) us of CPU" +
-	     " per delivery, so the \($e100.ready) sends of one publish alone take" +
-	     " \([$e100.procs[] | select(.name == "edge") | .cpu_s] | add * 1e5 * $e100.ready / $e100.delivered | round / 100)" +
-	     " ms of the core"
+	  (if $e100 != null and $e100.delivered > 0 then
+	     ([$e100.procs[] | select(.name == "edge") | .cpu_s] | add / $e100.delivered) as $per |
+	     "rtsync at \($e100.ready)x100: the edges take \($per * 1e8 | round / 100) us of CPU per delivery, so the" +
+	     " \($e100.ready) sends of one publish alone take \($per * 1e5 * $e100.ready | round / 100) ms of the core"
 	   else empty end)' "$RESULTS"
 } | tee "$SUMMARY"
